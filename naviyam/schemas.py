@@ -208,7 +208,7 @@ class Recommendation(BaseModel):
     address: str
     distance_m: int | None = None
     walk_minutes: int | None = None
-    menus: list[MenuItem] = Field(default_factory=list)  # the ones shown (<= 2)
+    menus: list[MenuItem] = Field(default_factory=list)  # the menus the answer shows
     min_price: int
     accepts_meal_card: bool
     is_good_influence_shop: bool
@@ -275,3 +275,36 @@ def time_slot_of(moment: datetime) -> TimeSlot:
     if 18 <= hour < 21:
         return TimeSlot.DINNER
     return TimeSlot.NIGHT
+
+
+ENVELOPE_VERSION = "1"
+
+
+class Envelope(BaseModel):
+    """The state of one chat turn as it moves through the steps (and, served, the graph nodes).
+
+    Each step fills its own fields and leaves the others alone, so nothing is recomputed
+    downstream; ``errors`` records steps that failed or were skipped and ``degraded`` tells the
+    app the answer was built without them.
+    """
+
+    schema_version: str = ENVELOPE_VERSION
+    request_id: str
+    input: UserInput
+    profile: UserProfile | None = None
+    preprocessed: Preprocessed | None = None
+    nlu: NLUResult | None = None
+    unsafe_terms: list[str] = Field(default_factory=list)
+    unsafe_kinds: list[str] = Field(default_factory=list)
+    filters: SearchFilters | None = None
+    context: RequestContext | None = None
+    relaxed_distance: bool = False
+    retrieval: list[RetrievalHit] | None = None
+    candidates: list[Candidate] | None = None
+    recommendations: list[Recommendation] = Field(default_factory=list)
+    recommendation_method: str = ""
+    answer: str | None = None
+    model_versions: dict[str, str] = Field(default_factory=dict)
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    errors: dict[str, str] = Field(default_factory=dict)
+    degraded: bool = False

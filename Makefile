@@ -1,0 +1,49 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NAVIYAM := $(VENV)/bin/naviyam
+STAMP := $(VENV)/.installed
+EXAMPLE := 급식카드 되는 치킨집 추천해줘
+# 2 cores on CI and laptops alike; more threads only contend.
+export OMP_NUM_THREADS ?= 2
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_OFFLINE := 1
+
+.PHONY: help venv build demo test bench clean distclean
+
+help:
+	@echo "make demo   - install, build data and models, answer '$(EXAMPLE)'"
+	@echo "make test   - install, build, run the test suite"
+	@echo "make bench  - latency benchmarks (percentiles, ratios)"
+	@echo "make clean  - remove generated data, models and state (var/)"
+
+# torch first, pinned to the CPU build: anything that pulls torch unpinned downloads a CUDA build.
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+venv: $(STAMP)
+
+build: $(STAMP)
+	$(NAVIYAM) build
+
+demo: build
+	$(NAVIYAM) chat "$(EXAMPLE)" --user-id user_123
+
+test: build
+	$(PY) -m pytest -q tests
+
+bench: build
+	$(PY) -m naviyam.bench
+
+clean:
+	rm -rf var
+
+distclean: clean
+	rm -rf $(VENV)

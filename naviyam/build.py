@@ -1,0 +1,109 @@
+"""Build every artefact the chatbot needs, in dependency order, skipping what already exists.
+
+data (parquet) → NLU corpus + fast NLU → retrieval index → candidate structures → Wide&Deep
+(+ONNX). Each artefact directory carries a meta.json with its version, so "exists" means
+"meta.json written", i.e. the previous build of that part finished.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from naviyam.config import Settings
+
+log = logging.getLogger(__name__)
+PARTS = ("data", "nlu", "retriever", "candidates", "ranker")
+
+
+def _done(path: Path) -> bool:
+    return (path / "meta.json").exists()
+
+
+def build_data(settings: Settings, force: bool = False) -> dict:
+    from naviyam.data.generate import build_dataset
+    from naviyam.data.nlu_corpus import build_nlu_corpus
+
+    marker = settings.data_dir / "meta.json"
+    if marker.exists() and not force:
+        return json.loads(marker.read_text())
+    summary = build_dataset(settings)
+    summary["nlu_corpus"] = build_nlu_corpus(settings.data_dir / "nlu", seed=settings.seed)
+    marker.write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=str))
+    return summary
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def train_nlu(settings: Settings, force: bool = False) -> dict:
+    from naviyam.evaluation.nlu_metrics import evaluate_nlu
+    from naviyam.nlu.fast import FastNLU
+    from naviyam.preprocess import Preprocessor
+
+    out = settings.models_dir / "nlu"
+    if _done(out) and not force:
+        return json.loads((out / "meta.json").read_text())
+    corpus = settings.data_dir / "nlu"
+    nlu = FastNLU.train(read_jsonl(corpus / "nlu_train.jsonl"), seed=settings.seed)
+    nlu.save(out)
+    metrics = evaluate_nlu(nlu, read_jsonl(corpus / "nlu_test.jsonl"), Preprocessor())
+    log.info("NLU held-out: intent %.3f, food_category %.3f",
+             metrics["intent_accuracy"], metrics["food_category_accuracy"])
+    (out / "eval.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2))
+    return metrics
+
+
+def build_retriever(settings: Settings, force: bool = False) -> str:
+    from naviyam.data.catalog import Catalog
+    from naviyam.retrieval.embedder import make_embedder
+    from naviyam.retrieval.retriever import Retriever
+
+    out = settings.models_dir / "retriever"
+    if not (_done(out) and not force):
+        catalog = Catalog.load(settings.data_dir)
+        Retriever.build(catalog, make_embedder(settings.retrieval), settings.retrieval).save(out)
+    return json.loads((out / "meta.json").read_text())["version"]
+
+
+def build_candidates(settings: Settings, force: bool = False) -> str:
+    from naviyam.candidates.generator import CandidateGenerator
+    from naviyam.data.catalog import Catalog
+    from naviyam.data.generate import load_events
+
+    out = settings.models_dir / "candidates"
+    if not (_done(out) and not force):
+        catalog = Catalog.load(settings.data_dir)
+        gen = CandidateGenerator.build(catalog, load_events(settings.data_dir), settings.candidates)
+        gen.save(out)
+        gen.close()
+    return json.loads((out / "meta.json").read_text())["version"]
+
+
+def train_ranker(settings: Settings, force: bool = False, init_from: Path | None = None) -> dict:
+    from naviyam.data.catalog import Catalog
+    from naviyam.data.generate import load_events
+    from naviyam.ranking.train import train_ranker as _train
+
+    out = settings.models_dir / "ranker"
+    if _done(out) and not force:
+        return json.loads((out / "meta.json").read_text())
+    catalog = Catalog.load(settings.data_dir)
+    return _train(settings, catalog, load_events(settings.data_dir), out, init_from=init_from)
+
+
+def build_all(settings: Settings, force: bool = False) -> dict:
+    steps = {
+        "data": build_data, "nlu": train_nlu, "retriever": build_retriever,
+        "candidates": build_candidates, "ranker": train_ranker,
+    }
+    report = {}
+    for name, step in steps.items():
+        start = time.perf_counter()
+        step(settings, force=force)
+        report[name] = round(time.perf_counter() - start, 1)
+        log.info("built %s in %.1fs", name, report[name])
+    return report

@@ -1,0 +1,100 @@
+"""Funnel 2 — content: how well each shop's attributes match what this child asked for and likes.
+
+Condition matching, computed as a vectorised weighted average of per-shop components in [0, 1]:
+
+- ``category``     shop category == the asked category (only when the child named one)
+- ``preference``   shop category is one of the profile's ``preferred_categories``
+- ``price``        fit of the shop's prices to the budget (asked ``max_price``, else the
+                   per-meal allowance): 0 when even the cheapest menu is over budget, otherwise
+                   ``min(1, budget / avg_price)``
+- ``meal_card``    the shop accepts the meal card (only for children who have one)
+- ``good``         착한가게 / 선한영향력가게 (only when ``filters.prefer_good_influence``)
+- ``rating``       rating / 5
+
+Components that do not apply to this request are left out of the average (their weight is not
+counted), so scores stay comparable in [0, 1] whatever the child said.
+
+Only shops within ``CandidateSettings.max_distance_km`` of the origin are proposed: a perfect
+match across the city is no answer for a child on foot (DATA.md: walking distance from school
+matters more than rating).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from naviyam.candidates.merge import FunnelOutput, top_allowed
+from naviyam.config import CandidateSettings
+from naviyam.data.catalog import Catalog, haversine_km
+from naviyam.filtering import shop_mask
+from naviyam.schemas import RequestContext, SearchFilters, UserProfile
+
+
+@dataclass(frozen=True)
+class ContentWeights:
+    # Preference is the strongest personal signal; an explicitly asked category is already a hard
+    # filter when set, so here it mostly matters for shops that got in through other constraints.
+    # Price comes next: DATA.md — a shop over the per-meal budget should not be the top pick.
+    category: float = 0.25
+    preference: float = 0.30
+    price: float = 0.20
+    meal_card: float = 0.10
+    good: float = 0.15
+    rating: float = 0.10
+
+
+class ContentFunnel:
+    name = "content"
+
+    def __init__(
+        self, catalog: Catalog, settings: CandidateSettings, weights: ContentWeights = ContentWeights()
+    ) -> None:
+        shops = catalog.shops
+        self._catalog = catalog
+        self._weights = weights
+        self._max_km = settings.max_distance_km
+        self._shop_ids = shops["shop_id"].to_numpy()
+        self._lat = shops["lat"].to_numpy(dtype=np.float64)
+        self._lon = shops["lon"].to_numpy(dtype=np.float64)
+        self._category = shops["category"].to_numpy()
+        self._min_price = shops["min_price"].to_numpy(dtype=np.float64)
+        self._avg_price = np.maximum(shops["avg_price"].to_numpy(dtype=np.float64), 1.0)
+        self._meal_card = shops["accepts_meal_card"].to_numpy(dtype=np.float64)
+        self._good = shops["is_good_influence_shop"].to_numpy(dtype=np.float64)
+        self._rating = np.clip(shops["rating"].to_numpy(dtype=np.float64) / 5.0, 0.0, 1.0)
+
+    def scores(self, user: UserProfile, filters: SearchFilters) -> np.ndarray:
+        """Content score per ``catalog.shops`` row, in [0, 1]."""
+        w = self._weights
+        parts: list[tuple[float, np.ndarray]] = [(w.rating, self._rating)]
+        if filters.category:
+            parts.append((w.category, (self._category == filters.category).astype(np.float64)))
+        if user.preferred_categories:
+            parts.append((w.preference, np.isin(self._category, user.preferred_categories).astype(np.float64)))
+        budget = filters.max_price if filters.max_price is not None else user.per_meal_allowance
+        if budget and budget > 0:
+            fit = np.minimum(1.0, budget / self._avg_price)
+            parts.append((w.price, np.where(self._min_price <= budget, fit, 0.0)))
+        if user.has_meal_card:
+            parts.append((w.meal_card, self._meal_card))
+        if filters.prefer_good_influence:
+            parts.append((w.good, self._good))
+        weight_sum = sum(weight for weight, _ in parts)
+        return sum(weight * component for weight, component in parts) / weight_sum
+
+    def generate(
+        self,
+        user: UserProfile,
+        filters: SearchFilters,
+        context: RequestContext,
+        limit: int,
+        allowed: np.ndarray | None = None,
+    ) -> FunnelOutput:
+        if allowed is None:
+            allowed = shop_mask(self._catalog, filters, origin=(context.origin_lat, context.origin_lon))
+        near = haversine_km(context.origin_lat, context.origin_lon, self._lat, self._lon) <= self._max_km
+        return top_allowed(self.scores(user, filters), allowed & near, self._shop_ids, limit)
+
+    def empty_reason(self, user: UserProfile) -> str:
+        return f"no shop within {self._max_km:g} km passes the filters"

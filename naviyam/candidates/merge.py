@@ -1,0 +1,99 @@
+"""The contract every funnel follows, and the merge of their outputs into ``Candidate`` objects.
+
+A funnel turns (user, filters, context) into a short ``[(shop_id, score in [0, 1]), ...]`` list,
+best first, containing only shops allowed by the shared hard-constraint mask. The merge keeps one
+``Candidate`` per shop with each funnel's score under its own key, so the Layer-2 ranker can use
+"which funnels proposed this shop, and how strongly" as features.
+"""
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Mapping, Protocol
+
+import numpy as np
+
+from naviyam.schemas import Candidate, RequestContext, SearchFilters, UserProfile
+
+FunnelOutput = list[tuple[str, float]]
+
+FUNNEL_NAMES: tuple[str, ...] = ("popularity", "content", "collaborative", "contextual")
+
+# Weights of the combined score that orders merged candidates (they sum to 1, so the combined
+# score stays in [0, 1]). Personal signals (content match, similar users) weigh more than global
+# popularity; context is as strong as popularity because a closed or far shop is a poor answer
+# even when it is popular. A shop proposed by several funnels naturally rises, since a funnel that
+# did not propose a shop contributes 0. Read-only so no caller can change ordering for everyone.
+MERGE_WEIGHTS: Mapping[str, float] = MappingProxyType(
+    {"popularity": 0.20, "content": 0.30, "collaborative": 0.30, "contextual": 0.20}
+)
+
+
+class Funnel(Protocol):
+    """What ``CandidateGenerator`` needs from a funnel."""
+
+    name: str
+
+    def generate(
+        self,
+        user: UserProfile,
+        filters: SearchFilters,
+        context: RequestContext,
+        limit: int,
+        allowed: np.ndarray | None = None,
+    ) -> FunnelOutput:
+        """Up to ``limit`` (shop_id, score) pairs, best first, only where ``allowed`` is True."""
+        ...
+
+    def empty_reason(self, user: UserProfile) -> str:
+        """Why ``generate`` returned nothing (reported in the generator's result)."""
+        ...
+
+
+def top_allowed(scores: np.ndarray, allowed: np.ndarray, shop_ids: np.ndarray, limit: int) -> FunnelOutput:
+    """The ``limit`` best allowed shops with a positive score, as (shop_id, score) pairs.
+
+    A score of 0 means "this funnel has no reason to propose the shop", so such shops are left to
+    the other funnels rather than padding the list. ``argpartition`` keeps this O(n) for 2,400 shops.
+    """
+    if limit <= 0:
+        return []
+    masked = np.where(allowed & (scores > 0), scores, -np.inf)
+    n_ok = int(np.isfinite(masked).sum())
+    if n_ok == 0:
+        return []
+    k = min(limit, n_ok)
+    # k <= n_ok, so the k smallest of -masked are all finite (allowed, positive) entries.
+    idx = np.argpartition(-masked, k - 1)[:k]
+    # Tie-break on shop_id keeps results reproducible across runs and after save/load.
+    idx = sorted((int(i) for i in idx), key=lambda i: (-masked[i], shop_ids[i]))
+    return [(str(shop_ids[i]), float(min(1.0, scores[i]))) for i in idx]
+
+
+def merge_candidates(
+    funnel_results: Mapping[str, FunnelOutput],
+    weights: Mapping[str, float] = MERGE_WEIGHTS,
+) -> list[Candidate]:
+    """One ``Candidate`` per shop, best combined score first.
+
+    ``Candidate.scores`` holds only the funnels that proposed the shop (absent key = not proposed;
+    read it with ``scores.get(name, 0.0)``). Combined score = sum of ``weights[name] * score``;
+    a funnel without a weight (unknown name) counts with weight 0 but its score is still kept.
+    Ties are broken by shop_id so the order is deterministic.
+    """
+    by_shop: dict[str, dict[str, float]] = {}
+    for name, pairs in funnel_results.items():
+        for shop_id, score in pairs:
+            per = by_shop.setdefault(shop_id, {})
+            # A funnel should not list a shop twice; if it does, its best score counts.
+            per[name] = max(float(score), per.get(name, float("-inf")))
+    candidates = [Candidate(shop_id=sid, scores=per) for sid, per in by_shop.items()]
+    candidates.sort(key=lambda c: (-combined_score(c, weights), c.shop_id))
+    return candidates
+
+
+def combined_score(candidate: Candidate, weights: Mapping[str, float] = MERGE_WEIGHTS) -> float:
+    """The score ``merge_candidates`` orders by (also a usable fallback order for the ranker).
+
+    Keys without a weight (e.g. a later-added ``"rag"`` score) contribute 0.
+    """
+    return sum(weights.get(name, 0.0) * s for name, s in candidate.scores.items())

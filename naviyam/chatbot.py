@@ -1,0 +1,309 @@
+"""Steps 1-2 and 8, and the in-process composition of all 8 steps.
+
+Each step is a method that takes the turn's ``Envelope`` and fills its own fields. The CLI and
+tests call ``process()``; the served graph calls the same methods, one node each, so both give
+the same answer for the same input. A failing optional step (retrieval, candidates, ranker) is
+recorded in ``envelope.errors`` and the answer is built from what is left (``degraded``).
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime
+
+from naviyam.data.catalog import haversine_km, walk_minutes
+from naviyam.dialogue import profile_for, resolve_origin, resolve_turn
+from naviyam.filtering import allowed_menus, shop_mask
+from naviyam.memory import ConversationMemory, ShownShop
+from naviyam.metrics import ChatMetrics
+from naviyam.models import ModelBundle
+from naviyam.nlg.grounding import check_grounding
+from naviyam.nlg.normalizer import normalise_for_children
+from naviyam.nlg.templates import AnswerInput, allowed_amounts, compose_answer
+from naviyam.safety import SafetyVerdict, check_text
+from naviyam.schemas import (
+    ChatbotResponse, Envelope, Intent, Recommendation, ResponseMetadata, SearchFilters, UserInput,
+)
+from naviyam.events import EventStore
+
+log = logging.getLogger(__name__)
+
+# Intents that search for shops; the others are answered without retrieval or ranking.
+SEARCH_INTENTS = {Intent.FOOD_RECOMMENDATION, Intent.MENU_INQUIRY, Intent.SHOP_INFO, Intent.BUDGET_INQUIRY}
+RANKER_WEIGHT = 0.8  # personalised score vs. query relevance in the final order
+OVER_ALLOWANCE_PENALTY = 0.7  # DATA.md: a shop whose cheapest meal exceeds the allowance is no top pick
+
+
+@contextmanager
+def _timed(env: Envelope, step: str):
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        env.timings_ms[step] = round((time.perf_counter() - start) * 1000, 2)
+
+
+def _fail(env: Envelope, step: str, exc: BaseException, metrics: ChatMetrics | None = None) -> None:
+    log.warning("step %s failed: %s", step, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+    env.errors[step] = f"{type(exc).__name__}: {exc}"[:300]
+    env.degraded = True
+    if metrics:
+        metrics.errors.labels(step=step).inc()
+
+
+class NaviyamChatbot:
+    def __init__(self, models: ModelBundle, memory: ConversationMemory | None = None,
+                 events: EventStore | None = None, metrics: ChatMetrics | None = None):
+        self.models = models
+        self.settings = models.settings
+        state = self.settings.state_dir
+        self.memory = memory or ConversationMemory(state / "memory.sqlite")
+        self.events = events or EventStore(state / "events.sqlite")
+        self.metrics = metrics or ChatMetrics()
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="naviyam-step5")
+
+    # -- steps 1-2: input ---------------------------------------------------------------
+    @staticmethod
+    def start(user_input: UserInput) -> Envelope:
+        return Envelope(request_id=uuid.uuid4().hex, input=user_input)
+
+    # -- steps 3-4: preprocessing, NLU, safety, dialogue state ----------------------------
+    def understand(self, env: Envelope) -> Envelope:
+        catalog = self.models.catalog
+        with _timed(env, "preprocess"):
+            env.preprocessed = self.models.preprocessor(env.input.text)
+        with _timed(env, "nlu"):
+            nlu = self.models.nlu.parse(env.preprocessed, self.models.shop_names)
+            verdict = check_text(env.preprocessed.cleaned_text, (m.form for m in env.preprocessed.morphemes))
+            if verdict.unsafe:
+                nlu = nlu.model_copy(update={"intent": Intent.UNSAFE_REQUEST})
+            env.unsafe_terms, env.unsafe_kinds = list(verdict.terms), list(verdict.kinds)
+            env.profile = profile_for(catalog, env.input)
+            origin = resolve_origin(catalog, env.input, env.profile, nlu.entities.location)
+            previous = self.memory.last_turn(self._conversation(env))
+            env.nlu, env.filters, env.context = resolve_turn(
+                nlu, previous, env.profile, self.settings.candidates.max_distance_km, env.input.timestamp, origin
+            )
+        env.model_versions["nlu"] = self.models.nlu.version
+        return env
+
+    def needs_search(self, env: Envelope) -> bool:
+        nlu = env.nlu
+        if nlu is None or nlu.intent not in SEARCH_INTENTS:
+            return False
+        if nlu.intent is Intent.BUDGET_INQUIRY:
+            return nlu.entities.budget is not None or nlu.entities.food_category is not None
+        return True
+
+    # -- step 5A: retrieval ---------------------------------------------------------------
+    def retrieve(self, env: Envelope) -> Envelope:
+        with _timed(env, "retrieval"):
+            try:
+                query = env.nlu.semantic_query or env.preprocessed.cleaned_text
+                env.retrieval = self.models.retriever.search(
+                    query, env.filters, origin=(env.context.origin_lat, env.context.origin_lon)
+                )
+                env.model_versions["retriever"] = self.models.retriever.version
+            except Exception as exc:  # noqa: BLE001 - any failure degrades, never crashes the turn
+                _fail(env, "retrieval", exc, self.metrics)
+        return env
+
+    # -- step 5B: 4-funnel candidates ------------------------------------------------------
+    def generate_candidates(self, env: Envelope) -> Envelope:
+        with _timed(env, "candidates"):
+            try:
+                result = self.models.candidates.generate(env.profile, env.filters, env.context)
+                env.candidates = result.candidates
+                for funnel, error in result.funnel_errors.items():
+                    env.errors[f"candidates.{funnel}"] = error
+                env.model_versions["candidates"] = self.models.candidates.version
+            except Exception as exc:  # noqa: BLE001
+                _fail(env, "candidates", exc, self.metrics)
+        return env
+
+    def retrieve_and_generate(self, env: Envelope) -> Envelope:
+        """5A and 5B run side by side; each writes only its own envelope fields."""
+        futures = [self._pool.submit(self.retrieve, env), self._pool.submit(self.generate_candidates, env)]
+        for fut in futures:
+            fut.result()
+        if not env.retrieval and not env.candidates and env.filters.max_distance_km is not None:
+            # Nothing within walking distance: search further rather than answer with nothing.
+            env.filters = env.filters.model_copy(update={"max_distance_km": None})
+            env.relaxed_distance = True
+            futures = [self._pool.submit(self.retrieve, env), self._pool.submit(self.generate_candidates, env)]
+            for fut in futures:
+                fut.result()
+        return env
+
+    # -- step 6: personalised ranking ------------------------------------------------------
+    def rank(self, env: Envelope) -> Envelope:
+        with _timed(env, "ranking"):
+            pool = self._candidate_pool(env)
+            scores: dict[str, float] = {}
+            method = []
+            if pool:
+                try:
+                    ranked = self.models.ranker.score(env.profile, list(pool), env.context)
+                    scores = {sid: float(s) for sid, s in zip(pool, ranked)}
+                    env.model_versions["ranking"] = self.models.ranker.version
+                    method.append("wide_deep")
+                except Exception as exc:  # noqa: BLE001
+                    _fail(env, "ranking", exc, self.metrics)
+            if env.retrieval:
+                method.append("rag")
+            if env.candidates:
+                method.append("4-funnel")
+            env.recommendation_method = " + ".join(method) or "none"
+            final = {sid: self._final_score(env, sid, scores.get(sid), relevance) for sid, relevance in pool.items()}
+            top = sorted(final, key=lambda s: final[s], reverse=True)[: self.settings.ranking.top_k]
+            env.recommendations = [self._recommendation(env, i + 1, sid, final[sid]) for i, sid in enumerate(top)]
+        return env
+
+    def _candidate_pool(self, env: Envelope) -> dict[str, float]:
+        """shop_id -> query relevance in [0,1], restricted (again) to shops that pass every filter."""
+        pool: dict[str, float] = {}
+        for hit in env.retrieval or []:
+            pool[hit.shop_id] = max(pool.get(hit.shop_id, 0.0), hit.rag_score)
+        for cand in env.candidates or []:
+            pool.setdefault(cand.shop_id, 0.5 * cand.base_score)
+        if env.nlu.intent is Intent.SHOP_INFO and env.filters.shop_name:
+            pool = {sid: 1.0 for sid in self._shops_named(env.filters)} or pool
+        if not pool:
+            return pool
+        # Safety net: whatever a step returned, only shops meeting the hard filters go on.
+        catalog = self.models.catalog
+        mask = shop_mask(catalog, env.filters, (env.context.origin_lat, env.context.origin_lon))
+        allowed = set(catalog.shops["shop_id"].to_numpy()[mask])
+        return {sid: rel for sid, rel in pool.items() if sid in allowed}
+
+    def _shops_named(self, filters: SearchFilters) -> list[str]:
+        shops = self.models.catalog.shops
+        exact = shops[shops["name"] == filters.shop_name]
+        hits = exact if len(exact) else shops[shops["name"].str.contains(filters.shop_name, regex=False)]
+        return list(hits["shop_id"][:3])
+
+    def _final_score(self, env: Envelope, shop_id: str, personal: float | None, relevance: float) -> float:
+        score = relevance if personal is None else RANKER_WEIGHT * personal + (1 - RANKER_WEIGHT) * relevance
+        row = self.models.catalog.shops.loc[shop_id]
+        if env.profile.has_meal_card and int(row.min_price) > env.profile.per_meal_allowance:
+            score *= OVER_ALLOWANCE_PENALTY
+        return score
+
+    def _recommendation(self, env: Envelope, rank: int, shop_id: str, score: float) -> Recommendation:
+        shop = self.models.catalog.shop(shop_id)
+        dist_km = float(haversine_km(env.context.origin_lat, env.context.origin_lon, shop.lat, shop.lon))
+        menus = allowed_menus(self.models.catalog, shop_id, env.filters)
+        allowance = env.profile.per_meal_allowance
+        wanted = env.filters.menu_item
+        # Show what the child asked for, then what fits their allowance, then the signatures.
+        menus.sort(key=lambda m: (not (wanted and wanted in m.name), m.price > allowance, not m.is_signature, m.price))
+        n_menus = 4 if env.nlu.intent in (Intent.MENU_INQUIRY, Intent.SHOP_INFO) else 2
+        funnel_scores = next((c.scores for c in env.candidates or [] if c.shop_id == shop_id), {})
+        return Recommendation(
+            rank=rank, shop_id=shop_id, name=shop.name, category=shop.category, address=shop.address,
+            distance_m=int(dist_km * 1000), walk_minutes=walk_minutes(dist_km), menus=menus[:n_menus],
+            min_price=shop.min_price, accepts_meal_card=shop.accepts_meal_card,
+            is_good_influence_shop=shop.is_good_influence_shop, opening_hours=shop.opening_hours,
+            rating=shop.rating, personalized_score=round(score, 4), funnel_scores=funnel_scores,
+        )
+
+    # -- step 7: NLG -----------------------------------------------------------------------
+    def answer(self, env: Envelope) -> Envelope:
+        with _timed(env, "nlg"):
+            verdict = SafetyVerdict(unsafe=bool(env.unsafe_terms), kinds=tuple(env.unsafe_kinds),
+                                    terms=tuple(env.unsafe_terms))
+            if verdict.unsafe:
+                env.recommendations = []
+            inp = AnswerInput(nlu=env.nlu, recommendations=env.recommendations, profile=env.profile,
+                              safety=verdict, relaxed_distance=env.relaxed_distance)
+            category = env.nlu.entities.food_category
+            text = normalise_for_children(compose_answer(inp), category)
+            if not verdict.unsafe:
+                report = check_grounding(text, env.recommendations, self.models.shop_names, allowed_amounts(inp))
+                if not report.ok:
+                    # Templates are grounded by construction; reaching this is a bug worth shouting about.
+                    log.error("ungrounded template answer: %s", report.violations)
+                    env.recommendations = []
+                    text = "미안해요, 지금은 정확한 가게 정보를 알려 줄 수 없어요. 잠시 후 다시 물어봐 줄래요? 🙏"
+            env.answer = text
+            env.model_versions["nlg"] = "template-v1"
+        return env
+
+    # -- step 8: response, memory, log, metrics ---------------------------------------------
+    def finish(self, env: Envelope, started: float) -> ChatbotResponse:
+        with _timed(env, "response"):
+            elapsed = time.perf_counter() - started
+            nlu = env.nlu
+            response = ChatbotResponse(
+                response=env.answer or "",
+                recommendations=env.recommendations,
+                confidence=round(nlu.confidence, 4),
+                response_time=round(elapsed, 4),
+                metadata=ResponseMetadata(
+                    intent=nlu.intent, entities=nlu.entities,
+                    filters_applied=env.filters.describe() if env.filters else [],
+                    recommendation_method=env.recommendation_method, model_versions=env.model_versions,
+                    timings_ms=env.timings_ms, degraded=env.degraded, nlu_backend=nlu.backend,
+                    request_id=env.request_id, session_id=env.input.session_id,
+                ),
+            )
+            self._remember(env, response)
+        return response
+
+    def _remember(self, env: Envelope, response: ChatbotResponse) -> None:
+        nlu = env.nlu
+        now = env.input.timestamp.isoformat()
+        shown = [ShownShop(r.shop_id, r.min_price, r.distance_m) for r in env.recommendations]
+        try:
+            self.memory.add_turn(self._conversation(env), env.input.user_id, now, env.input.text,
+                                 response.response, nlu.intent.value, env.filters or SearchFilters(), shown)
+        except Exception as exc:  # noqa: BLE001 - memory is best effort; the answer still goes out
+            _fail(env, "memory", exc, self.metrics)
+        try:
+            self.events.log_interaction(env.request_id, env.input.user_id, now, {
+                "request_id": env.request_id, "user_id": env.input.user_id, "session_id": env.input.session_id,
+                "timestamp": now, "user_input": env.input.text,
+                "extracted_info": {"intent": nlu.intent.value, "entities": nlu.entities.model_dump(mode="json"),
+                                   "confidence": nlu.confidence},
+                "shown_recommendations": [
+                    {"shop_id": r.shop_id, "rank": r.rank, "score": r.personalized_score} for r in env.recommendations
+                ],
+                "final_response": response.response, "response_time": response.response_time,
+                "degraded": env.degraded,
+            })
+        except Exception as exc:  # noqa: BLE001
+            _fail(env, "interaction_log", exc, self.metrics)
+        self.metrics.requests.labels(intent=nlu.intent.value).inc()
+        self.metrics.latency.observe(response.response_time)
+        if env.degraded:
+            self.metrics.degraded.inc()
+        if self.needs_search(env) and not env.recommendations:
+            self.metrics.empty.inc()
+
+    @staticmethod
+    def _conversation(env: Envelope) -> str:
+        return ConversationMemory.conversation_key(env.input.user_id, env.input.session_id)
+
+    # -- all 8 steps ---------------------------------------------------------------------------
+    def process(self, user_input: UserInput) -> ChatbotResponse:
+        started = time.perf_counter()
+        env = self.start(user_input)
+        self.understand(env)
+        if self.needs_search(env) and not env.unsafe_terms:
+            self.retrieve_and_generate(env)
+            self.rank(env)
+        self.answer(env)
+        return self.finish(env, started)
+
+    def chat(self, text: str, user_id: str = "guest", session_id: str | None = None,
+             now: datetime | None = None) -> ChatbotResponse:
+        kwargs = {"timestamp": now} if now else {}
+        return self.process(UserInput(user_id=user_id, text=text, session_id=session_id, **kwargs))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+        self.memory.close()
+        self.events.close()

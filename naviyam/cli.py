@@ -1,0 +1,268 @@
+"""`naviyam` command line: chat, NLU, data and model building, evaluation.
+
+Bad input gets a one-line message and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from naviyam.config import Settings
+from naviyam.data.catalog import DataNotBuiltError
+
+log = logging.getLogger("naviyam")
+
+EXAMPLE = "급식카드 되는 치킨집 추천해줘"
+
+
+class UsageError(Exception):
+    """A problem with what the user typed; printed as one line."""
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"])
+        if field == "text" and err["type"] == "string_too_short":
+            parts.append("text is empty: type what you want to eat, e.g. '떡볶이 먹고 싶어'")
+        elif field == "text" and err["type"] == "string_too_long":
+            parts.append(f"text is too long ({err['ctx']['max_length']} characters at most)")
+        else:
+            parts.append(f"{field}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _settings(args) -> Settings:
+    overrides = {"home": Path(args.home)} if getattr(args, "home", None) else {}
+    return Settings.load(getattr(args, "config", None), **overrides)
+
+
+def _dump(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+# -- chat ------------------------------------------------------------------------------------
+def _make_chatbot(settings: Settings):
+    from naviyam.chatbot import NaviyamChatbot
+    from naviyam.models import ModelBundle
+
+    return NaviyamChatbot(ModelBundle(settings))
+
+
+def _chat_once(bot, text: str, args) -> str:
+    from naviyam.schemas import UserInput
+
+    try:
+        user_input = UserInput(user_id=args.user_id, text=text, session_id=args.session_id)
+    except ValidationError as exc:
+        raise UsageError(_validation_message(exc)) from None
+    response = bot.process(user_input)
+    if args.json:
+        return response.model_dump_json()
+    return response.response
+
+
+def cmd_chat(args) -> int:
+    settings = _settings(args)
+    bot = _make_chatbot(settings)
+    try:
+        if args.text is not None:
+            print(_chat_once(bot, args.text, args))
+            return 0
+        return _repl(bot, args)
+    finally:
+        bot.close()
+
+
+def _repl(bot, args) -> int:
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("나비얌이에요! 먹고 싶은 걸 말해 줘. (끝내려면 'exit' 또는 Ctrl-D)")
+    if args.session_id is None:
+        import uuid
+
+        args.session_id = uuid.uuid4().hex[:12]
+    while True:
+        try:
+            line = input("> " if interactive else "")
+        except (EOFError, KeyboardInterrupt):
+            break
+        if line.strip().lower() in {"exit", "quit", ":q"}:
+            break
+        if not line.strip():
+            continue
+        try:
+            print(_chat_once(bot, line, args), flush=True)
+        except UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+    return 0
+
+
+# -- nlu ------------------------------------------------------------------------------------
+def cmd_nlu(args) -> int:
+    from naviyam.models import ModelBundle
+    from naviyam.schemas import MAX_TEXT_CHARS
+
+    models = ModelBundle(_settings(args))
+
+    def parse(text: str) -> dict:
+        if not text.strip():
+            raise UsageError("text is empty")
+        if len(text) > MAX_TEXT_CHARS:
+            raise UsageError(f"text is too long ({MAX_TEXT_CHARS} characters at most)")
+        result = models.nlu.parse(models.preprocessor(text), models.shop_names)
+        return {"text": text, **result.model_dump(mode="json")}
+
+    def show(out: dict) -> str:
+        if args.json:
+            return _dump(out)
+        ents = {k: v for k, v in out["entities"].items() if v is not None}
+        return f"{out['intent']} ({out['confidence']:.2f}) {ents}"
+
+    if args.text is not None:
+        print(show(parse(args.text)))
+        return 0
+    # Batch mode: one utterance per line in, one JSON object per line out (blank lines too, so
+    # the output lines stay aligned with the input lines).
+    for line in sys.stdin:
+        text = line.rstrip("\n")
+        try:
+            print(show(parse(text)), flush=True)
+        except UsageError as exc:
+            print(_dump({"text": text, "error": str(exc)}), flush=True)
+    return 0
+
+
+# -- build / train / eval ---------------------------------------------------------------------
+def cmd_data_build(args) -> int:
+    from naviyam.build import build_data
+
+    summary = build_data(_settings(args), force=args.force)
+    print(_dump(summary) if args.json else "\n".join(f"{k}: {v}" for k, v in summary.items()))
+    return 0
+
+
+def cmd_build(args) -> int:
+    from naviyam.build import build_all
+
+    report = build_all(_settings(args), force=args.force)
+    print("built: " + ", ".join(f"{k} {v}s" for k, v in report.items()))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from naviyam import build
+
+    settings = _settings(args)
+    if args.what == "ranker":
+        metrics = build.train_ranker(settings, force=True, init_from=Path(args.init_from) if args.init_from else None)
+    elif args.what == "nlu":
+        metrics = build.train_nlu(settings, force=True)
+    elif args.what == "retriever":
+        metrics = {"version": build.build_retriever(settings, force=True)}
+    else:
+        metrics = {"version": build.build_candidates(settings, force=True)}
+    print(_dump(metrics))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    settings = _settings(args)
+    if args.what == "ranker":
+        from naviyam.data.catalog import Catalog
+        from naviyam.data.generate import load_events
+        from naviyam.ranking.evaluate import evaluate_ranker
+
+        model_dir = settings.models_dir / "ranker"
+        if not (model_dir / "meta.json").exists():
+            raise UsageError("no trained ranker; run `naviyam train ranker` (or `make build`) first")
+        metrics = evaluate_ranker(settings, Catalog.load(settings.data_dir), load_events(settings.data_dir), model_dir)
+    else:
+        from naviyam.build import read_jsonl
+        from naviyam.evaluation.nlu_metrics import evaluate_nlu
+        from naviyam.models import ModelBundle
+
+        models = ModelBundle(settings)
+        path = Path(args.file) if args.file else settings.data_dir / "nlu" / "nlu_test.jsonl"
+        metrics = evaluate_nlu(models.nlu, read_jsonl(path), models.preprocessor)
+    if args.json:
+        print(_dump(metrics))
+    else:
+        for key, value in metrics.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="naviyam", description="나비얌: 급식카드 맛집 추천 챗봇")
+    parser.add_argument("--config", help="YAML settings file (also NAVIYAM_CONFIG)")
+    parser.add_argument("--home", help="artefact directory (default: var/, also NAVIYAM_HOME)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    chat = sub.add_parser("chat", help="ask the chatbot (no text: interactive)")
+    chat.add_argument("text", nargs="?")
+    chat.add_argument("--user-id", default="guest")
+    chat.add_argument("--session-id")
+    chat.add_argument("--json", action="store_true", help="print the full ChatbotResponse")
+    chat.set_defaults(func=cmd_chat)
+
+    nlu = sub.add_parser("nlu", help="intent and entities (no text: one utterance per stdin line)")
+    nlu.add_argument("text", nargs="?")
+    nlu.add_argument("--json", action="store_true")
+    nlu.set_defaults(func=cmd_nlu)
+
+    data = sub.add_parser("data", help="data set")
+    data_sub = data.add_subparsers(dest="action", required=True)
+    data_build = data_sub.add_parser("build", help="generate the synthetic data set and NLU corpus")
+    data_build.add_argument("--force", action="store_true")
+    data_build.add_argument("--json", action="store_true")
+    data_build.set_defaults(func=cmd_data_build)
+
+    build = sub.add_parser("build", help="build data and every model that is missing")
+    build.add_argument("--force", action="store_true")
+    build.set_defaults(func=cmd_build)
+
+    train = sub.add_parser("train", help="(re)train one model")
+    train.add_argument("what", choices=["ranker", "nlu", "retriever", "candidates"])
+    train.add_argument("--init-from", help="ranker checkpoint directory for incremental training")
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("eval", help="evaluate a model on held-out data")
+    evaluate.add_argument("what", choices=["ranker", "nlu"])
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--file", help="NLU: labelled JSONL to evaluate on")
+    evaluate.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
+    )
+    if args.command in {"build", "data", "train"}:
+        logging.getLogger("naviyam").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except DataNotBuiltError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"error: {exc} (run `make build` first?)", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Offline evaluation: metric functions and per-step evaluators."""

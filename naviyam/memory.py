@@ -1,0 +1,101 @@
+"""SQLite conversation memory: what was asked and shown, so follow-ups can refer back.
+
+"거기 말고 다른 데는?" needs the previous turn's filters and shops; "더 싼 곳" needs their prices.
+One row per turn, keyed by the conversation (session id, or the user id when there is none).
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from naviyam.schemas import SearchFilters
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS turns (
+    conversation TEXT NOT NULL,
+    turn_no INTEGER NOT NULL,
+    user_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    text TEXT NOT NULL,
+    response TEXT NOT NULL,
+    intent TEXT NOT NULL,
+    filters TEXT NOT NULL,
+    shown TEXT NOT NULL,
+    PRIMARY KEY (conversation, turn_no)
+)
+"""
+
+
+@dataclass(frozen=True)
+class ShownShop:
+    shop_id: str
+    min_price: int
+    distance_m: int | None
+
+
+@dataclass(frozen=True)
+class Turn:
+    text: str
+    response: str
+    intent: str
+    filters: SearchFilters
+    shown: tuple[ShownShop, ...]
+
+    @property
+    def category(self) -> str | None:
+        return self.filters.category
+
+
+class ConversationMemory:
+    def __init__(self, path: Path, max_turns: int = 20):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(_SCHEMA)
+        self._lock = threading.Lock()
+        self._max_turns = max_turns
+
+    @staticmethod
+    def conversation_key(user_id: str, session_id: str | None) -> str:
+        return f"{user_id}/{session_id or 'default'}"
+
+    def last_turn(self, conversation: str) -> Turn | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT text, response, intent, filters, shown FROM turns WHERE conversation=? "
+                "ORDER BY turn_no DESC LIMIT 1",
+                (conversation,),
+            ).fetchone()
+        if row is None:
+            return None
+        shown = tuple(ShownShop(**s) for s in json.loads(row[4]))
+        return Turn(row[0], row[1], row[2], SearchFilters.model_validate_json(row[3]), shown)
+
+    def add_turn(self, conversation: str, user_id: str, created_at: str, text: str, response: str,
+                 intent: str, filters: SearchFilters, shown: list[ShownShop]) -> None:
+        shown_json = json.dumps([s.__dict__ for s in shown], ensure_ascii=False)
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                (last,) = self._conn.execute(
+                    "SELECT COALESCE(MAX(turn_no), 0) FROM turns WHERE conversation=?", (conversation,)
+                ).fetchone()
+                self._conn.execute(
+                    "INSERT INTO turns VALUES (?,?,?,?,?,?,?,?,?)",
+                    (conversation, last + 1, user_id, created_at, text, response, intent,
+                     filters.model_dump_json(), shown_json),
+                )
+                # Keep memory bounded: follow-ups only ever look a few turns back.
+                self._conn.execute(
+                    "DELETE FROM turns WHERE conversation=? AND turn_no<=?", (conversation, last + 1 - self._max_turns)
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,78 @@
+"""Everything a chatbot (or one graph node) needs loaded, each part on first use.
+
+A graph node loads only its own part: the retriever node never pays for the ranker, and a node
+that is never asked for a part never fails on its absence.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from functools import cached_property
+from pathlib import Path
+
+from naviyam.config import Settings
+from naviyam.data.catalog import Catalog
+
+log = logging.getLogger(__name__)
+
+
+class ModelBundle:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        # cached_property is not thread-safe; parts load once even if two requests race.
+        self._lock = threading.RLock()
+
+    def _dir(self, part: str) -> Path:
+        return self.settings.models_dir / part
+
+    def _load(self, name: str, loader):
+        with self._lock:
+            if name not in self.__dict__:
+                log.info("loading %s", name)
+                self.__dict__[name] = loader()
+            return self.__dict__[name]
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        return self._load("catalog", lambda: Catalog.load(self.settings.data_dir))
+
+    @cached_property
+    def shop_names(self) -> list[str]:
+        return self._load("shop_names", lambda: self.catalog.shops["name"].tolist())
+
+    @cached_property
+    def preprocessor(self):
+        from naviyam.preprocess import Preprocessor
+
+        return self._load("preprocessor", Preprocessor)
+
+    @cached_property
+    def nlu(self):
+        from naviyam.nlu.fast import FastNLU
+
+        return self._load("nlu", lambda: FastNLU.load(self._dir("nlu")))
+
+    @cached_property
+    def retriever(self):
+        from naviyam.retrieval.embedder import make_embedder
+        from naviyam.retrieval.retriever import Retriever
+
+        return self._load("retriever", lambda: Retriever.load(
+            self._dir("retriever"), self.catalog, make_embedder(self.settings.retrieval), self.settings.retrieval))
+
+    @cached_property
+    def candidates(self):
+        from naviyam.candidates.generator import CandidateGenerator
+
+        return self._load("candidates", lambda: CandidateGenerator.load(
+            self._dir("candidates"), self.catalog, self.settings.candidates))
+
+    @cached_property
+    def ranker(self):
+        from naviyam.ranking.scorer import OnnxRanker
+
+        return self._load("ranker", lambda: OnnxRanker.load(self._dir("ranker")))
+
+    def warm_up(self, parts=("catalog", "preprocessor", "nlu", "retriever", "candidates", "ranker")) -> None:
+        for part in parts:
+            getattr(self, part)

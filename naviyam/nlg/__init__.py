@@ -1,0 +1,1 @@
+"""Step 7: grounded answer generation, the grounding guard and the child-friendly normaliser."""

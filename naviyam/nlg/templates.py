@@ -1,0 +1,167 @@
+"""Grounded answers: every shop, menu, price and property comes from a Recommendation.
+
+This is the default NLG and the fallback for the LLM: it cannot invent anything because it only
+formats fields of the recommendations it is given.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from naviyam.safety import SELF_HARM_RESOURCES, SafetyVerdict
+from naviyam.schemas import FollowUp, Intent, NLUResult, Recommendation, UserProfile
+
+
+@dataclass(frozen=True)
+class AnswerInput:
+    nlu: NLUResult
+    recommendations: list[Recommendation]
+    profile: UserProfile
+    safety: SafetyVerdict | None = None
+    relaxed_distance: bool = False  # nothing was near, so the search went further
+
+
+def won(amount: int) -> str:
+    return f"{amount:,}원"
+
+
+def josa(word: str, with_batchim: str, without: str) -> str:
+    """Pick the Korean particle for ``word`` (을/를, 은/는, 이/가) from its last syllable."""
+    last = word[-1] if word else ""
+    if "가" <= last <= "힣":
+        return word + (with_batchim if (ord(last) - 0xAC00) % 28 else without)
+    return word + with_batchim
+
+
+def allowed_amounts(inp: AnswerInput) -> set[int]:
+    """Amounts besides menu prices that an answer may state (for the grounding guard)."""
+    out = {inp.profile.per_meal_allowance}
+    if inp.profile.has_meal_card:
+        out.add(inp.profile.meal_card_balance)
+    if inp.nlu.entities.budget is not None:
+        out.add(inp.nlu.entities.budget)
+    return out
+
+
+def compose_answer(inp: AnswerInput) -> str:
+    intent = inp.nlu.intent
+    if intent is Intent.UNSAFE_REQUEST or (inp.safety and inp.safety.unsafe):
+        return _unsafe(inp.safety)
+    if intent is Intent.GREETING:
+        return "안녕! 나는 맛집 친구 나비얌이야. 배고프면 \"급식카드 되는 떡볶이집 알려줘\"처럼 물어봐 줘! 😊"
+    if intent is Intent.GOODBYE:
+        return "다음에 또 배고프면 불러 줘! 맛있게 먹어~ 👋"
+    if intent is Intent.OUT_OF_SCOPE:
+        return "그건 내가 잘 모르는 이야기야 😅 나는 근처 맛집이랑 메뉴를 알려 줄 수 있어. 뭐 먹고 싶어?"
+    if intent is Intent.SHOP_INFO:
+        return _shop_info(inp)
+    if intent is Intent.MENU_INQUIRY:
+        return _menu_info(inp)
+    if intent is Intent.BUDGET_INQUIRY:
+        return _budget(inp)
+    return _recommendations(inp)
+
+
+def _unsafe(verdict: SafetyVerdict | None) -> str:
+    if verdict and verdict.self_harm:
+        return (
+            "많이 힘들었구나. 혼자 견디지 않아도 괜찮아. 지금 바로 어른이나 선생님께 이야기하거나 "
+            f"{SELF_HARM_RESOURCES}에 전화해 줘. 언제든 도와줄 사람이 있어. 💛"
+        )
+    return (
+        "그건 어린이와 청소년에게 알려 줄 수 없는 거야 🙅 대신 맛있는 음식점을 찾아 줄게! "
+        "\"떡볶이 먹고 싶어\"처럼 물어봐 줘."
+    )
+
+
+def _headline(inp: AnswerInput) -> str:
+    ents, follow = inp.nlu.entities, inp.nlu.followup
+    what = f"{ents.food_category} 가게" if ents.food_category else "맛집"
+    if ents.food_category == "치킨":
+        what = "치킨집"
+    if follow is FollowUp.CHEAPER:
+        return f"더 싸게 먹을 수 있는 {josa(what, '을', '를')} 찾아봤어요!"
+    if follow is FollowUp.OTHER:
+        return f"다른 {what}도 찾아봤어요!"
+    if follow is FollowUp.CLOSER:
+        return f"더 가까운 {josa(what, '을', '를')} 찾아봤어요!"
+    if inp.nlu.filters.meal_card:
+        return f"급식카드로 먹을 수 있는 {josa(what, '을', '를')} 찾았어요!"
+    if ents.budget is not None:
+        return f"{won(ents.budget)}으로 먹을 수 있는 {josa(what, '이에요', '예요')}!"
+    return f"근처 {josa(what, '을', '를')} 추천해 줄게요!"
+
+
+def _shop_lines(rec: Recommendation) -> list[str]:
+    where = f" (걸어서 {rec.walk_minutes}분)" if rec.walk_minutes else ""
+    lines = [f"{rec.rank}. {rec.name}{where}"]
+    if rec.menus:
+        lines.append("   · " + ", ".join(f"{m.name} {won(m.price)}" for m in rec.menus))
+    tags = ["급식카드 OK" if rec.accepts_meal_card else "급식카드는 안 돼요"]
+    if rec.is_good_influence_shop:
+        tags.append("착한가게 💚")
+    tags.append(f"여는 시간 {rec.opening_hours}")
+    lines.append("   · " + " · ".join(tags))
+    return lines
+
+
+def _none_found(inp: AnswerInput) -> str:
+    if inp.nlu.followup is FollowUp.CHEAPER:
+        return "아쉽지만 더 싼 곳은 못 찾았어요 😢 다른 음식도 찾아볼까요?"
+    return "조건에 맞는 가게를 못 찾았어요 😢 다른 음식이나 가격으로 다시 물어봐 줄래요?"
+
+
+def _recommendations(inp: AnswerInput) -> str:
+    recs = inp.recommendations
+    if not recs:
+        return _none_found(inp)
+    lines = [_headline(inp)]
+    if inp.relaxed_distance:
+        lines.append("가까운 곳에는 없어서 조금 더 먼 곳까지 찾아봤어요.")
+    for rec in recs:
+        lines.extend(_shop_lines(rec))
+    if all(r.accepts_meal_card for r in recs) and inp.nlu.filters.meal_card:
+        lines.append("모두 급식카드를 쓸 수 있는 곳이에요. 어디가 마음에 들어요? 😊")
+    else:
+        lines.append("어디가 마음에 들어요? 😊")
+    return "\n".join(lines)
+
+
+def _shop_info(inp: AnswerInput) -> str:
+    if not inp.recommendations:
+        name = inp.nlu.entities.shop_name
+        return f"'{name}'(이)라는 가게는 내가 아는 가게 목록에 없어요 😢 이름을 다시 알려 줄래요?" if name else _none_found(inp)
+    rec = inp.recommendations[0]
+    card = "급식카드를 쓸 수 있어요" if rec.accepts_meal_card else "급식카드는 안 돼요"
+    lines = [f"{josa(rec.name, '은', '는')} {rec.opening_hours}에 열어요.", f"주소는 {rec.address}이고, {card}."]
+    if rec.walk_minutes:
+        lines.append(f"학교에서 걸어서 {rec.walk_minutes}분 걸려요.")
+    if rec.menus:
+        lines.append("메뉴: " + ", ".join(f"{m.name} {won(m.price)}" for m in rec.menus))
+    return "\n".join(lines)
+
+
+def _menu_info(inp: AnswerInput) -> str:
+    if not inp.recommendations:
+        return _none_found(inp)
+    item = inp.nlu.entities.menu_item
+    lines = [f"{item} 파는 곳을 알려 줄게요!" if item else "메뉴를 알려 줄게요!"]
+    for rec in inp.recommendations:
+        lines.extend(_shop_lines(rec))
+    return "\n".join(lines)
+
+
+def _budget(inp: AnswerInput) -> str:
+    profile, budget = inp.profile, inp.nlu.entities.budget
+    lines: list[str] = []
+    if profile.has_meal_card and not profile.is_new:
+        lines.append(
+            f"급식카드 잔액은 {won(profile.meal_card_balance)}이고, 한 끼에 {won(profile.per_meal_allowance)}까지 쓸 수 있어요."
+        )
+    if inp.recommendations:
+        if budget is not None:
+            lines.append(f"{won(budget)}으로 먹을 수 있는 곳이에요!")
+        for rec in inp.recommendations:
+            lines.extend(_shop_lines(rec))
+    elif not lines:
+        lines.append(_none_found(inp))
+    return "\n".join(lines)
