@@ -1,0 +1,120 @@
+"""The 8 steps together, on the real data set, through NaviyamChatbot.process()."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from naviyam.nlg.grounding import check_grounding
+from naviyam.schemas import Intent, UserInput
+
+SEED = "급식카드 되는 치킨집 추천해줘"
+AFTER_SCHOOL = datetime(2026, 11, 25, 16, 0)
+
+
+def ask(bot, text, user_id="user_123", session_id="s1"):
+    return bot.process(UserInput(user_id=user_id, text=text, session_id=session_id, timestamp=AFTER_SCHOOL))
+
+
+def test_seed_example(bot, models):
+    resp = ask(bot, SEED)
+    assert resp.metadata.intent is Intent.FOOD_RECOMMENDATION
+    assert resp.metadata.entities.food_category == "치킨"
+    assert resp.metadata.entities.payment_method == "meal_card"
+    assert 1 <= len(resp.recommendations) <= 5
+    catalog = models.catalog
+    for rec in resp.recommendations:
+        shop = catalog.shop(rec.shop_id)  # exists
+        assert shop.name == rec.name and shop.category == "치킨" and shop.accepts_meal_card
+        for menu in rec.menus:  # every shown menu and price is the shop's own
+            assert any(m.name == menu.name and m.price == menu.price for m in shop.menus)
+        assert rec.name in resp.response
+    # The answer names no shop other than the recommended ones.
+    others = [n for n in models.shop_names if n in resp.response and n not in {r.name for r in resp.recommendations}]
+    assert others == []
+    assert check_grounding(resp.response, resp.recommendations, models.shop_names).ok
+    md = resp.metadata
+    assert {"preprocess", "nlu", "retrieval", "candidates", "ranking", "nlg", "response"} <= set(md.timings_ms)
+    assert {"nlu", "retriever", "candidates", "ranking", "nlg"} <= set(md.model_versions)
+    assert "category:치킨" in md.filters_applied and "payment:급식카드" in md.filters_applied
+    assert not md.degraded
+    assert "wide_deep" in md.recommendation_method
+    scores = [r.personalized_score for r in resp.recommendations]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_follow_up_other_and_cheaper(bot):
+    first = ask(bot, SEED)
+    shown = {r.shop_id for r in first.recommendations}
+    other = ask(bot, "거기 말고 다른 데는?")
+    assert other.recommendations, other.response
+    assert shown.isdisjoint(r.shop_id for r in other.recommendations)
+    assert all(r.category == "치킨" and r.accepts_meal_card for r in other.recommendations)
+    cheapest_before = min(r.min_price for r in other.recommendations)
+    cheaper = ask(bot, "더 싼 곳은?")
+    assert all(r.min_price < cheapest_before for r in cheaper.recommendations)
+    assert all(r.category == "치킨" for r in cheaper.recommendations)
+    assert cheaper.recommendations or "못 찾았어요" in cheaper.response
+
+
+def test_follow_up_needs_its_own_conversation(bot):
+    ask(bot, SEED, session_id="a")
+    fresh = ask(bot, "떡볶이 먹고 싶어", session_id="b")
+    assert all(r.category == "분식" for r in fresh.recommendations)
+
+
+@pytest.mark.parametrize("text", ["술 마시고 싶어", "담배 파는 곳 알려줘", "성인 전용 가게 추천해줘", "맥주 파는 치킨집"])
+def test_unsafe_requests_are_refused_kindly_without_shops(bot, text):
+    resp = ask(bot, text)
+    assert resp.metadata.intent is Intent.UNSAFE_REQUEST
+    assert resp.recommendations == []
+    assert "알려 줄 수 없" in resp.response
+
+
+def test_new_user_gets_recommendations(bot, models):
+    assert models.catalog.user("kid_never_seen") is None
+    resp = ask(bot, "떡볶이 먹고 싶어", user_id="kid_never_seen")
+    assert resp.recommendations and all(r.category == "분식" for r in resp.recommendations)
+
+
+def test_allergies_from_profile_are_respected(bot, models):
+    users = models.catalog.users
+    allergic = users[users["allergies"].map(len) > 0].iloc[0]
+    resp = ask(bot, "배고파 뭐 먹지", user_id=allergic.user_id)
+    banned = set(allergic.allergies)
+    for rec in resp.recommendations:
+        assert all(not banned.intersection(m.allergens) for m in rec.menus)
+        assert rec.menus, "a recommended shop must have something the child can eat"
+
+
+def test_budget_is_a_hard_limit(bot):
+    resp = ask(bot, "만원으로 떡볶이 먹고 싶어")
+    assert resp.metadata.entities.budget == 10000
+    assert resp.recommendations
+    for rec in resp.recommendations:
+        assert rec.min_price <= 10000 and all(m.price <= 10000 for m in rec.menus)
+
+
+def test_greeting_and_out_of_scope_do_not_search(bot):
+    hello = ask(bot, "안녕!")
+    assert hello.metadata.intent is Intent.GREETING and hello.recommendations == []
+    assert "retrieval" not in hello.metadata.timings_ms
+
+
+def test_failed_retrieval_degrades_not_crashes(bot, monkeypatch):
+    def boom(*a, **k):
+        raise RuntimeError("index unavailable")
+
+    monkeypatch.setattr(bot.models.retriever, "search", boom)
+    resp = ask(bot, SEED)
+    assert resp.metadata.degraded
+    assert resp.recommendations and all(r.category == "치킨" and r.accepts_meal_card for r in resp.recommendations)
+
+
+def test_interaction_is_logged_and_counted(bot):
+    resp = ask(bot, SEED)
+    logged = bot.events.interactions()
+    assert logged[-1]["request_id"] == resp.metadata.request_id
+    assert [r["shop_id"] for r in logged[-1]["shown_recommendations"]] == [r.shop_id for r in resp.recommendations]
+    snap = bot.metrics.snapshot()
+    assert snap["naviyam_requests_total{intent=FOOD_RECOMMENDATION}"] >= 1

@@ -1,0 +1,61 @@
+from naviyam.nlg.grounding import check_grounding
+from naviyam.schemas import MenuItem, Recommendation
+
+
+def rec(rank=1, name="바삭치킨 역삼점", meal_card=True, good=False):
+    return Recommendation(
+        rank=rank, shop_id=f"shop_{rank:04d}", name=name, category="치킨", address="서울특별시 강남구 역삼로 1",
+        walk_minutes=5, distance_m=300, menus=[MenuItem(name="1인 순살 세트", price=9000), MenuItem(name="치킨너겟", price=5000)],
+        min_price=5000, accepts_meal_card=meal_card, is_good_influence_shop=good, opening_hours="15:00-01:00",
+        rating=4.5, personalized_score=0.9,
+    )
+
+
+ALL_NAMES = ["바삭치킨 역삼점", "학교앞통닭 대치점", "맛있는분식 역삼점"]
+
+
+def test_grounded_answer_passes():
+    text = "급식카드로 먹을 수 있는 치킨집이에요!\n1. 바삭치킨 역삼점 (걸어서 5분)\n   · 1인 순살 세트 9,000원, 치킨너겟 5,000원\n   · 급식카드 OK"
+    assert check_grounding(text, [rec()], ALL_NAMES).ok
+
+
+def test_invented_price_is_rejected():
+    text = "1. 바삭치킨 역삼점\n   · 1인 순살 세트 7,000원"
+    report = check_grounding(text, [rec()], ALL_NAMES)
+    assert not report.ok and any("price" in v for v in report.violations)
+
+
+def test_shop_in_data_but_not_recommended_is_rejected():
+    report = check_grounding("학교앞통닭 대치점도 맛있어요", [rec()], ALL_NAMES)
+    assert not report.ok
+
+
+def test_invented_shop_in_a_list_is_rejected():
+    text = "1. 바삭치킨 역삼점\n2. 네네치킨 강남점"
+    report = check_grounding(text, [rec()], ALL_NAMES)
+    assert any("listed item" in v for v in report.violations)
+
+
+def test_menu_not_shown_is_rejected():
+    report = check_grounding("바삭치킨 역삼점에서 양념치킨을 먹어요", [rec()], ALL_NAMES)
+    assert any("양념치킨" in v for v in report.violations)
+
+
+def test_false_meal_card_claim_is_rejected():
+    report = check_grounding("바삭치킨 역삼점은 급식카드 사용 가능해요", [rec(meal_card=False)], ALL_NAMES)
+    assert any("meal card" in v for v in report.violations)
+
+
+def test_false_good_shop_claim_is_rejected():
+    report = check_grounding("바삭치킨 역삼점은 착한가게예요", [rec(good=False)], ALL_NAMES)
+    assert not report.ok
+    assert check_grounding("바삭치킨 역삼점은 착한가게예요", [rec(good=True)], ALL_NAMES).ok
+
+
+def test_budget_amount_may_be_stated():
+    assert check_grounding("10,000원으로 먹을 수 있어요", [rec()], ALL_NAMES, allowed_amounts={10000}).ok
+    assert not check_grounding("10,000원으로 먹을 수 있어요", [rec()], ALL_NAMES).ok
+
+
+def test_unsafe_words_in_output_are_rejected():
+    assert not check_grounding("바삭치킨 역삼점은 맥주도 팔아요", [rec()], ALL_NAMES).ok
