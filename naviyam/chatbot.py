@@ -59,6 +59,7 @@ class NaviyamChatbot:
                  events: EventStore | None = None, metrics: ChatMetrics | None = None):
         self.models = models
         self.settings = models.settings
+        models.catalog  # fail fast (DataNotBuiltError) before any turn when the data set is missing
         state = self.settings.state_dir
         self.memory = memory or ConversationMemory(state / "memory.sqlite")
         self.events = events or EventStore(state / "events.sqlite")
