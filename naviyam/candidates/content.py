@@ -80,8 +80,10 @@ class ContentFunnel:
             parts.append((w.meal_card, self._meal_card))
         if filters.prefer_good_influence:
             parts.append((w.good, self._good))
-        weight_sum = sum(weight for weight, _ in parts)
-        return sum(weight * component for weight, component in parts) / weight_sum
+        total = np.zeros(len(self._shop_ids))
+        for weight, component in parts:
+            total += weight * component
+        return total / sum(weight for weight, _ in parts)
 
     def generate(
         self,

@@ -69,7 +69,9 @@ def slot_prior(catalog: Catalog, events: pd.DataFrame | None) -> np.ndarray:
     acted = events[events["event_type"].isin(["order", "click"])]
     category_of = pd.Series(catalog.shops["category"].to_numpy(), index=catalog.shops["shop_id"].to_numpy())
     category = category_of.reindex(acted["shop_id"].to_numpy()).to_numpy()
-    counts = pd.crosstab(acted["time_slot"].astype(str).to_numpy(), category)
+    # Accept TimeSlot members as well as their string values.
+    slots = np.array([getattr(v, "value", v) for v in acted["time_slot"]], dtype=object)
+    counts = pd.crosstab(slots, category)
     for s, slot in enumerate(SLOTS):
         if slot.value not in counts.index:
             continue

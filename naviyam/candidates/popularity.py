@@ -44,7 +44,7 @@ def popularity_scores(
     """
     shops = catalog.shops
     if events is not None and len(events):
-        per_type = events.groupby(["shop_id", "event_type"]).size().unstack(fill_value=0)
+        per_type = events.groupby(["shop_id", "event_type"], observed=True).size().unstack(fill_value=0)
         per_type = per_type.reindex(shops["shop_id"].to_numpy(), fill_value=0)
         views = per_type["view"].to_numpy() if "view" in per_type else np.zeros(len(shops))
         orders = per_type["order"].to_numpy() if "order" in per_type else np.zeros(len(shops))
