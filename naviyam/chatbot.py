@@ -89,6 +89,7 @@ class NaviyamChatbot:
                 nlu, previous, env.profile, self.settings.candidates.max_distance_km, env.input.timestamp, origin
             )
         env.model_versions["nlu"] = self.models.nlu.version
+        env.needs_search = self.needs_search(env) and not env.unsafe_terms
         return env
 
     def needs_search(self, env: Envelope) -> bool:
@@ -234,9 +235,9 @@ class NaviyamChatbot:
         return env
 
     # -- step 8: response, memory, log, metrics ---------------------------------------------
-    def finish(self, env: Envelope, started: float) -> ChatbotResponse:
+    def finish(self, env: Envelope) -> ChatbotResponse:
         with _timed(env, "response"):
-            elapsed = time.perf_counter() - started
+            elapsed = time.time() - env.started_at
             nlu = env.nlu
             response = ChatbotResponse(
                 response=env.answer or "",
@@ -290,14 +291,13 @@ class NaviyamChatbot:
 
     # -- all 8 steps ---------------------------------------------------------------------------
     def process(self, user_input: UserInput) -> ChatbotResponse:
-        started = time.perf_counter()
         env = self.start(user_input)
         self.understand(env)
-        if self.needs_search(env) and not env.unsafe_terms:
+        if env.needs_search:
             self.retrieve_and_generate(env)
             self.rank(env)
         self.answer(env)
-        return self.finish(env, started)
+        return self.finish(env)
 
     def chat(self, text: str, user_id: str = "guest", session_id: str | None = None,
              now: datetime | None = None) -> ChatbotResponse:

@@ -51,6 +51,25 @@ class NLUSettings(BaseModel):
     min_confidence: float = 0.5
 
 
+class ServingSettings(BaseModel):
+    """Local ports of the graph router and each model server (one process per InferenceService)."""
+
+    host: str = "127.0.0.1"
+    router_port: int = 8080
+    ports: dict[str, int] = Field(default_factory=lambda: {
+        "naviyam-nlu": 9101, "naviyam-retriever": 9102, "naviyam-candidates": 9103,
+        "naviyam-ranker": 9104, "naviyam-ranker-predictor": 9105, "naviyam-nlg": 9106,
+        "naviyam-feedback": 9107,
+    })
+    step_timeout_s: float = 2.0      # one graph hop
+    graph_timeout_s: float = 10.0    # the whole request
+    predictor_timeout_s: float = 1.0  # ranker transformer -> ONNX predictor
+    feedback_token: str | None = None  # required on /v1/feedback when set
+
+    def url(self, service: str) -> str:
+        return f"http://{self.host}:{self.ports[service]}"
+
+
 class Settings(BaseModel):
     """Root config. ``home`` holds generated data, models and state (git-ignored)."""
 
@@ -65,6 +84,7 @@ class Settings(BaseModel):
     candidates: CandidateSettings = Field(default_factory=CandidateSettings)
     ranking: RankingSettings = Field(default_factory=RankingSettings)
     nlu: NLUSettings = Field(default_factory=NLUSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     @property
     def data_dir(self) -> Path:

@@ -5,6 +5,7 @@ graph exchange exactly the same shapes.
 """
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from enum import Enum
 from typing import Literal
@@ -290,6 +291,7 @@ class Envelope(BaseModel):
 
     schema_version: str = ENVELOPE_VERSION
     request_id: str
+    started_at: float = Field(default_factory=time.time)  # epoch seconds, for response_time across nodes
     input: UserInput
     profile: UserProfile | None = None
     preprocessed: Preprocessed | None = None
@@ -299,6 +301,7 @@ class Envelope(BaseModel):
     filters: SearchFilters | None = None
     context: RequestContext | None = None
     relaxed_distance: bool = False
+    needs_search: bool = False  # the graph's Switch routes on this
     retrieval: list[RetrievalHit] | None = None
     candidates: list[Candidate] | None = None
     recommendations: list[Recommendation] = Field(default_factory=list)

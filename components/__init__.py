@@ -1,0 +1,1 @@
+"""KServe model servers (one per InferenceService) and the feedback service, wrapping `naviyam/`."""

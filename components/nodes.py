@@ -1,0 +1,77 @@
+"""The chat graph's nodes, each a thin KServe wrapper over one NaviyamChatbot step.
+
+naviyam-nlu        steps 1-4: validate the chat request, preprocess, NLU, safety, dialogue state
+naviyam-retriever  step 5A
+naviyam-candidates step 5B
+naviyam-nlg        steps 7-8: grounded answer, memory, interaction log -> ChatbotResponse
+(naviyam-ranker, step 6, is a transformer + predictor pair: see ranker_transformer/ranker_predictor.)
+"""
+from __future__ import annotations
+
+from kserve.errors import InvalidInput
+from pydantic import ValidationError
+
+from components.envelope_model import EnvelopeModel, parse_envelope
+from naviyam.chatbot import NaviyamChatbot
+from naviyam.models import ModelBundle
+from naviyam.schemas import UserInput
+
+
+class ChatNode(EnvelopeModel):
+    parts: tuple[str, ...] = ("catalog",)
+
+    def load_parts(self) -> None:
+        models = ModelBundle(self.settings)
+        models.warm_up(self.parts)
+        self.bot = NaviyamChatbot(models)
+
+
+class NLUNode(ChatNode):
+    parts = ("catalog", "preprocessor", "nlu")
+
+    def handle(self, body: dict) -> dict:
+        raw = body.get("input", body)
+        try:
+            user_input = UserInput.model_validate(raw)
+        except ValidationError as exc:
+            details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+            raise InvalidInput(f"invalid chat request: {details}") from None
+        env = self.bot.start(user_input)
+        return self.bot.understand(env).model_dump(mode="json")
+
+
+class RetrieverNode(ChatNode):
+    parts = ("catalog", "retriever")
+
+    def handle(self, body: dict) -> dict:
+        env = parse_envelope(body)
+        if not env.needs_search:
+            return body
+        return self.bot.retrieve(env).model_dump(mode="json")
+
+
+class CandidatesNode(ChatNode):
+    parts = ("catalog", "candidates")
+
+    def handle(self, body: dict) -> dict:
+        env = parse_envelope(body)
+        if not env.needs_search:
+            return body
+        return self.bot.generate_candidates(env).model_dump(mode="json")
+
+
+class NLGNode(ChatNode):
+    parts = ("catalog",)
+
+    def handle(self, body: dict) -> dict:
+        env = parse_envelope(body)
+        self.bot.answer(env)
+        return self.bot.finish(env).model_dump(mode="json")
+
+
+NODES = {
+    "naviyam-nlu": NLUNode,
+    "naviyam-retriever": RetrieverNode,
+    "naviyam-candidates": CandidatesNode,
+    "naviyam-nlg": NLGNode,
+}
