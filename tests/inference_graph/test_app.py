@@ -1,0 +1,115 @@
+"""The router's HTTP face: POST / (bad input -> 400), /healthz, /readyz, and the CLI's argument checks."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from inference_graph.router import FAILED_STEP_HEADER, create_app, load_service_urls, new_client, readiness_url
+from inference_graph.spec import GraphValidationError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write_graph(tmp_path, nodes) -> Path:
+    path = tmp_path / "graph.yaml"
+    path.write_text(yaml.safe_dump({"apiVersion": "serving.kserve.io/v1alpha1", "kind": "InferenceGraph",
+                                    "metadata": {"name": "app-test"}, "spec": {"nodes": nodes}}))
+    return path
+
+
+@pytest.fixture()
+def graph_file(tmp_path):
+    return write_graph(tmp_path, {"root": {"routerType": "Sequence", "steps": [
+        {"name": "a", "serviceName": "a", "dependency": "Hard"}]}})
+
+
+def call(kit, app_args, method, path, **kwargs) -> httpx.Response:
+    async def go():
+        async with new_client() as client:
+            app = create_app(*app_args, client=client)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://router") as c:
+                return await c.request(method, path, **kwargs)
+    return kit.run(go())
+
+
+@pytest.mark.parametrize("body, fragment", [
+    (b'{"message": "hi"', "not valid JSON"),
+    (b"", "empty"),
+    (b"   ", "empty"),
+    (b"\xff\xfe{}", "not UTF-8"),
+    (b"NaN", "not valid JSON"),
+    (b"[1, 2]", "must be a JSON object, got list"),
+    (b'"hello"', "must be a JSON object, got str"),
+    (b"42", "must be a JSON object, got int"),
+    (b"null", "must be a JSON object, got NoneType"),
+])
+def test_bad_request_bodies_are_400(fake, kit, graph_file, body, fragment):
+    fake.set("a", kit.Reply({}))
+    resp = call(kit, (graph_file, fake.urls("a")), "POST", "/", content=body,
+                headers={"content-type": "application/json"})
+    assert resp.status_code == 400
+    assert resp.json()["error"] == "Bad request" and fragment in resp.json()["cause"]
+    assert fake.calls == []
+
+
+def test_post_routes_the_graph(fake, kit, graph_file):
+    fake.set("a", kit.echo(answer="안녕"))
+    resp = call(kit, (graph_file, fake.urls("a")), "POST", "/", json={"message": "hi"})
+    assert resp.status_code == 200 and resp.headers["content-type"] == "application/json"
+    assert resp.json() == {"message": "hi", "answer": "안녕"}
+    assert FAILED_STEP_HEADER not in resp.headers
+
+
+def test_failed_step_in_header_and_body(fake, kit, graph_file):
+    fake.set("a", kit.Reply({"error": "no"}, status=503))
+    resp = call(kit, (graph_file, fake.urls("a")), "POST", "/", json={})
+    assert resp.status_code == 503 and resp.headers[FAILED_STEP_HEADER] == "root/a"
+    assert resp.json() == {"error": "no", "failed_step": "root/a"}
+
+
+def test_health_and_readiness(fake, kit, graph_file):
+    fake.set("a", kit.Reply({}))
+    args = (graph_file, fake.urls("a"))
+    assert call(kit, args, "GET", "/healthz").status_code == 200
+    ready = call(kit, args, "GET", "/readyz")
+    assert ready.status_code == 200 and ready.json() == {"ready": True, "graph": "app-test"}
+    deep = call(kit, args, "GET", "/readyz?deep=true")
+    assert deep.status_code == 200 and deep.json()["services"] == {fake.url("a"): True}
+    fake.not_ready.add("a")
+    assert call(kit, args, "GET", "/readyz?deep=true").status_code == 503
+
+
+def test_create_app_checks_graph_and_services(tmp_path, graph_file):
+    with pytest.raises(ValueError, match="no URL for service"):
+        create_app(graph_file, {})
+    bad = write_graph(tmp_path, {"main": {"routerType": "Sequence", "steps": [{"serviceUrl": "http://x"}]}})
+    with pytest.raises(GraphValidationError, match="root node not found"):
+        create_app(bad, {})
+
+
+def test_service_file_formats(tmp_path):
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("naviyam-nlu: http://127.0.0.1:9101/v1/models/naviyam-nlu:predict\n")
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("services:\n  naviyam-nlg: http://127.0.0.1:9106/v1/models/naviyam-nlg:predict\n")
+    assert load_service_urls(flat) == {"naviyam-nlu": "http://127.0.0.1:9101/v1/models/naviyam-nlu:predict"}
+    assert list(load_service_urls(nested)) == ["naviyam-nlg"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a\n- b\n")
+    with pytest.raises(ValueError):
+        load_service_urls(bad)
+    assert readiness_url("http://h/v1/models/m:predict") == "http://h/v1/models/m"
+    assert readiness_url("http://h/v2/models/m/infer") == "http://h/v2/models/m/ready"
+
+
+def test_cli_refuses_a_graph_without_service_urls(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "inference_graph.router", "--graph", "inference_graph/naviyam.yaml",
+                           "--service", "naviyam-nlu=http://127.0.0.1:1/v1/models/naviyam-nlu:predict"],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "no URL for service" in proc.stderr
