@@ -63,7 +63,7 @@ def test_naviyam_graph_matches_the_crd():
 @needs_crds
 def test_crd_check_reports_bad_enum_wrong_type_and_unknown_fields(tmp_path):
     d = yaml.safe_load(NAVIYAM_GRAPH.read_text(encoding="utf-8"))
-    d["spec"]["nodes"]["fanout"]["routerType"] = "Parallel"
+    d["spec"]["nodes"]["search-switch"]["routerType"] = "Parallel"
     d["spec"]["timeout"] = "ten"
     d["spec"]["nodes"]["root"]["steps"][0]["servicename"] = "typo"
     errors = crd_validation_errors(d)
