@@ -67,7 +67,7 @@ def test_crd_check_reports_bad_enum_wrong_type_and_unknown_fields(tmp_path):
     d["spec"]["timeout"] = "ten"
     d["spec"]["nodes"]["root"]["steps"][0]["servicename"] = "typo"
     errors = crd_validation_errors(d)
-    assert any("spec.nodes.fanout.routerType" in e and "Parallel" in e for e in errors)
+    assert any("spec.nodes.search-switch.routerType" in e and "Parallel" in e for e in errors)
     assert any(e.startswith("spec.timeout") for e in errors)
     assert "spec.nodes.root.steps[0].servicename: unknown field (not in the CRD schema)" in errors
     path = tmp_path / "bad.yaml"
