@@ -24,6 +24,12 @@ def is_open(open_time: str, close_time: str, at: str) -> bool:
     return t >= o or t < c
 
 
+def open_mask(open_min: np.ndarray, close_min: np.ndarray, at_min: int) -> np.ndarray:
+    """Vectorised ``is_open`` over all shops."""
+    same_day = open_min <= close_min
+    return np.where(same_day, (open_min <= at_min) & (at_min < close_min), (at_min >= open_min) | (at_min < close_min))
+
+
 def shop_mask(catalog: Catalog, filters: SearchFilters, origin: tuple[float, float] | None = None) -> np.ndarray:
     """Boolean mask aligned with ``catalog.shops`` rows: True where the shop meets every filter."""
     shops = catalog.shops
@@ -40,8 +46,7 @@ def shop_mask(catalog: Catalog, filters: SearchFilters, origin: tuple[float, flo
         dist = haversine_km(origin[0], origin[1], shops["lat"].to_numpy(), shops["lon"].to_numpy())
         mask &= dist <= filters.max_distance_km
     if filters.open_at:
-        opened = [is_open(o, c, filters.open_at) for o, c in zip(shops["open_time"], shops["close_time"])]
-        mask &= np.array(opened, dtype=bool)
+        mask &= open_mask(catalog.open_minutes, catalog.close_minutes, _minutes(filters.open_at))
     if filters.max_price is not None or filters.allergies or filters.menu_item:
         mask &= _menu_mask(catalog, filters)
     return mask
@@ -53,9 +58,9 @@ def _menu_mask(catalog: Catalog, filters: SearchFilters) -> np.ndarray:
     ok = np.ones(len(menus), dtype=bool)
     if filters.max_price is not None:
         ok &= (menus["price"] <= filters.max_price).to_numpy()
-    if filters.allergies:
-        banned = set(filters.allergies)
-        ok &= np.array([not banned.intersection(a) for a in menus["allergens"]], dtype=bool)
+    for allergen in filters.allergies:
+        if allergen in catalog.menu_allergen_masks:
+            ok &= ~catalog.menu_allergen_masks[allergen]
     if filters.menu_item:
         ok &= menus["name"].str.contains(filters.menu_item, regex=False).to_numpy()
     good_shops = set(menus.loc[ok, "shop_id"])

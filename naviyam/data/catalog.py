@@ -51,6 +51,10 @@ class Catalog:
     menus: pd.DataFrame
     users: pd.DataFrame
     _menus_by_shop: dict[str, list[MenuItem]] = field(default_factory=dict, repr=False)
+    # Precomputed once so hard filters are vectorised per request (see naviyam.filtering).
+    menu_allergen_masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    open_minutes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32), repr=False)
+    close_minutes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32), repr=False)
 
     @classmethod
     def load(cls, data_dir: Path) -> "Catalog":
@@ -61,14 +65,15 @@ class Catalog:
                 f"data set not found in {data_dir} (missing {', '.join(missing)}); run `naviyam data build`"
             )
         read = lambda name: pd.read_parquet(data_dir / f"{name}.parquet")  # noqa: E731
-        cat = cls(
+        return cls(
             schools=read("schools").set_index("school_id", drop=False),
             shops=read("shops").set_index("shop_id", drop=False),
             menus=read("menus"),
             users=read("users").set_index("user_id", drop=False),
         )
-        cat._index_menus()
-        return cat
+
+    def __post_init__(self) -> None:
+        self._index_menus()
 
     def _index_menus(self) -> None:
         by_shop: dict[str, list[MenuItem]] = {}
@@ -78,6 +83,11 @@ class Catalog:
                          is_signature=bool(row.is_signature))
             )
         self._menus_by_shop = by_shop
+        allergens = [set(a) for a in self.menus["allergens"]]
+        names = sorted(set().union(*allergens)) if allergens else []
+        self.menu_allergen_masks = {n: np.array([n in a for a in allergens], dtype=bool) for n in names}
+        to_min = lambda col: np.array([int(t[:2]) * 60 + int(t[3:5]) for t in self.shops[col]], dtype=np.int32)  # noqa: E731
+        self.open_minutes, self.close_minutes = to_min("open_time"), to_min("close_time")
 
     def has_shop(self, shop_id: str) -> bool:
         return shop_id in self.shops.index
