@@ -1,19 +1,20 @@
 """Feature engineering for the Wide&Deep ranker (step 6), shared by training and serving.
 
 Torch-free on purpose: the onnxruntime scorer imports this module, and serving must not pull in
-torch. Training and serving build the model inputs through the same ``RankingFeatures.assemble``
-so the two can never drift apart (no training/serving skew).
+torch. Training and serving turn looked-up features into model inputs through the same
+``raw_wide_features`` so the two can never drift apart (no training/serving skew).
 
 Pieces:
 
 - ``FeatureSpace``: id vocabularies (user, shop, category -> embedding row). Row 0 of every
   vocabulary is "unknown" (a new user, a shop added after training).
 - ``FeatureSource``: where per-user and per-shop behavioural features come from. The local
-  ``TableFeatureSource`` is a snapshot table computed from the training window; a Feast-backed
-  source can implement the same two lookups later.
+  ``TableFeatureSource`` is a snapshot computed from the training window; a Feast-backed source
+  can implement the same two lookups later.
 - ``FeatureHistory``: point-in-time (as-of-day) versions of the same features, used only to
-  build training samples, so that a sample never sees its own click/order in its features.
+  build training samples, so a sample never sees its own click or order in its features.
 - ``Normaliser``: z-scores of the numeric wide columns, fitted on training rows.
+- ``RankingFeatures``: space + normaliser + source, i.e. everything serving needs.
 """
 from __future__ import annotations
 
@@ -33,48 +34,55 @@ from naviyam.schemas import CATEGORIES, RequestContext, TimeSlot, UserProfile
 TIME_SLOTS: tuple[str, ...] = tuple(t.value for t in TimeSlot)
 POSITIVE_EVENTS: tuple[str, ...] = ("click", "order", "favorite")
 AGE_GROUPS: tuple[str, ...] = ("elementary", "middle", "high")  # 초 / 중 / 고
+AGE_GROUP_EDGES: tuple[int, ...] = (14, 17)  # 초 <= 13 < 중 <= 16 < 고 (Korean school ages)
+YOUNG_MAX_AGE = 11  # younger children walk less far
 PRICE_FIT_EDGES: tuple[float, ...] = (0.5, 0.8, 1.0)  # min_price / per-meal allowance
 DISTANCE_EDGES_KM: tuple[float, ...] = (0.3, 0.7, 1.5)  # children walk; 1.5 km is already far
 RECENCY_CAP_DAYS = 60.0
-NEW_USER_RECENCY_DAYS = RECENCY_CAP_DAYS
 MIN_ALLOWANCE = 1000  # guards price_fit against a zero allowance
+DEFAULT_ALLOWANCE = 9500.0
 NORMALISED_CLIP = 5.0
+UNSEEN_SHOP_POSITION = 14.0  # a shop never shown is treated like one shown at the bottom
+ALLERGEN_SEP = ","  # menu_allergens holds one "a,b" string per menu (a Feast Array(String))
 
 INPUT_NAMES: tuple[str, ...] = ("wide", "user_idx", "shop_idx", "category_idx")
 OUTPUT_NAME = "score"
 
-# Raw columns the FeatureSource lookups return (the Feast feature views mirror these).
+# Raw columns the FeatureSource lookups return (a Feast feature view would mirror these).
 USER_COUNT_COLUMNS: tuple[str, ...] = ("n_views", "n_clicks", "n_orders", "n_favorites")
 ORDER_SHARE_COLUMNS: tuple[str, ...] = tuple(f"order_share_{i:02d}" for i in range(len(CATEGORIES)))
 ENGAGE_SHARE_COLUMNS: tuple[str, ...] = tuple(f"engage_share_{i:02d}" for i in range(len(CATEGORIES)))
 USER_FEATURE_COLUMNS: tuple[str, ...] = (
-    "age", *USER_COUNT_COLUMNS, "last_active_at", *ORDER_SHARE_COLUMNS, *ENGAGE_SHARE_COLUMNS,
-    "engaged_shops", "ordered_shops",
+    "age", *USER_COUNT_COLUMNS, "last_active_at", "engaged_distance_km", *ORDER_SHARE_COLUMNS,
+    *ENGAGE_SHARE_COLUMNS, "engaged_shops", "ordered_shops",
 )
 SHOP_FEATURE_COLUMNS: tuple[str, ...] = (
     "category", "avg_price", "min_price", "rating", "accepts_meal_card", "is_good_influence_shop",
-    "lat", "lon", "n_views", "n_clicks", "n_orders", "view_rate", "order_rate",
+    "lat", "lon", "open_minute", "close_minute", "n_views", "n_clicks", "n_orders", "view_rate",
+    "order_rate", "view_share", "mean_position", "menu_allergens",
 )
 PROFILE_COLUMNS: tuple[str, ...] = (
-    "user_id", "age", "preferred_categories", "has_meal_card", "per_meal_allowance", "is_new",
+    "user_id", "age", "preferred_categories", "allergies", "has_meal_card", "per_meal_allowance", "is_new",
 )
+CONTEXT_COLUMNS: tuple[str, ...] = ("now", "time_slot", "origin_lat", "origin_lon")
 
 NUMERIC_FEATURES: tuple[str, ...] = (
     "age", "log_allowance", "user_log_views", "user_log_clicks", "user_log_orders",
     "user_engage_rate", "user_recency_days", "user_cat_order_share", "user_cat_engage_share",
     "shop_log_avg_price", "shop_log_min_price", "shop_rating", "shop_log_view_rate",
-    "shop_log_order_rate", "shop_click_rate", "shop_order_rate", "distance_km", "price_fit",
-    "avg_price_fit",
+    "shop_log_order_rate", "shop_click_rate", "shop_order_rate", "shop_view_share",
+    "shop_mean_position", "distance_km", "distance_young", "distance_over_habit", "price_fit",
+    "avg_price_fit", "over_budget_k", "allergy_unsafe_share",
 )
 BINARY_FEATURES: tuple[str, ...] = (
     "no_history", "has_meal_card", "shop_meal_card", "good_influence", "meal_card_mismatch",
     "preferred_category", "engaged_shop_before", "ordered_shop_before", "over_allowance",
+    "allergy_nothing_safe", "open_now",
 )
 
 
 def _cross_names() -> tuple[str, ...]:
-    n_price = len(PRICE_FIT_EDGES) + 1
-    names = [f"price_fit_b{b}_x_card{c}" for c in (0, 1) for b in range(n_price)]
+    names = [f"price_fit_b{b}_x_card{c}" for c in (0, 1) for b in range(len(PRICE_FIT_EDGES) + 1)]
     names += [f"distance_b{b}" for b in range(len(DISTANCE_EDGES_KM) + 1)]
     names += [f"age_{a}_x_{c}" for a in AGE_GROUPS for c in CATEGORIES]
     names += [f"slot_{t}_x_{c}" for t in TIME_SLOTS for c in CATEGORIES]
@@ -83,6 +91,11 @@ def _cross_names() -> tuple[str, ...]:
 
 WIDE_FEATURES: tuple[str, ...] = NUMERIC_FEATURES + BINARY_FEATURES + _cross_names()
 WIDE_DIM = len(WIDE_FEATURES)
+
+_CATEGORY_POS = {c: i for i, c in enumerate(CATEGORIES)}
+_SLOT_POS = {t: i for i, t in enumerate(TIME_SLOTS)}
+
+Columns = Mapping[str, np.ndarray]  # column name -> array of length N (or 1, broadcast)
 
 
 # --------------------------------------------------------------------------- vocabularies
@@ -110,17 +123,16 @@ class FeatureSpace:
     def fit(cls, events: pd.DataFrame) -> "FeatureSpace":
         """Vocabulary of the ids seen in the training events.
 
-        Ids never seen in training would get an untrained (random) embedding row, so they are
-        left out and fall back to row 0, which training teaches to mean "an average user/shop".
+        An id never seen in training would get an untrained (random) embedding row, so it is
+        left out and falls back to row 0, which training teaches to mean "an average user/shop".
         """
         return cls(users=tuple(sorted(events["user_id"].unique())),
                    shops=tuple(sorted(events["shop_id"].unique())))
 
     def extend(self, events: pd.DataFrame) -> "FeatureSpace":
-        """Keeps every existing index (so a checkpoint's embedding rows stay valid) and appends new ids."""
-        known_u, known_s = set(self.users), set(self.shops)
-        new_u = sorted(set(events["user_id"].unique()) - known_u)
-        new_s = sorted(set(events["shop_id"].unique()) - known_s)
+        """Keeps every existing index (so a checkpoint's embedding rows stay valid), appends new ids."""
+        new_u = sorted(set(events["user_id"].unique()) - set(self.users))
+        new_s = sorted(set(events["shop_id"].unique()) - set(self.shops))
         return FeatureSpace(users=self.users + tuple(new_u), shops=self.shops + tuple(new_s),
                             categories=self.categories)
 
@@ -153,8 +165,7 @@ class FeatureSpace:
 
     @classmethod
     def from_dict(cls, raw: Mapping) -> "FeatureSpace":
-        return cls(users=tuple(raw["users"]), shops=tuple(raw["shops"]),
-                   categories=tuple(raw["categories"]))
+        return cls(users=tuple(raw["users"]), shops=tuple(raw["shops"]), categories=tuple(raw["categories"]))
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False), encoding="utf-8")
@@ -174,12 +185,48 @@ def _lookup(index: Mapping[str, int], ids: Sequence[str]) -> np.ndarray:
 
 @runtime_checkable
 class FeatureSource(Protocol):
-    """Per-entity feature lookups. Rows come back in request order, indexed by id; unknown ids
-    get a row of NaN/empty values (the builder turns those into "no history")."""
+    """Per-entity feature lookups (columns ``USER_FEATURE_COLUMNS`` / ``SHOP_FEATURE_COLUMNS``).
+
+    Rows come back in request order, indexed by id; unknown ids get NaN/empty values, which the
+    builder reads as "no history".
+    """
 
     def user_features(self, user_ids: Sequence[str]) -> pd.DataFrame: ...
 
     def shop_features(self, shop_ids: Sequence[str]) -> pd.DataFrame: ...
+
+
+def _missing_value(values: np.ndarray):
+    if values.dtype.kind == "M":
+        return np.datetime64("NaT")
+    if values.dtype.kind in "fiub":
+        return np.nan
+    return None
+
+
+class _ColumnTable:
+    """A frame as per-column numpy arrays plus one trailing "missing" row, for fast row takes.
+
+    Serving looks up ~100 rows per request; ``DataFrame.reindex`` costs more than the whole
+    model, positional ``take`` on plain arrays costs microseconds.
+    """
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._pos = {key: i for i, key in enumerate(frame.index)}
+        self._missing = len(frame)
+        self._cols = {}
+        for col in frame.columns:
+            values = frame[col].to_numpy()
+            if values.dtype.kind in "iub":  # ints/bools cannot hold the NaN of the missing row
+                values = values.astype(np.float64)
+            pad = np.empty(1, dtype=values.dtype)
+            pad[0] = _missing_value(values)
+            self._cols[col] = np.concatenate([values, pad])
+
+    def take(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        get, missing = self._pos.get, self._missing
+        rows = np.fromiter((get(i, missing) for i in ids), dtype=np.int64, count=len(ids))
+        return {col: values[rows] for col, values in self._cols.items()}
 
 
 class TableFeatureSource:
@@ -191,6 +238,8 @@ class TableFeatureSource:
     def __init__(self, users: pd.DataFrame, shops: pd.DataFrame) -> None:
         self._users = users.reindex(columns=list(USER_FEATURE_COLUMNS))
         self._shops = shops.reindex(columns=list(SHOP_FEATURE_COLUMNS))
+        self._user_table = _ColumnTable(self._users)
+        self._shop_table = _ColumnTable(self._shops)
 
     @classmethod
     def fit(cls, catalog: Catalog, events: pd.DataFrame, end: pd.Timestamp | None = None) -> "TableFeatureSource":
@@ -202,6 +251,13 @@ class TableFeatureSource:
 
     def shop_features(self, shop_ids: Sequence[str]) -> pd.DataFrame:
         return self._shops.reindex(list(shop_ids))
+
+    # Fast path used by RankingFeatures when present (same values as the frames above).
+    def user_columns(self, user_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        return self._user_table.take(user_ids)
+
+    def shop_columns(self, shop_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        return self._shop_table.take(shop_ids)
 
     @property
     def users(self) -> pd.DataFrame:
@@ -223,24 +279,41 @@ class TableFeatureSource:
         return cls(pd.read_parquet(directory / cls.USER_FILE), pd.read_parquet(directory / cls.SHOP_FILE))
 
 
+def hhmm_minutes(values: Sequence[str]) -> np.ndarray:
+    """"HH:MM" -> minutes after midnight (float, NaN when missing)."""
+    out = np.full(len(values), np.nan)
+    for i, value in enumerate(values):
+        if isinstance(value, str) and ":" in value:
+            h, m = value.split(":", 1)
+            out[i] = int(h) * 60 + int(m)
+    return out
+
+
+def menu_allergens(menus: pd.DataFrame) -> pd.Series:
+    """shop_id -> one "a,b" allergen string per menu (what the allergy features need)."""
+    joined = menus["allergens"].map(lambda a: ALLERGEN_SEP.join(sorted(a)) if a is not None else "")
+    return joined.groupby(menus["shop_id"]).agg(list)
+
+
 class FeatureHistory:
     """As-of-day user and shop features over one window of events (training only).
 
     Counts are kept as per-day cumulative arrays, so the features "as of day d" (events on days
     strictly before d) are one array lookup. Day ``n_days`` is the end of the window, which is
-    exactly what the serving snapshot holds, so training and serving features match in meaning.
+    exactly what the serving snapshot holds, so training and serving features mean the same.
     """
 
     def __init__(self, catalog: Catalog, events: pd.DataFrame, end: pd.Timestamp | None = None) -> None:
         ev = events if end is None else events[events["timestamp"] < end]
         stamps = ev["timestamp"]
-        self.start = (stamps.min() if len(ev) else pd.Timestamp(end or "2000-01-01")).normalize()
-        last = end if end is not None else (stamps.max() if len(ev) else self.start)
-        self.end = pd.Timestamp(last)
+        fallback = pd.Timestamp(end) if end is not None else pd.Timestamp("2000-01-01")
+        self.start = (stamps.min() if len(ev) else fallback).normalize()
+        self.end = pd.Timestamp(end) if end is not None else (stamps.max() if len(ev) else self.start)
         self.n_days = max(1, int(math.ceil((self.end - self.start) / pd.Timedelta(days=1))))
-        if end is None:  # the last day holds events, so the window must include it
+        if end is None:  # the last event's own day must be inside the window
             self.n_days = max(self.n_days, int(self._day(pd.Series([self.end]))[0]) + 1)
         self._catalog = catalog
+        self._menu_allergens = menu_allergens(catalog.menus)
         self._users = pd.Index(catalog.users["user_id"].astype(str).tolist()).append(
             pd.Index(ev["user_id"].unique())).unique()
         self._shops = pd.Index(catalog.shops["shop_id"].astype(str).tolist()).append(
@@ -252,46 +325,73 @@ class FeatureHistory:
         return ((stamps - self.start) // pd.Timedelta(days=1)).to_numpy(dtype=np.int64)
 
     def _cumulative(self, rows: np.ndarray, days: np.ndarray, n_rows: int, width: int | None = None,
-                    cols: np.ndarray | None = None) -> np.ndarray:
-        """cum[r, d] = number of events of row r on days < d."""
+                    cols: np.ndarray | None = None, values: np.ndarray | float = 1.0) -> np.ndarray:
+        """cum[r, d] = number (or sum of ``values``) of events of row r on days < d."""
         shape = (n_rows, self.n_days + 1) if width is None else (n_rows, self.n_days + 1, width)
         out = np.zeros(shape, dtype=np.float32)
-        index = (rows, days + 1) if width is None else (rows, days + 1, cols)
-        np.add.at(out, index, 1.0)
+        if width is None:
+            np.add.at(out, (rows, days + 1), values)
+        else:
+            assert cols is not None, "a width needs the column of each event"
+            np.add.at(out, (rows, days + 1, cols), values)
         return np.cumsum(out, axis=1, dtype=np.float32)
 
     def _build(self, ev: pd.DataFrame) -> None:
+        catalog = self._catalog
         n_u, n_s = len(self._users), len(self._shops)
         u = self._users.get_indexer(ev["user_id"])
         s = self._shops.get_indexer(ev["shop_id"])
         d = np.clip(self._day(ev["timestamp"]), 0, self.n_days - 1)
         etype = ev["event_type"].to_numpy()
-        category_of = self._catalog.shops["category"].reindex(self._shops).map(
-            {c: i for i, c in enumerate(CATEGORIES)}).fillna(-1).to_numpy(dtype=np.int64)
 
-        self._user_counts = {}
-        self._shop_counts = {}
+        self._user_counts: dict[str, np.ndarray] = {}
+        self._shop_counts: dict[str, np.ndarray] = {}
         for col, kind in zip(USER_COUNT_COLUMNS, ("view", "click", "order", "favorite")):
             m = etype == kind
             self._user_counts[col] = self._cumulative(u[m], d[m], n_u)
             self._shop_counts[col] = self._cumulative(s[m], d[m], n_s)
 
-        cat = category_of[s]
-        pos = np.isin(etype, POSITIVE_EVENTS) & (cat >= 0)
-        order = (etype == "order") & (cat >= 0)
-        width = len(CATEGORIES)
-        self._cat_engage = self._cumulative(u[pos], d[pos], n_u, width, cat[pos])
-        self._cat_order = self._cumulative(u[order], d[order], n_u, width, cat[order])
+        # Where the app tends to place a shop (0 = top): a shop shown high gets clicked more
+        # whatever the child thinks of it, so the ranker needs this to explain the clicks.
+        position = ev["position"].to_numpy(dtype=np.float64, na_value=np.nan)
+        ok = (etype == "view") & np.isfinite(position)
+        self._position_sum = self._cumulative(s[ok], d[ok], n_s, values=position[ok])
+        self._position_n = self._cumulative(s[ok], d[ok], n_s)
 
-        # Last active day as of d: running max of "active on day d-1", -1 before any activity.
+        category_of = catalog.shops["category"].reindex(self._shops).map(_CATEGORY_POS)
+        cat = category_of.fillna(-1).to_numpy(dtype=np.int64)[s]
+        positive = np.isin(etype, POSITIVE_EVENTS)
+        pos_cat = positive & (cat >= 0)
+        order_cat = (etype == "order") & (cat >= 0)
+        width = len(CATEGORIES)
+        self._cat_engage = self._cumulative(u[pos_cat], d[pos_cat], n_u, width, cat[pos_cat])
+        self._cat_order = self._cumulative(u[order_cat], d[order_cat], n_u, width, cat[order_cat])
+
+        # How far from school the child usually goes (walking range differs a lot by child).
+        school = catalog.users["school_id"].reindex(ev["user_id"]).to_numpy()
+        school_pos = catalog.schools[["lat", "lon"]].reindex(school).to_numpy(dtype=np.float64)
+        shop_pos = catalog.shops[["lat", "lon"]].reindex(ev["shop_id"]).to_numpy(dtype=np.float64)
+        dist = haversine_km(school_pos[:, 0], school_pos[:, 1], shop_pos[:, 0], shop_pos[:, 1])
+        ok = positive & np.isfinite(dist)
+        self._distance_sum = self._cumulative(u[ok], d[ok], n_u, values=dist[ok])
+        self._distance_n = self._cumulative(u[ok], d[ok], n_u)
+
+        # A shop's views over its school's sessions is how often the app shows it at all (its
+        # exposure), which raw view counts would confuse with the size of the school.
+        self._schools = pd.Index(catalog.schools.index.astype(str))
+        school_idx = self._schools.get_indexer(school)
+        ok = ~ev["session_id"].duplicated().to_numpy() & (school_idx >= 0)
+        self._school_sessions = self._cumulative(school_idx[ok], d[ok], max(len(self._schools), 1))
+        self._shop_school = self._schools.get_indexer(catalog.shops["school_id"].reindex(self._shops))
+
+        # Last active day as of d: running max of "active on day d-1"; -1 before any activity.
         active = np.full((n_u, self.n_days + 1), -1, dtype=np.int32)
         active[u, d + 1] = d
         self._last_day = np.maximum.accumulate(active, axis=1)
 
         # First day each (user, shop) pair was engaged / ordered: "tried this shop before".
-        pos_all = np.isin(etype, POSITIVE_EVENTS)
-        pairs = pd.DataFrame({"u": u[pos_all], "s": s[pos_all], "d": d[pos_all],
-                              "order": etype[pos_all] == "order"})
+        pairs = pd.DataFrame({"u": u[positive], "s": s[positive], "d": d[positive],
+                              "order": etype[positive] == "order"})
         self._first_engaged = pairs.groupby(["u", "s"])["d"].min()
         self._first_ordered = pairs[pairs["order"]].groupby(["u", "s"])["d"].min()
 
@@ -300,51 +400,68 @@ class FeatureHistory:
         """As-of day for timestamps: features use events on days strictly before it."""
         return np.clip(self._day(pd.Series(stamps)), 0, self.n_days)
 
-    def user_frame(self, user_ids: Sequence[str], days: np.ndarray) -> pd.DataFrame:
-        idx = self._users.get_indexer(list(user_ids))
+    def _rows(self, index: pd.Index, ids: Sequence[str], days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        idx = index.get_indexer(list(ids))
         known = idx >= 0
-        ii, dd = np.where(known, idx, 0), np.asarray(days, dtype=np.int64)
-        out: dict[str, np.ndarray] = {}
-        ages = self._catalog.users["age"].reindex(list(user_ids)).to_numpy(dtype=np.float64)
-        out["age"] = ages
+        return known, np.where(known, idx, 0), np.asarray(days, dtype=np.int64)
+
+    def user_frame(self, user_ids: Sequence[str], days: np.ndarray) -> pd.DataFrame:
+        ids = list(user_ids)
+        known, ii, dd = self._rows(self._users, ids, days)
+
+        def at(arr: np.ndarray) -> np.ndarray:
+            return np.where(known, arr[ii, dd], 0.0)
+
+        out: dict[str, np.ndarray] = {"age": self._catalog.users["age"].reindex(ids).to_numpy(dtype=np.float64)}
         for col in USER_COUNT_COLUMNS:
-            out[col] = np.where(known, self._user_counts[col][ii, dd], 0.0)
+            out[col] = at(self._user_counts[col])
         last = np.where(known, self._last_day[ii, dd], -1)
-        out["last_active_at"] = pd.to_datetime(
-            np.where(last >= 0, (self.start + pd.to_timedelta(np.maximum(last, 0), unit="D")).to_numpy(),
-                     np.datetime64("NaT")))
+        out["last_active_at"] = np.where(
+            last >= 0, np.datetime64(self.start.normalize(), "ns") + last.astype("timedelta64[D]"),
+            np.datetime64("NaT")).astype("datetime64[ns]")
+        n_dist = at(self._distance_n)
+        out["engaged_distance_km"] = np.where(n_dist > 0, at(self._distance_sum) / np.maximum(n_dist, 1.0), np.nan)
         for cols, arr in ((ENGAGE_SHARE_COLUMNS, self._cat_engage), (ORDER_SHARE_COLUMNS, self._cat_order)):
             counts = np.where(known[:, None], arr[ii, dd], 0.0)
             shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
-            for j, col in enumerate(cols):
-                out[col] = shares[:, j]
-        frame = pd.DataFrame(out, index=pd.Index(list(user_ids), name="user_id"))
+            out.update({col: shares[:, j] for j, col in enumerate(cols)})
+        frame = pd.DataFrame(out, index=pd.Index(ids, name="user_id"))
+        # Per-pair history is passed separately in training (``pair_flags``), per day.
         frame["engaged_shops"] = None
         frame["ordered_shops"] = None
         return frame
 
     def shop_frame(self, shop_ids: Sequence[str], days: np.ndarray) -> pd.DataFrame:
         ids = list(shop_ids)
+        known, ii, dd = self._rows(self._shops, ids, days)
+
+        def at(arr: np.ndarray) -> np.ndarray:
+            return np.where(known, arr[ii, dd], 0.0)
+
         static = self._catalog.shops.reindex(ids)
-        idx = self._shops.get_indexer(ids)
-        known = idx >= 0
-        ii, dd = np.where(known, idx, 0), np.asarray(days, dtype=np.int64)
         out = {col: static[col].to_numpy() for col in
                ("category", "avg_price", "min_price", "rating", "accepts_meal_card",
                 "is_good_influence_shop", "lat", "lon")}
+        out["open_minute"] = hhmm_minutes(static["open_time"].tolist())
+        out["close_minute"] = hhmm_minutes(static["close_time"].tolist())
         for col in ("n_views", "n_clicks", "n_orders"):
-            out[col] = np.where(known, self._shop_counts[col][ii, dd], 0.0)
+            out[col] = at(self._shop_counts[col])
         # Rates per day of history make early-window and end-of-window popularity comparable.
         elapsed = np.maximum(dd, 1).astype(np.float64)
         out["view_rate"] = out["n_views"] / elapsed
         out["order_rate"] = out["n_orders"] / elapsed
+        school = np.where(known, self._shop_school[ii], -1)
+        sessions = np.where(school >= 0, self._school_sessions[np.maximum(school, 0), dd], 0.0)
+        out["view_share"] = np.where(sessions > 0, out["n_views"] / np.maximum(sessions, 1.0), np.nan)
+        shown = at(self._position_n)
+        out["mean_position"] = np.where(shown > 0, at(self._position_sum) / np.maximum(shown, 1.0), np.nan)
+        out["menu_allergens"] = self._menu_allergens.reindex(ids).to_numpy()
         return pd.DataFrame(out, index=pd.Index(ids, name="shop_id"))
 
     def pair_flags(self, user_ids: Sequence[str], shop_ids: Sequence[str], days: np.ndarray) -> dict[str, np.ndarray]:
         """Whether the user engaged with / ordered from the shop on a day before ``days``."""
-        u = self._users.get_indexer(list(user_ids))
-        s = self._shops.get_indexer(list(shop_ids))
-        key = pd.MultiIndex.from_arrays([u, s])
+        key = pd.MultiIndex.from_arrays([self._users.get_indexer(list(user_ids)),
+                                         self._shops.get_indexer(list(shop_ids))])
         days = np.asarray(days)
         out = {}
         for name, first in (("engaged_shop_before", self._first_engaged), ("ordered_shop_before", self._first_ordered)):
@@ -353,17 +470,17 @@ class FeatureHistory:
         return out
 
     def snapshot(self) -> TableFeatureSource:
-        """The serving table: every user/shop as of the end of the window."""
-        days_u = np.full(len(self._users), self.n_days)
-        users = self.user_frame(self._users.tolist(), days_u)
-        engaged = self._first_engaged.reset_index()
-        ordered = self._first_ordered.reset_index()
+        """The serving table: every user and shop as of the end of the window."""
+        users = self.user_frame(self._users.tolist(), np.full(len(self._users), self.n_days))
         shop_ids = self._shops.to_numpy()
-        for col, pairs in (("engaged_shops", engaged), ("ordered_shops", ordered)):
-            lists = pairs.assign(sid=shop_ids[pairs["s"].to_numpy()]).groupby("u")["sid"].agg(lambda x: sorted(x))
-            col_values = pd.Series([[] for _ in range(len(self._users))], dtype=object)
-            col_values.iloc[lists.index.to_numpy()] = lists.to_numpy()
-            users[col] = col_values.to_numpy()
+        for col, first in (("engaged_shops", self._first_engaged), ("ordered_shops", self._first_ordered)):
+            pairs = first.reset_index()
+            lists = pd.Series(shop_ids[pairs["s"].to_numpy()]).groupby(pairs["u"].to_numpy()).agg(sorted)
+            values = np.empty(len(self._users), dtype=object)
+            values[:] = [[] for _ in range(len(self._users))]
+            for row, shops in zip(lists.index, lists.to_numpy()):
+                values[row] = shops
+            users[col] = values
         shops = self.shop_frame(self._shops.tolist(), np.full(len(self._shops), self.n_days))
         return TableFeatureSource(users, shops)
 
@@ -405,147 +522,221 @@ class Normaliser:
 # --------------------------------------------------------------------------- assembly
 
 
-def profiles_frame(users: Sequence[UserProfile] | pd.DataFrame) -> pd.DataFrame:
-    """Static per-user attributes (from the profile store) in the layout ``assemble`` expects."""
+def profile_columns(users: Sequence[UserProfile] | pd.DataFrame) -> dict[str, np.ndarray]:
+    """Static per-user attributes (the profile store) as columns; a DataFrame needs PROFILE_COLUMNS
+    except ``is_new`` (default False), e.g. rows of ``catalog.users``."""
     if isinstance(users, pd.DataFrame):
-        frame = users.reset_index(drop=True).copy()
-        if "is_new" not in frame:
-            frame["is_new"] = False
-        return frame.reindex(columns=list(PROFILE_COLUMNS))
-    return pd.DataFrame(
-        [(u.user_id, u.age, list(u.preferred_categories), u.has_meal_card, u.per_meal_allowance, u.is_new)
-         for u in users],
-        columns=list(PROFILE_COLUMNS),
-    )
+        frame = users.reset_index(drop=True)
+        out = {c: frame[c].to_numpy() for c in PROFILE_COLUMNS if c in frame}
+        out.setdefault("is_new", np.zeros(len(frame), dtype=bool))
+        missing = set(PROFILE_COLUMNS) - set(out)
+        if missing:
+            raise ValueError(f"user rows lack {sorted(missing)}")
+        return out
+    users = list(users)
+    lists = np.empty((2, len(users)), dtype=object)
+    for i, u in enumerate(users):
+        lists[0, i], lists[1, i] = list(u.preferred_categories), list(u.allergies)
+    return {
+        "user_id": np.array([u.user_id for u in users], dtype=object),
+        "age": np.array([u.age for u in users], dtype=np.float64),
+        "preferred_categories": lists[0], "allergies": lists[1],
+        "has_meal_card": np.array([u.has_meal_card for u in users], dtype=bool),
+        "per_meal_allowance": np.array([u.per_meal_allowance for u in users], dtype=np.float64),
+        "is_new": np.array([u.is_new for u in users], dtype=bool),
+    }
 
 
-def context_frame(context: RequestContext) -> pd.DataFrame:
-    """One-row context; ``assemble`` broadcasts it over every candidate."""
-    return pd.DataFrame({"now": [pd.Timestamp(context.now)], "time_slot": [TimeSlot(context.time_slot).value],
-                         "origin_lat": [context.origin_lat], "origin_lon": [context.origin_lon]})
-
-
-def _col(frame: pd.DataFrame, name: str, n: int, fill: float = 0.0) -> np.ndarray:
-    values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
-    return np.broadcast_to(np.nan_to_num(values, nan=fill), (n,)) if len(values) == 1 else np.nan_to_num(values, nan=fill)
-
-
-def _bool(frame: pd.DataFrame, name: str, n: int) -> np.ndarray:
-    values = frame[name].fillna(False).to_numpy(dtype=bool)
-    return np.broadcast_to(values, (n,)) if len(values) == 1 else values
-
-
-def _rowwise(values: np.ndarray, n: int) -> np.ndarray:
-    return np.broadcast_to(values, (n,) + values.shape[1:]) if len(values) == 1 else values
-
-
-def age_group(age: np.ndarray) -> np.ndarray:
-    return np.digitize(age, (13, 16))  # 초 <= 12 < 중 <= 15 < 고
-
-
-def _one_hot_cross(a: np.ndarray, n_a: int, b: np.ndarray, n_b: int, valid: np.ndarray | None = None) -> np.ndarray:
-    out = np.zeros((a.shape[0], n_a * n_b), dtype=np.float32)
-    rows = np.arange(a.shape[0])
-    ok = (a >= 0) & (b >= 0) if valid is None else valid & (a >= 0) & (b >= 0)
-    out[rows[ok], a[ok] * n_b + b[ok]] = 1.0
+def context_columns(context: RequestContext | pd.DataFrame) -> dict[str, np.ndarray]:
+    """One RequestContext (broadcast over the candidates) or one context row per candidate."""
+    if isinstance(context, RequestContext):
+        return {"now": np.array([np.datetime64(pd.Timestamp(context.now).tz_localize(None), "ns")]),
+                "time_slot": np.array([TimeSlot(context.time_slot).value], dtype=object),
+                "origin_lat": np.array([context.origin_lat]), "origin_lon": np.array([context.origin_lon])}
+    frame = context.reset_index(drop=True)
+    out = {c: frame[c].to_numpy() for c in CONTEXT_COLUMNS}
+    out["now"] = pd.to_datetime(frame["now"]).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
     return out
 
 
-def raw_wide_features(profiles: pd.DataFrame, users: pd.DataFrame, shops: pd.DataFrame,
-                      context: pd.DataFrame, pair_flags: Mapping[str, np.ndarray]) -> np.ndarray:
+def frame_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {c: frame[c].to_numpy() for c in frame.columns}
+
+
+def _n(values: np.ndarray, n: int) -> np.ndarray:
+    """Broadcasts a one-row column to n rows (a request is one user in one context)."""
+    return np.broadcast_to(values, (n,) + values.shape[1:]) if len(values) == 1 and n != 1 else values
+
+
+def _num(cols: Columns, name: str, n: int, fill: float = 0.0) -> np.ndarray:
+    values = np.asarray(cols[name])
+    if values.dtype == object:
+        values = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64)
+    return _n(np.nan_to_num(values.astype(np.float64), nan=fill), n)
+
+
+def _flag(cols: Columns, name: str, n: int) -> np.ndarray:
+    values = np.asarray(cols[name])
+    if values.dtype == object:
+        values = np.array([bool(v) if v is not None and v == v else False for v in values], dtype=bool)
+    elif values.dtype.kind == "f":
+        values = np.nan_to_num(values, nan=0.0) != 0.0  # NaN = unknown row = False
+    return _n(values.astype(bool), n)
+
+
+def _is_list(value) -> bool:
+    return isinstance(value, (list, tuple, np.ndarray))
+
+
+def _membership(lists: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """items[i] in lists[i] (lists broadcast when one row)."""
+    if len(lists) == 1:
+        member = set(lists[0]) if _is_list(lists[0]) else set()
+        return np.fromiter((x in member for x in items), dtype=bool, count=len(items))
+    return np.fromiter((_is_list(l) and x in l for l, x in zip(lists, items)), dtype=bool, count=len(items))
+
+
+def allergy_conflict(allergies: np.ndarray, menus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: share of the shop's menus the child cannot eat, and whether none is safe.
+
+    Only rows whose child has allergies (~15 %) need the Python-level set checks.
+    """
+    n = len(menus)
+    unsafe_share = np.zeros(n)
+    nothing_safe = np.zeros(n, dtype=bool)
+    one_user = len(allergies) == 1
+    for i in range(n):
+        allergic = allergies[0 if one_user else i]
+        shop_menus = menus[i]
+        if not _is_list(allergic) or len(allergic) == 0:
+            if one_user:
+                break  # the single child has no allergies: nothing to check for any shop
+            continue
+        if not _is_list(shop_menus) or len(shop_menus) == 0:
+            continue
+        allergic = set(allergic)
+        unsafe = sum(1 for m in shop_menus if m and not allergic.isdisjoint(m.split(ALLERGEN_SEP)))
+        unsafe_share[i] = unsafe / len(shop_menus)
+        nothing_safe[i] = unsafe == len(shop_menus)
+    return unsafe_share, nothing_safe
+
+
+def open_now(open_minute: np.ndarray, close_minute: np.ndarray, minute: np.ndarray) -> np.ndarray:
+    """Open at ``minute`` after midnight; hours may pass midnight (rule of ``filtering.is_open``).
+    A shop with unknown hours counts as open rather than being silently penalised."""
+    o, c, t = open_minute, close_minute, minute
+    inside = np.where(o <= c, (o <= t) & (t < c), (t >= o) | (t < c))
+    return np.where(np.isnan(o) | np.isnan(c), True, inside)
+
+
+def _one_hot_cross(a: np.ndarray, n_a: int, b: np.ndarray, n_b: int) -> np.ndarray:
+    """One-hot of the pair (a, b) in an n_a x n_b grid; a row with a or b < 0 stays all-zero."""
+    out = np.zeros((a.shape[0], n_a * n_b), dtype=np.float32)
+    ok = (a >= 0) & (b >= 0)
+    out[np.flatnonzero(ok), a[ok] * n_b + b[ok]] = 1.0
+    return out
+
+
+def raw_wide_features(profiles: Columns, users: Columns, shops: Columns, context: Columns,
+                      pair_flags: Mapping[str, np.ndarray]) -> np.ndarray:
     """The un-normalised wide matrix [N, WIDE_DIM]; columns follow ``WIDE_FEATURES``.
 
     ``shops`` has one row per candidate (N); ``profiles``, ``users`` and ``context`` have either
-    N rows or a single row that is broadcast (one request = one user, one context).
+    N rows or a single row that is broadcast (one request = one user in one context).
     """
-    n = len(shops)
-    cat_idx = shops["category"].map({c: i for i, c in enumerate(CATEGORIES)}).fillna(-1).to_numpy(dtype=np.int64)
+    n = len(shops["category"])
+    shop_cats = shops["category"]
+    cat_idx = np.fromiter((_CATEGORY_POS.get(c, -1) for c in shop_cats), dtype=np.int64, count=n)
     has_cat = cat_idx >= 0
     safe_cat = np.where(has_cat, cat_idx, 0)
+    rows = np.arange(n)
 
-    age = _col(profiles, "age", n, fill=12.0)
-    allowance = np.maximum(_col(profiles, "per_meal_allowance", n, fill=9500.0), MIN_ALLOWANCE)
-    has_card = _bool(profiles, "has_meal_card", n)
+    age = _num(profiles, "age", n, fill=12.0)
+    allowance = np.maximum(_num(profiles, "per_meal_allowance", n, fill=DEFAULT_ALLOWANCE), MIN_ALLOWANCE)
+    has_card = _flag(profiles, "has_meal_card", n)
 
-    counts = {c: _col(users, c, n) for c in USER_COUNT_COLUMNS}
+    counts = {c: _num(users, c, n) for c in USER_COUNT_COLUMNS}
     engaged = counts["n_clicks"] + counts["n_orders"] + counts["n_favorites"]
-    no_history = (counts["n_views"] + engaged) == 0
-    if "is_new" in profiles:
-        no_history = no_history | _bool(profiles, "is_new", n)
+    no_history = ((counts["n_views"] + engaged) == 0) | _flag(profiles, "is_new", n)
 
-    now = _rowwise(pd.to_datetime(context["now"]).dt.normalize().to_numpy(), n)
-    last = _rowwise(pd.to_datetime(users["last_active_at"]).to_numpy(), n)
-    recency = (now - last) / np.timedelta64(1, "D")
-    recency = np.clip(np.nan_to_num(recency.astype(np.float64), nan=NEW_USER_RECENCY_DAYS), 0, RECENCY_CAP_DAYS)
+    now = _n(np.asarray(context["now"], dtype="datetime64[ns]"), n)
+    today = now.astype("datetime64[D]")
+    last = _n(np.asarray(users["last_active_at"], dtype="datetime64[ns]"), n).astype("datetime64[D]")
+    recency = (today - last).astype("timedelta64[D]").astype(np.float64)
+    recency[np.isnat(last)] = RECENCY_CAP_DAYS
+    recency = np.clip(recency, 0.0, RECENCY_CAP_DAYS)
+    minute = ((now - today) // np.timedelta64(1, "m")).astype(np.float64)
 
     shares = {}
     for name, cols in (("order", ORDER_SHARE_COLUMNS), ("engage", ENGAGE_SHARE_COLUMNS)):
-        mat = np.nan_to_num(users[list(cols)].to_numpy(dtype=np.float64))
-        mat = _rowwise(mat, n)
-        shares[name] = np.where(has_cat, mat[np.arange(n), safe_cat], 0.0)
+        mat = np.column_stack([_num(users, c, len(users[c])) for c in cols])
+        mat = mat[np.zeros(n, dtype=np.int64) if len(mat) == 1 else rows, safe_cat]
+        shares[name] = np.where(has_cat, mat, 0.0)
+    pref_match = _membership(np.asarray(profiles["preferred_categories"], dtype=object), shop_cats)
 
-    preferred = _rowwise(profiles["preferred_categories"].to_numpy(), n)
-    shop_cats = shops["category"].to_numpy()
-    pref_match = np.fromiter(
-        (c in p if isinstance(p, (list, tuple, np.ndarray)) else False for p, c in zip(preferred, shop_cats)),
-        dtype=bool, count=n)
+    avg_price = np.maximum(_num(shops, "avg_price", n), 1.0)
+    min_price = np.maximum(_num(shops, "min_price", n), 1.0)
+    s_views, s_clicks, s_orders = (_num(shops, c, n) for c in ("n_views", "n_clicks", "n_orders"))
+    shop_card = _flag(shops, "accepts_meal_card", n)
 
-    avg_price = np.maximum(_col(shops, "avg_price", n), 1.0)
-    min_price = np.maximum(_col(shops, "min_price", n), 1.0)
-    rating = _col(shops, "rating", n, fill=3.5)
-    s_views, s_clicks, s_orders = (_col(shops, c, n) for c in ("n_views", "n_clicks", "n_orders"))
-    shop_card = _bool(shops, "accepts_meal_card", n)
-    good = _bool(shops, "is_good_influence_shop", n)
-
-    origin_lat = _col(context, "origin_lat", n)
-    origin_lon = _col(context, "origin_lon", n)
-    distance = haversine_km(origin_lat, origin_lon, _col(shops, "lat", n), _col(shops, "lon", n))
+    distance = haversine_km(_num(context, "origin_lat", n, np.nan), _num(context, "origin_lon", n, np.nan),
+                            _num(shops, "lat", n, np.nan), _num(shops, "lon", n, np.nan))
     distance = np.clip(np.nan_to_num(distance, nan=10.0), 0.0, 10.0)
+    habit = _num(users, "engaged_distance_km", n, fill=np.nan)
     price_fit = np.clip(min_price / allowance, 0.0, 3.0)
+    unsafe_share, nothing_safe = allergy_conflict(np.asarray(profiles["allergies"], dtype=object),
+                                                  np.asarray(shops["menu_allergens"], dtype=object))
 
     numeric = [
         age, np.log(allowance), np.log1p(counts["n_views"]), np.log1p(counts["n_clicks"]),
         np.log1p(counts["n_orders"]),
-        (engaged + 1.0) / (counts["n_views"] + 10.0),  # smoothed so a 1/1 user is not "100 %"
+        (engaged + 1.0) / (counts["n_views"] + 10.0),  # smoothed so a 1-of-1 user is not "100 %"
         recency, shares["order"], shares["engage"],
-        np.log(avg_price), np.log(min_price), rating,
-        np.log1p(_col(shops, "view_rate", n)), np.log1p(_col(shops, "order_rate", n)),
+        np.log(avg_price), np.log(min_price), _num(shops, "rating", n, fill=3.5),
+        np.log1p(_num(shops, "view_rate", n)), np.log1p(_num(shops, "order_rate", n)),
         (s_clicks + 1.0) / (s_views + 10.0), (s_orders + 0.5) / (s_views + 10.0),
-        distance, price_fit, np.clip(avg_price / allowance, 0.0, 3.0),
+        np.clip(_num(shops, "view_share", n), 0.0, 2.0),
+        _num(shops, "mean_position", n, fill=UNSEEN_SHOP_POSITION),
+        distance, distance * (age <= YOUNG_MAX_AGE),
+        np.nan_to_num(np.clip(distance - habit, -5.0, 5.0)),  # farther than this child usually goes
+        price_fit, np.clip(avg_price / allowance, 0.0, 3.0),
+        np.clip(np.maximum(min_price - allowance, 0.0) / 1000.0, 0.0, 10.0), unsafe_share,
     ]
     binary = [
-        no_history, has_card, shop_card, good, has_card & ~shop_card, pref_match,
+        no_history, has_card, shop_card, _flag(shops, "is_good_influence_shop", n),
+        has_card & ~shop_card, pref_match,
         np.asarray(pair_flags.get("engaged_shop_before", np.zeros(n)), dtype=bool),
         np.asarray(pair_flags.get("ordered_shop_before", np.zeros(n)), dtype=bool),
-        min_price > allowance,
+        min_price > allowance, nothing_safe,
+        open_now(_num(shops, "open_minute", n, np.nan), _num(shops, "close_minute", n, np.nan), minute),
     ]
-    slot_idx = pd.Series(_rowwise(context["time_slot"].astype(str).to_numpy(), n)).map(
-        {t: i for i, t in enumerate(TIME_SLOTS)}).fillna(-1).to_numpy(dtype=np.int64)
+    slots = np.asarray(context["time_slot"], dtype=object)
+    slot_idx = _n(np.fromiter((_SLOT_POS.get(str(t), -1) for t in slots), dtype=np.int64, count=len(slots)), n)
     price_bucket = np.digitize(price_fit, PRICE_FIT_EDGES, right=True)
     crosses = [
         _one_hot_cross(has_card.astype(np.int64), 2, price_bucket, len(PRICE_FIT_EDGES) + 1),
         _one_hot_cross(np.digitize(distance, DISTANCE_EDGES_KM, right=True), len(DISTANCE_EDGES_KM) + 1,
                        np.zeros(n, dtype=np.int64), 1),
-        _one_hot_cross(age_group(age), len(AGE_GROUPS), cat_idx, len(CATEGORIES)),
+        _one_hot_cross(np.digitize(age, AGE_GROUP_EDGES), len(AGE_GROUPS), cat_idx, len(CATEGORIES)),
         _one_hot_cross(slot_idx, len(TIME_SLOTS), cat_idx, len(CATEGORIES)),
     ]
     wide = np.concatenate(
         [np.column_stack(numeric).astype(np.float32), np.column_stack(binary).astype(np.float32), *crosses],
-        axis=1,
-    )
+        axis=1)
     if wide.shape[1] != WIDE_DIM:  # the layout is part of the model contract
         raise AssertionError(f"wide layout drifted: {wide.shape[1]} != {WIDE_DIM}")
     return wide
 
 
-def flags_from_lists(users: pd.DataFrame, shop_ids: Sequence[str]) -> dict[str, np.ndarray]:
-    """Serving-time pair flags from the user's engaged/ordered shop lists (one user row)."""
-    out = {}
-    for flag, col in (("engaged_shop_before", "engaged_shops"), ("ordered_shop_before", "ordered_shops")):
-        listed = users[col].iloc[0] if len(users) else None
-        seen = set(listed) if isinstance(listed, (list, tuple, np.ndarray)) else set()
-        out[flag] = np.fromiter((s in seen for s in shop_ids), dtype=np.float32, count=len(shop_ids))
-    return out
+def make_inputs(wide: np.ndarray, user_idx: np.ndarray, shop_idx: np.ndarray,
+                category_idx: np.ndarray) -> dict[str, np.ndarray]:
+    """The exact ONNX/torch input dict (names and dtypes are the model contract)."""
+    return {
+        "wide": np.ascontiguousarray(wide, dtype=np.float32),
+        "user_idx": np.ascontiguousarray(user_idx, dtype=np.int64),
+        "shop_idx": np.ascontiguousarray(shop_idx, dtype=np.int64),
+        "category_idx": np.ascontiguousarray(category_idx, dtype=np.int64),
+    }
 
 
 class RankingFeatures:
@@ -559,33 +750,49 @@ class RankingFeatures:
         self.normaliser = normaliser
         self.source = source
 
-    def assemble(self, profiles: pd.DataFrame, users: pd.DataFrame, shop_ids: Sequence[str],
-                 shops: pd.DataFrame, context: pd.DataFrame, pair_flags: Mapping[str, np.ndarray],
-                 user_idx: np.ndarray) -> dict[str, np.ndarray]:
-        """Model inputs from already-looked-up frames (training passes as-of frames here)."""
+    def assemble(self, profiles: Columns, users: Columns, shop_ids: Sequence[str], shops: Columns,
+                 context: Columns, pair_flags: Mapping[str, np.ndarray], user_idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Model inputs from already-looked-up columns (training passes as-of history here)."""
         raw = raw_wide_features(profiles, users, shops, context, pair_flags)
-        return make_inputs(self.normaliser.transform(raw), user_idx,
-                           self.space.shop_index(shop_ids), self.space.category_index(shops["category"].tolist()))
+        return make_inputs(self.normaliser.transform(raw), user_idx, self.space.shop_index(shop_ids),
+                           self.space.category_index(list(shops["category"])))
 
     def build_inputs(self, users: Sequence[UserProfile] | pd.DataFrame, shop_ids: Sequence[str],
-                     context: RequestContext) -> dict[str, np.ndarray]:
-        """Serving path: one user (or one per shop) x candidate shops in one request context."""
-        profiles = profiles_frame(users)
-        if len(profiles) not in (1, len(shop_ids)):
-            raise ValueError("pass one user, or one user per shop")
-        user_rows = self.source.user_features(profiles["user_id"].tolist())
-        shop_rows = self.source.shop_features(list(shop_ids))
-        flags = flags_from_lists(user_rows, shop_ids) if len(profiles) == 1 else _rowwise_flags(user_rows, shop_ids)
-        idx = self.user_indices(profiles)
-        if len(idx) == 1:
-            idx = np.repeat(idx, len(shop_ids))
-        return self.assemble(profiles, user_rows, shop_ids, shop_rows, context_frame(context), flags, idx)
+                     context: RequestContext | pd.DataFrame) -> dict[str, np.ndarray]:
+        """Model inputs for candidate shops, with features looked up in ``self.source``.
 
-    def user_indices(self, profiles: pd.DataFrame) -> np.ndarray:
+        Serving passes one user and one ``RequestContext`` (broadcast over the candidates);
+        batch evaluation passes one user row and one context row (``CONTEXT_COLUMNS``) per shop.
+        """
+        shop_ids = list(shop_ids)
+        profiles = profile_columns(users)
+        contexts = context_columns(context)
+        for name, cols in (("user", profiles), ("context", contexts)):
+            if len(next(iter(cols.values()))) not in (1, len(shop_ids)):
+                raise ValueError(f"pass one {name} row, or one per shop")
+        user_ids = [str(u) for u in profiles["user_id"]]
+        user_rows = self._user_columns(user_ids)
+        shop_rows = self._shop_columns(shop_ids)
+        shop_arr = np.asarray(shop_ids, dtype=object)
+        flags = {flag: _membership(np.asarray(user_rows[col], dtype=object), shop_arr).astype(np.float32)
+                 for flag, col in (("engaged_shop_before", "engaged_shops"), ("ordered_shop_before", "ordered_shops"))}
+        idx = self.user_indices(user_ids, profiles["is_new"])
+        return self.assemble(profiles, user_rows, shop_ids, shop_rows, contexts, flags, _n(idx, len(shop_ids)))
+
+    def _user_columns(self, user_ids: list[str]) -> dict[str, np.ndarray]:
+        fast = getattr(self.source, "user_columns", None)
+        return fast(user_ids) if fast is not None else frame_columns(self.source.user_features(user_ids))
+
+    def _shop_columns(self, shop_ids: list[str]) -> dict[str, np.ndarray]:
+        fast = getattr(self.source, "shop_columns", None)
+        return fast(shop_ids) if fast is not None else frame_columns(self.source.shop_features(shop_ids))
+
+    def user_indices(self, user_ids: Sequence[str], is_new: np.ndarray | None = None) -> np.ndarray:
         """Embedding rows; new users (``is_new`` or never seen in training) share row 0."""
-        idx = self.space.user_index(profiles["user_id"].astype(str).tolist())
-        is_new = profiles["is_new"].fillna(False).to_numpy(dtype=bool)
-        return np.where(is_new, 0, idx).astype(np.int64)
+        idx = self.space.user_index(list(user_ids))
+        if is_new is not None:
+            idx = np.where(np.asarray(is_new, dtype=bool), 0, idx)
+        return idx.astype(np.int64)
 
     def save(self, directory: Path) -> None:
         directory = Path(directory)
@@ -602,22 +809,3 @@ class RankingFeatures:
         space = FeatureSpace.load(directory / cls.SPACE_FILE)
         normaliser = Normaliser.from_dict(json.loads((directory / cls.NORMALISER_FILE).read_text(encoding="utf-8")))
         return cls(space, normaliser, source if source is not None else TableFeatureSource.load(directory))
-
-
-def _rowwise_flags(users: pd.DataFrame, shop_ids: Sequence[str]) -> dict[str, np.ndarray]:
-    out = {}
-    for flag, col in (("engaged_shop_before", "engaged_shops"), ("ordered_shop_before", "ordered_shops")):
-        out[flag] = np.fromiter(
-            (isinstance(lst, (list, tuple, np.ndarray)) and s in set(lst) for lst, s in zip(users[col], shop_ids)),
-            dtype=np.float32, count=len(shop_ids))
-    return out
-
-
-def make_inputs(wide: np.ndarray, user_idx: np.ndarray, shop_idx: np.ndarray, category_idx: np.ndarray) -> dict[str, np.ndarray]:
-    """The exact ONNX/torch input dict (names and dtypes are the model contract)."""
-    return {
-        "wide": np.ascontiguousarray(wide, dtype=np.float32),
-        "user_idx": np.ascontiguousarray(user_idx, dtype=np.int64),
-        "shop_idx": np.ascontiguousarray(shop_idx, dtype=np.int64),
-        "category_idx": np.ascontiguousarray(category_idx, dtype=np.int64),
-    }
