@@ -48,9 +48,10 @@ def train_nlu(settings: Settings, force: bool = False) -> dict:
     if _done(out) and not force:
         return json.loads((out / "meta.json").read_text())
     corpus = settings.data_dir / "nlu"
-    nlu = FastNLU.train(read_jsonl(corpus / "nlu_train.jsonl"), seed=settings.seed)
+    preprocess = Preprocessor()
+    nlu = FastNLU.train(read_jsonl(corpus / "nlu_train.jsonl"), seed=settings.seed, preprocess=preprocess)
     nlu.save(out)
-    metrics = evaluate_nlu(nlu, read_jsonl(corpus / "nlu_test.jsonl"), Preprocessor())
+    metrics = evaluate_nlu(nlu, read_jsonl(corpus / "nlu_test.jsonl"), preprocess)
     log.info("NLU held-out: intent %.3f, food_category %.3f",
              metrics["intent_accuracy"], metrics["food_category_accuracy"])
     (out / "eval.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2))

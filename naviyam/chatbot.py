@@ -23,7 +23,7 @@ from naviyam.models import ModelBundle
 from naviyam.nlg.grounding import check_grounding
 from naviyam.nlg.normalizer import normalise_for_children
 from naviyam.nlg.templates import AnswerInput, allowed_amounts, compose_answer
-from naviyam.safety import SafetyVerdict, check_text
+from naviyam.safety import SafetyVerdict, check_request
 from naviyam.schemas import (
     ChatbotResponse, Envelope, Intent, Recommendation, ResponseMetadata, SearchFilters, UserInput,
 )
@@ -78,7 +78,7 @@ class NaviyamChatbot:
             env.preprocessed = self.models.preprocessor(env.input.text)
         with _timed(env, "nlu"):
             nlu = self.models.nlu.parse(env.preprocessed, self.models.shop_names)
-            verdict = check_text(env.preprocessed.cleaned_text, (m.form for m in env.preprocessed.morphemes))
+            verdict = check_request(env.preprocessed)
             if verdict.unsafe:
                 nlu = nlu.model_copy(update={"intent": Intent.UNSAFE_REQUEST})
             env.unsafe_terms, env.unsafe_kinds = list(verdict.terms), list(verdict.kinds)
@@ -143,28 +143,29 @@ class NaviyamChatbot:
     # -- step 6: personalised ranking ------------------------------------------------------
     def rank(self, env: Envelope) -> Envelope:
         with _timed(env, "ranking"):
-            pool = self._candidate_pool(env)
-            scores: dict[str, float] = {}
-            method = []
+            pool = self.candidate_pool(env)
+            scores = None
             if pool:
                 try:
-                    ranked = self.models.ranker.score(env.profile, list(pool), env.context)
-                    scores = {sid: float(s) for sid, s in zip(pool, ranked)}
+                    scores = self.models.ranker.score(env.profile, list(pool), env.context)
                     env.model_versions["ranking"] = self.models.ranker.version
-                    method.append("wide_deep")
                 except Exception as exc:  # noqa: BLE001
                     _fail(env, "ranking", exc, self.metrics)
-            if env.retrieval:
-                method.append("rag")
-            if env.candidates:
-                method.append("4-funnel")
-            env.recommendation_method = " + ".join(method) or "none"
-            final = {sid: self._final_score(env, sid, scores.get(sid), relevance) for sid, relevance in pool.items()}
-            top = sorted(final, key=lambda s: final[s], reverse=True)[: self.settings.ranking.top_k]
-            env.recommendations = [self._recommendation(env, i + 1, sid, final[sid]) for i, sid in enumerate(top)]
+            self.order(env, pool, scores)
         return env
 
-    def _candidate_pool(self, env: Envelope) -> dict[str, float]:
+    def order(self, env: Envelope, pool: dict[str, float], scores=None) -> Envelope:
+        """Final order from personalised scores (aligned with ``pool``; None when the ranker failed)."""
+        personal = dict(zip(pool, map(float, scores))) if scores is not None else {}
+        method = (["wide_deep"] if personal else []) + (["rag"] if env.retrieval else []) + (
+            ["4-funnel"] if env.candidates else [])
+        env.recommendation_method = " + ".join(method) or "none"
+        final = {sid: self._final_score(env, sid, personal.get(sid), rel) for sid, rel in pool.items()}
+        top = sorted(final, key=lambda s: final[s], reverse=True)[: self.settings.ranking.top_k]
+        env.recommendations = [self._recommendation(env, i + 1, sid, final[sid]) for i, sid in enumerate(top)]
+        return env
+
+    def candidate_pool(self, env: Envelope) -> dict[str, float]:
         """shop_id -> query relevance in [0,1], restricted (again) to shops that pass every filter."""
         pool: dict[str, float] = {}
         for hit in env.retrieval or []:

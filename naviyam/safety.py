@@ -37,6 +37,9 @@ _SHORT_PATTERN = re.compile(
 # Food words that contain a flagged term but are fine for children.
 _ALLOWED = ("시가지", "시가총액", "룸메이트", "클럽하우스샌드위치", "불법주차", "액상과당")
 
+# A term that kiwipiepy splits into noun + particle/ending is not that term: "시가" in "몇 시가" is 시 + 가.
+_GRAMMAR_TAG_PREFIXES = ("J", "E", "VCP", "XS")
+
 SELF_HARM_RESOURCES = "청소년상담전화 1388, 자살예방상담전화 109"
 
 
@@ -69,3 +72,20 @@ def check_text(text: str, morphemes: Iterable[str] = ()) -> SafetyVerdict:
     unique = tuple(dict.fromkeys(terms))
     kinds = tuple(dict.fromkeys(_KIND_OF[t] for t in unique))
     return SafetyVerdict(unsafe=bool(unique), kinds=kinds, terms=unique)
+
+
+def check_request(pre) -> SafetyVerdict:
+    """``check_text`` on a preprocessed message, dropping terms its morphemes show to be grammar.
+
+    ``pre`` is a ``naviyam.schemas.Preprocessed``.
+    """
+    verdict = check_text(pre.cleaned_text, (m.form for m in pre.morphemes))
+    if not verdict.unsafe:
+        return verdict
+    split_by_grammar = {
+        a.form + b.form for a, b in zip(pre.morphemes, pre.morphemes[1:]) if b.tag.startswith(_GRAMMAR_TAG_PREFIXES)
+    }
+    nouns = {m.form for m in pre.morphemes if m.tag.startswith(("NN", "SL", "XR"))}
+    terms = tuple(t for t in verdict.terms if t in nouns or t not in split_by_grammar)
+    kinds = tuple(dict.fromkeys(_KIND_OF[t] for t in terms))
+    return SafetyVerdict(unsafe=bool(terms), kinds=kinds, terms=terms)
