@@ -35,6 +35,7 @@ class CandidateSettings(BaseModel):
     max_distance_km: float = 3.0
     popularity_weights: dict[str, float] = Field(default_factory=lambda: {"view": 0.4, "order": 0.6})
     neighbours: int = 30
+    funnel_timeout_s: float = 0.5  # per request, all four funnels; a late funnel is dropped, not waited for
 
 
 class RankingSettings(BaseModel):
@@ -64,10 +65,18 @@ class ServingSettings(BaseModel):
     step_timeout_s: float = 2.0      # one graph hop
     graph_timeout_s: float = 10.0    # the whole request
     predictor_timeout_s: float = 1.0  # ranker transformer -> ONNX predictor
+    fanout_timeout_s: float = 0.6    # ranker transformer -> retriever / candidates, each
+    # Predict URLs by service name; empty means this machine's ports. On a cluster these are the
+    # InferenceServices' in-cluster URLs (set in the ConfigMap of manifests/).
+    service_urls: dict[str, str] = Field(default_factory=dict)
     feedback_token: str | None = None  # required on /v1/feedback when set
 
     def url(self, service: str) -> str:
         return f"http://{self.host}:{self.ports[service]}"
+
+    def predict_url(self, service: str) -> str:
+        """KServe v1 predict URL of a graph node."""
+        return self.service_urls.get(service) or f"{self.url(service)}/v1/models/{service}:predict"
 
 
 class Settings(BaseModel):

@@ -76,14 +76,14 @@ class CandidateGenerator:
         funnels: Mapping[str, Funnel],
         version: str,
         *,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
+        timeout_s: float | None = None,
         max_workers: int | None = None,
     ) -> None:
         self._catalog = catalog
         self._settings = _candidate_settings(settings)
         self._funnels = dict(funnels)
         self._version = version
-        self._timeout_s = timeout_s
+        self._timeout_s = timeout_s if timeout_s is not None else self._settings.funnel_timeout_s
         self._shop_ids = catalog.shops["shop_id"].to_numpy()
         self._row_of = {sid: i for i, sid in enumerate(self._shop_ids)}
         # Two workers per funnel: a funnel stuck past its timeout keeps its thread busy (Python

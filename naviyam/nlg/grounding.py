@@ -16,7 +16,8 @@ from naviyam.schemas import Recommendation
 
 _PRICE = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)\s*원")
 _LISTED_ITEM = re.compile(r"^\s*\d+[.)]\s*(.+?)\s*$", re.MULTILINE)
-_MEAL_CARD_CLAIM = re.compile(r"(급식카드|아동카드|꿈나무카드)[^\n.!?]{0,12}(돼|되|가능|사용|쓸 수)")
+_MEAL_CARD_CLAIM = re.compile(r"(급식카드|아동카드|꿈나무카드)[^\n.!?·]{0,12}?(돼|되|가능|사용|쓸 수|OK)")
+_NEGATION = re.compile(r"안\s?[돼되]|못|불가|없")
 _GOOD_SHOP_CLAIM = re.compile(r"착한가게|선한영향력")
 _ALL_MENU_NAMES = {name for menus in MENUS.values() for name in menus}
 
@@ -42,8 +43,12 @@ def check_grounding(
     prices = {m.price for r in recommendations for m in r.menus} | set(allowed_amounts)
     rec_menus = {m.name for r in recommendations for m in r.menus}
 
+    # Blank out the recommended names first: "행복한치킨" is part of a recommended "행복한치킨 역삼점".
+    rest = text
+    for name in sorted(rec_names, key=len, reverse=True):
+        rest = rest.replace(name, "\0")
     for name in all_shop_names:
-        if name in text and name not in rec_names:
+        if name in rest and name not in rec_names:
             report.violations.append(f"mentions shop not recommended: {name}")
     for match in _LISTED_ITEM.finditer(text):
         item = match.group(1)
@@ -74,7 +79,11 @@ def _check_properties(text: str, recommendations: list[Recommendation], report: 
     for i, (start, rec) in enumerate(positions):
         end = positions[i + 1][0] if i + 1 < len(positions) else len(text)
         segment = text[start:end]
-        if _MEAL_CARD_CLAIM.search(segment) and not rec.accepts_meal_card:
-            report.violations.append(f"claims meal card for {rec.name}")
+        for claim in _MEAL_CARD_CLAIM.finditer(segment):
+            negative = bool(_NEGATION.search(claim.group(0)))
+            if negative and rec.accepts_meal_card:
+                report.violations.append(f"denies meal card for {rec.name}")
+            elif not negative and not rec.accepts_meal_card:
+                report.violations.append(f"claims meal card for {rec.name}")
         if _GOOD_SHOP_CLAIM.search(segment) and not rec.is_good_influence_shop:
             report.violations.append(f"claims 착한가게 for {rec.name}")

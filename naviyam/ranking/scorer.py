@@ -52,6 +52,11 @@ class OnnxRanker:
     def version(self) -> str:
         return str(self.meta.get("version", "wide_deep_unversioned"))
 
+    @property
+    def wide_dim(self) -> int:
+        """Width of the ``wide`` input the exported graph expects."""
+        return int(next(i for i in self._session.get_inputs() if i.name == "wide").shape[1])
+
     def predict(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Scores for already-built model inputs (see ``RankingFeatures``)."""
         if inputs["wide"].shape[0] == 0:

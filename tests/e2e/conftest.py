@@ -34,5 +34,6 @@ def models(settings) -> ModelBundle:
 @pytest.fixture()
 def bot(models, tmp_path):
     chatbot = NaviyamChatbot(models, ConversationMemory(tmp_path / "memory.sqlite"), EventStore(tmp_path / "events.sqlite"))
+    chatbot.warm_up()
     yield chatbot
     chatbot.close()

@@ -59,3 +59,17 @@ def test_budget_amount_may_be_stated():
 
 def test_unsafe_words_in_output_are_rejected():
     assert not check_grounding("바삭치킨 역삼점은 맥주도 팔아요", [rec()], ALL_NAMES).ok
+
+
+def test_shop_name_inside_a_recommended_name_is_not_another_shop():
+    names = ["행복한치킨", "행복한치킨 역삼점"]
+    r = rec(name="행복한치킨 역삼점")
+    assert check_grounding("1. 행복한치킨 역삼점\n   · 1인 순살 세트 9,000원", [r], names).ok
+    assert not check_grounding("1. 행복한치킨 역삼점\n행복한치킨도 좋아요", [r], names).ok
+
+
+def test_meal_card_denial_must_match_the_data():
+    assert check_grounding("바삭치킨 역삼점 · 급식카드는 안 돼요", [rec(meal_card=False)], ALL_NAMES).ok
+    assert not check_grounding("바삭치킨 역삼점 · 급식카드는 안 돼요", [rec(meal_card=True)], ALL_NAMES).ok
+    assert check_grounding("바삭치킨 역삼점 · 급식카드 OK", [rec(meal_card=True)], ALL_NAMES).ok
+    assert not check_grounding("바삭치킨 역삼점 · 급식카드 OK", [rec(meal_card=False)], ALL_NAMES).ok

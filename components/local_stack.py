@@ -1,0 +1,161 @@
+"""`make serve`: the whole online path on one machine, as local processes on loopback ports.
+
+Starts one KServe ModelServer per component (the ranker as transformer + predictor, as on a
+cluster), the feedback service, and the graph router reading inference_graph/naviyam.yaml —
+ports from ServingSettings. Ctrl-C (or SIGTERM) stops them all.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import yaml
+
+from naviyam.config import Settings
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[1]
+GRAPH = ROOT / "inference_graph" / "naviyam.yaml"
+MODEL_NODES = ("naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg")
+
+
+@dataclass
+class LocalStack:
+    settings: Settings
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    log_dir: Path | None = None
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        env = dict(os.environ, NAVIYAM_HOME=str(self.settings.home.resolve()))
+        out = open(self.log_dir / f"{name}.log", "ab") if self.log_dir else subprocess.DEVNULL
+        self.procs[name] = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=out,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def model_server_args(self, name: str) -> list[str]:
+        s = self.settings.serving
+        if name == "naviyam-ranker-predictor":
+            return ["-m", "components.server", "--component", name, "--model_name", "naviyam-ranker",
+                    "--http_port", str(s.ports[name])]
+        if name == "naviyam-ranker":
+            return ["-m", "components.server", "--component", "naviyam-ranker-transformer",
+                    "--model_name", "naviyam-ranker", "--http_port", str(s.ports[name]),
+                    "--predictor_host", f"{s.host}:{s.ports['naviyam-ranker-predictor']}",
+                    "--predictor_protocol", "v2",
+                    "--predictor_request_timeout_seconds", str(max(1, round(s.predictor_timeout_s)))]
+        return ["-m", "components.server", "--model_name", name, "--http_port", str(s.ports[name])]
+
+    def start_component(self, name: str) -> None:
+        if name == "naviyam-feedback":
+            self._spawn(name, ["-m", "components.feedback", "--port", str(self.settings.serving.ports[name])])
+        elif name == "router":
+            self._spawn(name, self.router_args())
+        else:
+            self._spawn(name, self.model_server_args(name))
+
+    def router_args(self) -> list[str]:
+        s = self.settings.serving
+        services = {name: s.predict_url(name) for name in (*MODEL_NODES, "naviyam-ranker")}
+        path = Path(tempfile.mkstemp(prefix="naviyam-services-", suffix=".yaml")[1])
+        path.write_text(yaml.safe_dump(services))
+        return ["-m", "inference_graph.router", "--graph", str(GRAPH), "--services", str(path),
+                "--port", str(s.router_port), "--host", s.host,
+                "--step-timeout", str(s.step_timeout_s), "--graph-timeout", str(s.graph_timeout_s),
+                "--propagate-header", "^x-request-id$"]
+
+    def health_url(self, name: str) -> str:
+        s = self.settings.serving
+        if name == "router":
+            return f"http://{s.host}:{s.router_port}/healthz"
+        if name == "naviyam-feedback":
+            return f"{s.url(name)}/healthz"
+        model = "naviyam-ranker" if name.startswith("naviyam-ranker") else name
+        return f"{s.url(name)}/v2/models/{model}/ready"
+
+    def components(self) -> list[str]:
+        return [*MODEL_NODES, "naviyam-ranker-predictor", "naviyam-ranker", "naviyam-feedback", "router"]
+
+    def start(self, timeout_s: float = 180.0) -> None:
+        for name in self.components():
+            self.start_component(name)
+        self.wait_ready(self.components(), timeout_s)
+
+    def wait_ready(self, names: list[str], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        pending = list(names)
+        while pending:
+            for name in list(pending):
+                proc = self.procs[name]
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode} during start-up"
+                                       + (f" (see {self.log_dir / (name + '.log')})" if self.log_dir else ""))
+                try:
+                    if httpx.get(self.health_url(name), timeout=1.0).status_code == 200:
+                        pending.remove(name)
+                        log.info("%s ready", name)
+                except httpx.HTTPError:
+                    pass
+            if pending and time.monotonic() > deadline:
+                raise TimeoutError(f"not ready after {timeout_s:.0f}s: {', '.join(pending)}")
+            if pending:
+                time.sleep(0.3)
+
+    def stop_component(self, name: str, sig: int = signal.SIGTERM) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def stop(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.stop_component(name)
+
+    def __enter__(self) -> "LocalStack":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="components.local_stack")
+    parser.add_argument("--logs", default=None, help="directory for per-component logs (default: var/logs)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = Settings.load()
+    log_dir = Path(args.logs) if args.logs else settings.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stack = LocalStack(settings, log_dir=log_dir)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        stack.start()
+        s = settings.serving
+        log.info("graph ready: POST http://%s:%d/  (feedback: POST %s/v1/feedback; logs in %s)",
+                 s.host, s.router_port, s.url("naviyam-feedback"), log_dir)
+        while all(p.poll() is None for p in stack.procs.values()):
+            time.sleep(1)
+        dead = [n for n, p in stack.procs.items() if p.poll() is not None]
+        log.error("stopping: %s exited", ", ".join(dead))
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""A Feast ``FeatureStore`` for a ``Settings``, from any working directory.
+
+``feature_repo/feature_store.yaml`` (laptop: SQLite online store) or
+``feature_repo/feature_store.cluster.yaml`` (cluster: Redis) is read with Feast's own loader
+(``${ENV}`` expansion included) and ``repo_path`` is set to ``Settings.home``: the registry,
+the SQLite file and the offline parquet sources are all named relative to it, so nobody has to
+``cd feature_repo`` and a test's ``Settings(home=tmp_path)`` gets its own store.
+
+``import feast`` costs seconds (it imports torch), so it happens inside these functions only.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from naviyam.config import Settings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from feast import FeatureStore
+
+PROJECT = "naviyam"
+DEFINITIONS_FILE = "definitions.py"
+PROFILES = {"local": "feature_store.yaml", "cluster": "feature_store.cluster.yaml"}
+PROFILE_ENV = "NAVIYAM_FEAST_PROFILE"
+REPO_ENV = "NAVIYAM_FEATURE_REPO"
+REGISTRY_FILE = "feast_registry.db"
+ONLINE_FILE = "feast_online.db"
+RANKER_SERVICE = "ranker_features"
+_DEFINITIONS_MODULE = "naviyam_feature_repo_definitions"
+
+
+class FeaturesNotBuiltError(RuntimeError):
+    pass
+
+
+def feature_repo_dir(repo_dir: str | Path | None = None) -> Path:
+    """``repo_dir``, else ``$NAVIYAM_FEATURE_REPO``, else ``feature_repo/`` next to the package."""
+    chosen = repo_dir or os.environ.get(REPO_ENV)
+    path = Path(chosen) if chosen else Path(__file__).resolve().parents[2] / "feature_repo"
+    if not (path / PROFILES["local"]).exists():
+        raise FileNotFoundError(f"no Feast feature repo at {path} (set {REPO_ENV})")
+    return path
+
+
+def repo_config(settings: Settings, *, profile: str | None = None, repo_dir: str | Path | None = None):
+    """The ``RepoConfig`` of a profile ("local" | "cluster"), paths anchored at ``settings.home``."""
+    from feast.repo_config import load_repo_config
+
+    profile = profile or os.environ.get(PROFILE_ENV, "local")
+    if profile not in PROFILES:
+        raise ValueError(f"unknown feature store profile {profile!r}; one of {sorted(PROFILES)}")
+    home = Path(settings.home).resolve()
+    return load_repo_config(home, feature_repo_dir(repo_dir) / PROFILES[profile])
+
+
+def feature_store(settings: Settings, *, profile: str | None = None,
+                  repo_dir: str | Path | None = None) -> "FeatureStore":
+    from feast import FeatureStore
+
+    Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
+    config = repo_config(settings, profile=profile, repo_dir=repo_dir)
+    return FeatureStore(repo_path=str(config.repo_path), config=config)
+
+
+def registry_path(settings: Settings) -> Path:
+    return Path(settings.state_dir).resolve() / REGISTRY_FILE
+
+
+def online_path(settings: Settings) -> Path:
+    return Path(settings.state_dir).resolve() / ONLINE_FILE
+
+
+def require_built(settings: Settings) -> None:
+    if not registry_path(settings).exists():
+        raise FeaturesNotBuiltError(
+            f"no feature registry at {registry_path(settings)}; run "
+            "naviyam.features.build_features(settings) (make features) first")
+
+
+def load_definitions(repo_dir: str | Path | None = None) -> ModuleType:
+    """Imports ``feature_repo/definitions.py`` by path (it is not a package)."""
+    path = feature_repo_dir(repo_dir) / DEFINITIONS_FILE
+    cached = sys.modules.get(_DEFINITIONS_MODULE)
+    if cached is not None and Path(getattr(cached, "__file__", "")).resolve() == path.resolve():
+        return cached
+    spec = importlib.util.spec_from_file_location(_DEFINITIONS_MODULE, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[_DEFINITIONS_MODULE] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def repo_objects(repo_dir: str | Path | None = None) -> list[Any]:
+    """Every Feast object the definitions module declares (what ``feast apply`` would collect)."""
+    from feast import Entity, FeatureService, FeatureView, OnDemandFeatureView
+    from feast.data_source import DataSource
+
+    kinds = (Entity, DataSource, FeatureView, OnDemandFeatureView, FeatureService)
+    module = load_definitions(repo_dir)
+    out: list[Any] = []
+    for name in sorted(vars(module)):
+        obj = getattr(module, name)
+        if isinstance(obj, kinds) and not any(obj is o for o in out):
+            out.append(obj)
+    return out
+
+
+def apply_definitions(store: "FeatureStore", repo_dir: str | Path | None = None) -> dict[str, int]:
+    """``feast apply`` through the Python API; objects the repo no longer declares are deleted."""
+    objects = repo_objects(repo_dir)
+    names = {(type(o).__name__, o.name) for o in objects}
+    stale = [o for o in (*store.list_feature_services(), *store.list_on_demand_feature_views(),
+                         *store.list_feature_views(), *store.list_entities())
+             if (type(o).__name__, o.name) not in names and o.name != "__dummy"]
+    store.apply(objects, objects_to_delete=stale, partial=not stale)
+    return {"objects": len(objects), "deleted": len(stale)}
