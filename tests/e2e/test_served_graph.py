@@ -1,0 +1,145 @@
+"""The online path as deployed: real KServe model servers and the graph router on loopback ports.
+
+One stack per module (start-up loads every model, ~30 s on 2 cores); ports are picked free so a
+developer's own `make serve` can keep running.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+
+import httpx
+import pytest
+
+from components.local_stack import LocalStack
+
+SEED = {"user_id": "user_123", "text": "급식카드 되는 치킨집 추천해줘"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stack(settings, tmp_path_factory):
+    ports = {name: free_port() for name in settings.serving.ports}
+    serving = settings.serving.model_copy(update={"ports": ports, "router_port": free_port()})
+    served = settings.model_copy(update={"serving": serving})
+    logs = tmp_path_factory.mktemp("stack-logs")
+    st = LocalStack(served, log_dir=logs)
+    try:
+        st.start(timeout_s=240)
+        yield st
+    finally:
+        st.stop()
+
+
+@pytest.fixture(scope="module")
+def graph_url(stack):
+    s = stack.settings.serving
+    return f"http://{s.host}:{s.router_port}/"
+
+
+def post(url, body, **kw):
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body, ensure_ascii=False)
+    return httpx.post(url, content=data, headers={"content-type": "application/json"}, timeout=30, **kw)
+
+
+def test_seed_example_through_the_graph(graph_url, models):
+    resp = post(graph_url, {**SEED, "session_id": "g1"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["metadata"]["intent"] == "FOOD_RECOMMENDATION"
+    assert not body["metadata"]["degraded"]
+    assert body["recommendations"]
+    for rec in body["recommendations"]:
+        shop = models.catalog.shop(rec["shop_id"])
+        assert shop.category == "치킨" and shop.accepts_meal_card and shop.name == rec["name"]
+    assert {"nlu", "retriever", "candidates", "ranking", "nlg"} <= set(body["metadata"]["model_versions"])
+
+
+def test_graph_and_in_process_chatbot_agree(graph_url, bot):
+    from naviyam.schemas import UserInput
+
+    served = post(graph_url, {**SEED, "session_id": "agree"}).json()
+    local = bot.process(UserInput(**SEED, session_id="agree"))
+    assert [r["shop_id"] for r in served["recommendations"]] == [r.shop_id for r in local.recommendations]
+
+
+def test_follow_up_through_the_graph(graph_url):
+    first = post(graph_url, {**SEED, "session_id": "g2"}).json()
+    other = post(graph_url, {"user_id": "user_123", "text": "거기 말고 다른 데는?", "session_id": "g2"}).json()
+    assert other["recommendations"]
+    assert {r["shop_id"] for r in first["recommendations"]}.isdisjoint(r["shop_id"] for r in other["recommendations"])
+
+
+def test_greeting_skips_the_search_path(graph_url):
+    body = post(graph_url, {"user_id": "user_1", "text": "안녕!"}).json()
+    assert body["metadata"]["intent"] == "GREETING" and body["recommendations"] == []
+    assert "ranking" not in body["metadata"]["timings_ms"]
+
+
+@pytest.mark.parametrize("payload,fragment", [
+    ({"user_id": "user_1", "text": ""}, "text"),
+    ({"user_id": "user_1", "text": "치킨" * 600}, "text"),
+    ({"text": "치킨"}, "user_id"),
+    ({"user_id": "../../etc", "text": "치킨"}, "user_id"),
+    (b"{broken", "JSON"),
+    (b"[1, 2]", "object"),
+])
+def test_bad_input_is_a_clear_4xx(graph_url, payload, fragment):
+    resp = post(graph_url, payload)
+    assert 400 <= resp.status_code < 500, resp.text
+    assert fragment in resp.text
+
+
+def test_nodes_speak_v1_and_v2(stack):
+    s = stack.settings.serving
+    base = s.url("naviyam-nlu")
+    v1 = post(f"{base}/v1/models/naviyam-nlu:predict", SEED)
+    assert v1.status_code == 200 and v1.json()["nlu"]["intent"] == "FOOD_RECOMMENDATION"
+    v2_req = {"inputs": [{"name": "envelope", "shape": [1], "datatype": "BYTES",
+                          "data": [json.dumps(SEED, ensure_ascii=False)]}]}
+    v2 = post(f"{base}/v2/models/naviyam-nlu/infer", v2_req)
+    assert v2.status_code == 200, v2.text
+    out = v2.json()["outputs"][0]
+    assert out["name"] == "envelope" and json.loads(out["data"][0])["needs_search"] is True
+    for name in ("naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg"):
+        assert httpx.get(f"{s.url(name)}/v2/health/live", timeout=5).status_code == 200
+        assert httpx.get(f"{s.url(name)}/v2/models/{name}/ready", timeout=5).status_code == 200
+
+
+def test_feedback_is_validated_and_stored_once(stack):
+    url = stack.settings.serving.url("naviyam-feedback") + "/v1/feedback"
+    event = {"event_id": f"fb-{uuid.uuid4().hex}", "user_id": "user_123", "shop_id": "shop_0001",
+             "feedback_type": "ordered", "order_amount": 9000}
+    first = post(url, event)
+    assert first.status_code == 200 and first.json() == {"stored": 1, "duplicates": 0}
+    again = post(url, {"events": [event]})
+    assert again.status_code == 200 and again.json() == {"stored": 0, "duplicates": 1}
+    assert post(url, {**event, "event_id": "x", "shop_id": "shop_9999"}).status_code == 422
+    assert post(url, {**event, "event_id": "y", "feedback_type": "liked"}).status_code == 422
+    assert post(url, {**event, "event_id": "z", "feedback_type": "rated"}).status_code == 422  # no score
+    assert post(url, b"{nope").status_code == 400
+
+
+def test_a_dead_node_degrades_the_answer_not_the_graph(stack, graph_url):
+    """Runs last in this module: it kills nodes."""
+    stack.stop_component("naviyam-retriever")
+    resp = post(graph_url, {**SEED, "session_id": "dead1"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["metadata"]["degraded"] is True
+    assert body["recommendations"] and all(r["category"] == "치킨" for r in body["recommendations"])
+    stack.stop_component("naviyam-candidates")
+    both = post(graph_url, {**SEED, "session_id": "dead2"})
+    assert both.status_code == 200 and both.json()["metadata"]["degraded"] is True
+    stack.stop_component("naviyam-ranker-predictor")
+    stack.start_component("naviyam-retriever")
+    stack.wait_ready(["naviyam-retriever"], 120)
+    back = post(graph_url, {**SEED, "session_id": "dead3"})
+    assert back.status_code == 200
+    assert back.json()["recommendations"]  # retriever is back; ranked by relevance without the predictor
