@@ -11,11 +11,12 @@ export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help venv build demo test bench clean distclean
+.PHONY: help venv build demo serve test bench clean distclean
 
 help:
 	@echo "make demo   - install, build data and models, answer '$(EXAMPLE)'"
 	@echo "make test   - install, build, run the test suite"
+	@echo "make serve  - the online path: KServe model servers + graph router on :8080, feedback on :9107"
 	@echo "make bench  - latency benchmarks (percentiles, ratios)"
 	@echo "make clean  - remove generated data, models and state (var/)"
 
@@ -36,11 +37,15 @@ build: $(STAMP)
 demo: build
 	$(NAVIYAM) chat "$(EXAMPLE)" --user-id user_123
 
+serve: build
+	$(PY) -m components.local_stack
+
 test: build
 	$(PY) -m pytest -q tests
 
 bench: build
 	$(PY) -m naviyam.bench
+	$(PY) -m components.bench
 
 clean:
 	rm -rf var

@@ -10,6 +10,7 @@ import logging
 import statistics
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,49 @@ def bench_inprocess(settings: Settings, rounds: int) -> dict:
     return {"chat_ms": percentiles(total), "steps_ms": {k: percentiles(v) for k, v in steps.items()}}
 
 
+def _timeit(fn, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def bench_ranker(settings: Settings, n_candidates: int = 100, repeat: int = 300) -> dict:
+    """ONNX (onnxruntime, serving) vs eager torch (training) on the same inputs, 1 thread each."""
+    import torch
+
+    from naviyam.data.catalog import Catalog
+    from naviyam.dialogue import profile_for
+    from naviyam.ranking.scorer import OnnxRanker
+    from naviyam.ranking.train import load_checkpoint
+    from naviyam.schemas import RequestContext, UserInput, time_slot_of
+
+    model_dir = settings.models_dir / "ranker"
+    catalog = Catalog.load(settings.data_dir)
+    onnx = OnnxRanker.load(model_dir)
+    model, _, _ = load_checkpoint(model_dir)
+    profile = profile_for(catalog, UserInput(user_id="user_123", text="x"))
+    lat, lon = catalog.school_location(profile.school_id)
+    now = datetime(2026, 11, 25, 16, 0)
+    ctx = RequestContext(now=now, time_slot=time_slot_of(now), origin_lat=lat, origin_lon=lon, school_id=profile.school_id)
+    shops = list(catalog.shops["shop_id"][:n_candidates])
+    inputs = onnx.features.build_inputs([profile], shops, ctx)
+    tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
+    torch.set_num_threads(1)
+    with torch.inference_mode():
+        eager = lambda: model(**tensors)  # noqa: E731
+        for _ in range(20):
+            eager(), onnx.predict(inputs)
+        torch_ms = _timeit(eager, repeat)
+    onnx_ms = _timeit(lambda: onnx.predict(inputs), repeat)
+    features_ms = _timeit(lambda: onnx.features.build_inputs([profile], shops, ctx), 50)
+    p_t, p_o = percentiles(torch_ms), percentiles(onnx_ms)
+    return {"candidates": n_candidates, "torch_ms": p_t, "onnx_ms": p_o, "features_ms": percentiles(features_ms),
+            "speedup_p50": round(p_t["p50"] / p_o["p50"], 2)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="naviyam.bench")
     parser.add_argument("--rounds", type=int, default=10)
@@ -60,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     settings = Settings.load()
-    report = {"inprocess": bench_inprocess(settings, args.rounds)}
+    report = {"inprocess": bench_inprocess(settings, args.rounds), "ranker": bench_ranker(settings)}
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
         return 0
@@ -69,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
           f"p99 {chat['p99']} ms")
     for step, stats in report["inprocess"]["steps_ms"].items():
         print(f"  step {step:<12} p50 {stats['p50']:>7} ms  p95 {stats['p95']:>7} ms")
+    r = report["ranker"]
+    print(f"ranker, {r['candidates']} candidates: onnxruntime p50 {r['onnx_ms']['p50']} ms vs eager torch p50 "
+          f"{r['torch_ms']['p50']} ms -> ONNX {r['speedup_p50']}x faster (target >= 3x); "
+          f"feature assembly p50 {r['features_ms']['p50']} ms")
     return 0
 
 

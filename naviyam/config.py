@@ -26,6 +26,7 @@ class RetrievalSettings(BaseModel):
     dense_weight: float = 0.6
     bm25_weight: float = 0.4
     ivf_threshold: int = 20_000  # above this many docs the index switches to IVF
+    query_cache_size: int = 4096  # recent query embeddings kept per retriever process
 
 
 class CandidateSettings(BaseModel):

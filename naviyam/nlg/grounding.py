@@ -75,7 +75,9 @@ def _is_part_of_shown(menu: str, shown: set[str]) -> bool:
 
 def _check_properties(text: str, recommendations: list[Recommendation], report: GroundingReport) -> None:
     """Claims about a shop (meal card, 착한가게) must hold for the shop the text is talking about."""
-    positions = sorted((text.find(r.name), r) for r in recommendations if r.name in text)
+    # By position; a name that starts where a longer one does ("행복한치킨" / "행복한치킨 역삼점") comes second.
+    positions = sorted(((text.find(r.name), r) for r in recommendations if r.name in text),
+                       key=lambda p: (p[0], -len(p[1].name)))
     for i, (start, rec) in enumerate(positions):
         end = positions[i + 1][0] if i + 1 < len(positions) else len(text)
         segment = text[start:end]

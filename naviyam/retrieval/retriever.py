@@ -11,6 +11,8 @@
 """
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import json
 import logging
@@ -110,6 +112,9 @@ class Retriever:
         self._vectors = vectors
         self._bm25 = bm25
         self._meta = meta
+        # Children ask the same things in the same words ("급식카드 치킨" after NLU normalises them),
+        # and a query embedding is most of a search's CPU: remember recent ones (read-only vectors).
+        self._query_vector = functools.lru_cache(maxsize=settings.query_cache_size)(self._embed_query)
         self._doc_of_shop = {shop_id: i for i, shop_id in enumerate(shop_ids)}
         # Catalog row -> doc id, so a shop_mask (row-aligned) selects doc ids directly.
         catalog_ids = catalog.shops["shop_id"].astype(str).tolist()
@@ -238,6 +243,11 @@ class Retriever:
         """The indexed text of a shop (KeyError for an unknown id)."""
         return self._documents[self._doc_of_shop[shop_id]]
 
+    def _embed_query(self, query: str) -> np.ndarray:
+        vec = self._embedder.embed_queries([query])[0]
+        vec.setflags(write=False)
+        return vec
+
     def search(
         self,
         query: str,
@@ -262,7 +272,7 @@ class Retriever:
         pool = min(int(allowed.size), max(POOL_FACTOR * k, MIN_POOL))
 
         query_tokens = self._tokenizer.tokenize(query)
-        qvec = self._embedder.embed_queries([query])[0]
+        qvec = self._query_vector(query)
         _, dense_ids = self._vectors.search(qvec, pool, allowed if restricted else None)
         bm25_all = self._bm25.scores(query_tokens)
         lexical_ids = allowed[bm25_all[allowed] > 0]

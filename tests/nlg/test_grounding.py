@@ -73,3 +73,9 @@ def test_meal_card_denial_must_match_the_data():
     assert not check_grounding("바삭치킨 역삼점 · 급식카드는 안 돼요", [rec(meal_card=True)], ALL_NAMES).ok
     assert check_grounding("바삭치킨 역삼점 · 급식카드 OK", [rec(meal_card=True)], ALL_NAMES).ok
     assert not check_grounding("바삭치킨 역삼점 · 급식카드 OK", [rec(meal_card=False)], ALL_NAMES).ok
+
+
+def test_two_recommended_names_starting_at_the_same_place():
+    a, b = rec(1, name="행복한치킨"), rec(2, name="행복한치킨 역삼점")
+    text = "1. 행복한치킨 역삼점\n   · 급식카드 OK\n2. 행복한치킨\n   · 급식카드 OK"
+    assert check_grounding(text, [a, b], ["행복한치킨", "행복한치킨 역삼점"]).ok

@@ -1,0 +1,105 @@
+"""`make bench` (graph part): bounded load on the local stack, loopback only.
+
+For 1, 8 and 32 concurrent clients, each for a fixed duration: p50/p95/p99 latency, throughput and
+error rate of the graph (POST /), plus per-hop latency from the answers' own step timings.
+The targets (graph p50 <= 150 ms and p95 <= 400 ms at 32 clients, 2 cores, default NLU/NLG) are
+printed beside the numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import time
+
+import httpx
+
+from components.local_stack import LocalStack
+from naviyam.bench import QUERIES, percentiles
+from naviyam.config import Settings
+
+TARGET_P50_MS, TARGET_P95_MS = 150, 400
+
+
+def bench_texts(settings: Settings) -> list[str]:
+    """Held-out NLU utterances (every intent, child-style) plus the fixed examples: a realistic mix
+    of searches and chit-chat, with as many distinct phrasings as children produce."""
+    path = settings.data_dir / "nlu" / "nlu_test.jsonl"
+    corpus = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+    return [*QUERIES, *corpus]
+
+
+async def _client(client: httpx.AsyncClient, url: str, deadline: float, seed: int, out: dict,
+                  texts: list[str]) -> None:
+    rng = random.Random(seed)
+    session = f"bench-{seed}"
+    while time.perf_counter() < deadline:
+        body = {"user_id": f"user_{rng.randint(1, 5000)}", "text": rng.choice(texts), "session_id": session}
+        start = time.perf_counter()
+        try:
+            resp = await client.post(url, json=body)
+            ok = resp.status_code == 200
+        except httpx.HTTPError:
+            ok, resp = False, None
+        out["latency_ms"].append((time.perf_counter() - start) * 1000)
+        if not ok:
+            out["errors"] += 1
+            continue
+        meta = resp.json()["metadata"]
+        out["searches"] += "ranking" in meta["timings_ms"]
+        for step, ms in meta["timings_ms"].items():
+            out["steps"].setdefault(step, []).append(ms)
+
+
+async def load(url: str, clients: int, seconds: float, texts: list[str] = QUERIES) -> dict:
+    out: dict = {"latency_ms": [], "errors": 0, "steps": {}, "searches": 0}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+        deadline = time.perf_counter() + seconds
+        started = time.perf_counter()
+        await asyncio.gather(*(_client(client, url, deadline, i, out, list(texts)) for i in range(clients)))
+        elapsed = time.perf_counter() - started
+    n = len(out["latency_ms"])
+    return {
+        "clients": clients, "requests": n, "throughput_rps": round(n / elapsed, 1),
+        "error_rate": round(out["errors"] / max(n, 1), 4), "search_share": round(out["searches"] / max(n, 1), 3), "latency_ms": percentiles(out["latency_ms"]) if n else {},
+        "steps_ms": {k: percentiles(v) for k, v in out["steps"].items()},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="components.bench")
+    parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    settings = Settings.load()
+    results = []
+    with LocalStack(settings, log_dir=settings.home / "logs") as stack:
+        url = f"http://{settings.serving.host}:{settings.serving.router_port}/"
+        texts = bench_texts(settings)
+        asyncio.run(load(url, 4, 3.0))  # warm every node's first-request paths
+        for clients in (int(c) for c in args.clients.split(",")):
+            results.append(asyncio.run(load(url, clients, args.seconds, texts)))
+        del stack
+    if args.json:
+        print(json.dumps(results, ensure_ascii=False))
+        return 0
+    for r in results:
+        lat = r["latency_ms"]
+        mark = ""
+        if r["clients"] == 32:
+            ok = lat["p50"] <= TARGET_P50_MS and lat["p95"] <= TARGET_P95_MS
+            mark = f"  [target p50<={TARGET_P50_MS} p95<={TARGET_P95_MS}: {'met' if ok else 'MISSED'}]"
+        print(f"graph, {r['clients']:>2} clients: p50 {lat['p50']} ms  p95 {lat['p95']} ms  p99 {lat['p99']} ms  "
+              f"{r['throughput_rps']} req/s  errors {r['error_rate']:.2%}  searches {r['search_share']:.0%}{mark}")
+        hops = "  ".join(f"{k} {v['p50']}" for k, v in r["steps_ms"].items())
+        print(f"    per hop p50 (ms): {hops}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
