@@ -34,8 +34,9 @@ venv: $(STAMP)
 build: $(STAMP)
 	$(NAVIYAM) build
 
+# The example goes through the served path: router -> KServe model servers (started and stopped).
 demo: build
-	$(NAVIYAM) chat "$(EXAMPLE)" --user-id user_123
+	$(PY) -m components.demo --user-id user_123 --text "$(EXAMPLE)"
 
 serve: build
 	$(PY) -m components.local_stack
