@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 GRAPH = ROOT / "inference_graph" / "naviyam.yaml"
 MODEL_NODES = ("naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg")
+LOG_CONFIG = ROOT / "components" / "logging.yaml"
 
 
 @dataclass
@@ -53,6 +54,9 @@ class LocalStack:
                                             stderr=subprocess.STDOUT, start_new_session=True)
 
     def model_server_args(self, name: str) -> list[str]:
+        return [*self._model_server_args(name), "--log_config_file", str(LOG_CONFIG)]
+
+    def _model_server_args(self, name: str) -> list[str]:
         s = self.settings.serving
         if name == "naviyam-ranker-predictor":
             return ["-m", "components.server", "--component", name, "--model_name", "naviyam-ranker",

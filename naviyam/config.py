@@ -63,7 +63,7 @@ class ServingSettings(BaseModel):
         "naviyam-ranker": 9104, "naviyam-ranker-predictor": 9105, "naviyam-nlg": 9106,
         "naviyam-feedback": 9107,
     })
-    step_timeout_s: float = 2.0      # one graph hop
+    step_timeout_s: float = 5.0      # one graph hop (an overloaded 2-core laptop queues for seconds)
     graph_timeout_s: float = 10.0    # the whole request
     predictor_timeout_s: float = 1.0  # ranker transformer -> ONNX predictor
     fanout_timeout_s: float = 0.6    # ranker transformer -> retriever / candidates, each
