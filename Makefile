@@ -11,7 +11,7 @@ export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help venv build demo serve test bench clean distclean
+.PHONY: help venv build features demo serve test bench clean distclean
 
 help:
 	@echo "make demo   - install, build data and models, answer '$(EXAMPLE)'"
@@ -35,6 +35,11 @@ build: $(STAMP)
 	$(NAVIYAM) build
 
 # The example goes through the served path: router -> KServe model servers (started and stopped).
+# Feast: export sources, apply feature_repo/, materialise the online store (also part of `build`).
+features: $(STAMP)
+	$(NAVIYAM) data build
+	$(PY) -c "from naviyam.config import Settings; from naviyam.build import build_feature_store; print(build_feature_store(Settings.load(), force=True))"
+
 demo: build
 	$(PY) -m components.demo --user-id user_123 --text "$(EXAMPLE)"
 

@@ -1,7 +1,7 @@
 """Build every artefact the chatbot needs, in dependency order, skipping what already exists.
 
-data (parquet) → NLU corpus + fast NLU → retrieval index → candidate structures → Wide&Deep
-(+ONNX). Each artefact directory carries a meta.json with its version, so "exists" means
+data (parquet) → Feast feature store (apply + materialise) → NLU corpus + fast NLU → retrieval
+index → candidate structures → Wide&Deep (+ONNX, trained on Feast point-in-time features). Each artefact directory carries a meta.json with its version, so "exists" means
 "meta.json written", i.e. the previous build of that part finished.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from naviyam.config import Settings
 
 log = logging.getLogger(__name__)
-PARTS = ("data", "nlu", "retriever", "candidates", "ranker")
+PARTS = ("data", "features", "nlu", "retriever", "candidates", "ranker")
 
 
 def _done(path: Path) -> bool:
@@ -84,6 +84,19 @@ def build_candidates(settings: Settings, force: bool = False) -> str:
     return json.loads((out / "meta.json").read_text())["version"]
 
 
+def build_feature_store(settings: Settings, force: bool = False) -> dict:
+    """Export feature sources, `feast apply`, materialise into the online store."""
+    from naviyam.features import build_features
+
+    marker = settings.state_dir / "features.json"
+    if marker.exists() and not force:
+        return json.loads(marker.read_text())
+    report = build_features(settings)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+    return report
+
+
 def train_ranker(settings: Settings, force: bool = False, init_from: Path | None = None) -> dict:
     from naviyam.data.catalog import Catalog
     from naviyam.data.generate import load_events
@@ -93,12 +106,13 @@ def train_ranker(settings: Settings, force: bool = False, init_from: Path | None
     if _done(out) and not force:
         return json.loads((out / "meta.json").read_text())
     catalog = Catalog.load(settings.data_dir)
-    return _train(settings, catalog, load_events(settings.data_dir), out, init_from=init_from)
+    return _train(settings, catalog, load_events(settings.data_dir), out, init_from=init_from,
+                  feature_backend=settings.ranking.feature_backend)
 
 
 def build_all(settings: Settings, force: bool = False) -> dict:
     steps = {
-        "data": build_data, "nlu": train_nlu, "retriever": build_retriever,
+        "data": build_data, "features": build_feature_store, "nlu": train_nlu, "retriever": build_retriever,
         "candidates": build_candidates, "ranker": train_ranker,
     }
     report = {}

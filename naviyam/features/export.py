@@ -13,7 +13,10 @@ Tables (the point-in-time join picks, per entity, the latest row at or before a 
 - ``user_behaviour`` one row per child on day 0 and on each day after a day with any event of
   theirs: user features only change then, so this equals a daily snapshot under the as-of join
   (~29k rows instead of 5,200 x 92 on the default data);
-- ``shop_features``  one row per shop per day (view/order rates change every day).
+- ``user_shop_history`` one row per (child, shop) on the day after the first engagement and
+  after the first order (the pair flags of training);
+- ``shop_profile``   one row per shop (catalog attributes, menu allergens), stamped day 0;
+- ``shop_popularity`` one row per shop per day (view/order rates change every day).
 """
 from __future__ import annotations
 
@@ -26,10 +29,14 @@ import pandas as pd
 
 from naviyam.config import Settings
 from naviyam.data.catalog import Catalog
-from naviyam.ranking.features import POSITIVE_EVENTS, FeatureHistory
+from naviyam.ranking.features import POSITIVE_EVENTS, SHOP_FEATURE_COLUMNS, FeatureHistory
 
 FEATURES_SUBDIR = "features"
-TABLES = ("user_profile", "user_behaviour", "shop_features")
+TABLES = ("user_profile", "user_behaviour", "user_shop_history", "shop_profile", "shop_popularity")
+# The ranker's shop snapshot, split into what never changes and what changes every day.
+SHOP_POPULARITY_COLUMNS = ("n_views", "n_clicks", "n_orders", "view_rate", "order_rate", "view_share",
+                           "mean_position")
+SHOP_PROFILE_COLUMNS = tuple(c for c in SHOP_FEATURE_COLUMNS if c not in SHOP_POPULARITY_COLUMNS)
 TIMESTAMP = "event_timestamp"
 CREATED = "created"
 LIST_COLUMNS = ("engaged_shops", "ordered_shops")
@@ -81,26 +88,53 @@ def _shop_lists(rows: pd.DataFrame, first: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _user_behaviour(history: FeatureHistory, events: pd.DataFrame, user_ids: pd.Index) -> pd.DataFrame:
+def _user_behaviour(history: FeatureHistory, events: pd.DataFrame, user_ids: pd.Index,
+                    first: dict[str, pd.DataFrame]) -> pd.DataFrame:
     active = np.minimum(history.day_of(events["timestamp"]), history.n_days - 1) + 1
     changes = pd.DataFrame({"user_id": events["user_id"].to_numpy(), "day": active})
     rows = pd.concat([pd.DataFrame({"user_id": user_ids.to_numpy(), "day": 0}), changes])
     rows = rows.drop_duplicates().sort_values(["day", "user_id"], kind="stable").reset_index(drop=True)
     frame = history.user_frame(rows["user_id"].tolist(), rows["day"].to_numpy()).reset_index()
     frame = frame.drop(columns=["age"])  # age is a profile attribute (user_profile)
-    for col, first in _first_days(history, events).items():
-        frame[col] = _shop_lists(rows, first)
+    for col, pairs in first.items():
+        frame[col] = _shop_lists(rows, pairs)
     frame.insert(1, TIMESTAMP, _day_stamps(history, rows["day"].to_numpy()))
     return frame
 
 
-def _shop_features(history: FeatureHistory, shop_ids: pd.Index) -> pd.DataFrame:
+def _user_shop_history(history: FeatureHistory, first: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per (user, shop) on the day after its first engagement and after its first order.
+
+    The same facts as ``engaged_shops`` / ``ordered_shops``, keyed by the pair: a training join
+    reads two booleans per sample instead of carrying lists (see ``historical``).
+    """
+    engaged = first["engaged_shops"].rename(columns={"day": "engaged"})
+    pairs = engaged.merge(first["ordered_shops"].rename(columns={"day": "ordered"}),
+                          on=["user_id", "shop_id"], how="left")
+    ordered = pairs["ordered"].to_numpy(dtype=np.float64)
+    at_engage = pairs.assign(day=pairs["engaged"] + 1, ordered_shop_before=ordered <= pairs["engaged"])
+    later = pairs[ordered > pairs["engaged"]]
+    at_order = later.assign(day=later["ordered"].astype(np.int64) + 1, ordered_shop_before=True)
+    rows = pd.concat([at_engage, at_order], ignore_index=True).sort_values(["day", "user_id", "shop_id"])
+    return pd.DataFrame({
+        "user_id": rows["user_id"].to_numpy(), "shop_id": rows["shop_id"].to_numpy(),
+        TIMESTAMP: _day_stamps(history, rows["day"].to_numpy(dtype=np.int64)),
+        "engaged_shop_before": np.ones(len(rows), dtype=bool),
+        "ordered_shop_before": rows["ordered_shop_before"].to_numpy(dtype=bool),
+    })
+
+
+def _shops(history: FeatureHistory, shop_ids: pd.Index) -> dict[str, pd.DataFrame]:
+    """Static attributes (one row per shop, stamped day 0) and daily popularity."""
     days = np.arange(history.n_days + 1)
     ids = np.repeat(shop_ids.to_numpy(), len(days))
     day = np.tile(days, len(shop_ids))
-    frame = history.shop_frame(ids.tolist(), day).reset_index()
-    frame.insert(1, TIMESTAMP, _day_stamps(history, day))
-    return frame
+    daily = history.shop_frame(ids.tolist(), day).reset_index()
+    profile = daily[day == 0][["shop_id", *SHOP_PROFILE_COLUMNS]].reset_index(drop=True)
+    profile.insert(1, TIMESTAMP, _day_stamps(history, np.zeros(len(profile), dtype=np.int64)))
+    popularity = daily[["shop_id", *SHOP_POPULARITY_COLUMNS]]
+    popularity.insert(1, TIMESTAMP, _day_stamps(history, day))
+    return {"shop_profile": profile, "shop_popularity": popularity}
 
 
 def _user_profile(catalog: Catalog) -> pd.DataFrame:
@@ -126,7 +160,7 @@ def _write(frame: pd.DataFrame, path: Path, created: pd.Timestamp) -> None:
 
 def export_sources(settings: Settings, catalog: Catalog | None = None,
                    events: pd.DataFrame | None = None) -> dict:
-    """Writes the three sources; returns rows per table, the data window and seconds."""
+    """Writes the sources; returns rows per table, the data window and seconds."""
     from naviyam.data.generate import load_events
 
     started = time.perf_counter()
@@ -136,10 +170,12 @@ def export_sources(settings: Settings, catalog: Catalog | None = None,
         raise ValueError("no events to build features from")
     history = FeatureHistory(catalog, events)
     snapshot = history.snapshot()  # the ids FeatureHistory knows: catalog + event ids
+    first = _first_days(history, events)
     tables = {
         "user_profile": _user_profile(catalog),
-        "user_behaviour": _user_behaviour(history, events, snapshot.users.index),
-        "shop_features": _shop_features(history, snapshot.shops.index),
+        "user_behaviour": _user_behaviour(history, events, snapshot.users.index, first),
+        "user_shop_history": _user_shop_history(history, first),
+        **_shops(history, snapshot.shops.index),
     }
     out = features_dir(settings)
     out.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import warnings
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,8 @@ PROFILE_ENV = "NAVIYAM_FEAST_PROFILE"
 REPO_ENV = "NAVIYAM_FEATURE_REPO"
 REGISTRY_FILE = "feast_registry.db"
 ONLINE_FILE = "feast_online.db"
-RANKER_SERVICE = "ranker_features"
+RANKER_SERVICE = "ranker_features"  # what serving reads (online)
+TRAINING_SERVICE = "ranker_training_features"  # the same values, joined point-in-time for training
 _DEFINITIONS_MODULE = "naviyam_feature_repo_definitions"
 
 
@@ -74,10 +76,13 @@ def online_path(settings: Settings) -> Path:
     return Path(settings.state_dir).resolve() / ONLINE_FILE
 
 
-def require_built(settings: Settings) -> None:
-    if not registry_path(settings).exists():
+def require_built(settings: Settings, *, online: bool = False) -> None:
+    """Raises unless the registry (and, with ``online``, the local SQLite store) exists."""
+    missing = [p for p in (registry_path(settings), online_path(settings) if online else None)
+               if p is not None and not p.exists()]
+    if missing:
         raise FeaturesNotBuiltError(
-            f"no feature registry at {registry_path(settings)}; run "
+            f"feature store not built ({', '.join(map(str, missing))} missing); run "
             "naviyam.features.build_features(settings) (make features) first")
 
 
@@ -117,5 +122,7 @@ def apply_definitions(store: "FeatureStore", repo_dir: str | Path | None = None)
     stale = [o for o in (*store.list_feature_services(), *store.list_on_demand_feature_views(),
                          *store.list_feature_views(), *store.list_entities())
              if (type(o).__name__, o.name) not in names and o.name != "__dummy"]
-    store.apply(objects, objects_to_delete=stale, partial=not stale)
+    with warnings.catch_warnings():  # "On demand feature view is an experimental feature"
+        warnings.filterwarnings("ignore", message="On demand feature view", category=RuntimeWarning)
+        store.apply(objects, objects_to_delete=stale, partial=not stale)
     return {"objects": len(objects), "deleted": len(stale)}

@@ -1,8 +1,8 @@
 """Request-time transformations of the feature repo's on-demand feature views.
 
-They live here, not in ``feature_repo/``, so the registry pickles a reference to an importable
-function (the serving process need not have the repo on ``sys.path``) and so they reuse the
-ranker's own helpers (``haversine_km``, ``open_now``) instead of re-implementing them.
+They live here, not in ``feature_repo/``, so the definitions stay declarative and the
+transformations reuse the ranker's own helpers (``haversine_km``, ``open_now``) instead of
+re-implementing them.
 """
 from __future__ import annotations
 
@@ -29,6 +29,17 @@ def _floats(frame: pd.DataFrame, name: str) -> np.ndarray:
 
 
 def request_context(inputs: pd.DataFrame) -> pd.DataFrame:
+    """The udf of the ``request_context`` on-demand feature view.
+
+    Feast rebuilds a udf from its source text in a bare namespace (only ``pd``/``np``), so the
+    body imports what it needs.
+    """
+    from naviyam.features.transforms import request_context_frame
+
+    return request_context_frame(inputs)
+
+
+def request_context_frame(inputs: pd.DataFrame) -> pd.DataFrame:
     """distance_km (request origin -> shop), open_now (at request_minute) and one flag per time slot."""
     distance = haversine_km(_floats(inputs, "origin_lat"), _floats(inputs, "origin_lon"),
                             _floats(inputs, "lat"), _floats(inputs, "lon"))

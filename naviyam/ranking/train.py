@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,9 @@ USER_DROPOUT = 0.1
 SHOP_DROPOUT = 0.02
 # Unshown nearby shops drawn per session as extra negatives (see samples.unshown_negatives).
 UNSHOWN_PER_SESSION = 8
+# Where training samples' as-of user/shop features come from: "table" = FeatureHistory in
+# memory; "feast" = the feature store's point-in-time join (naviyam.features; build it first).
+FeatureBackend = Literal["table", "feast"]
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -80,7 +84,8 @@ def load_checkpoint(model_dir: Path) -> tuple[WideAndDeep, FeatureSpace, Normali
 # --------------------------------------------------------------------------- sample features
 
 
-def sample_frames(catalog: Catalog, history: FeatureHistory, samples: pd.DataFrame) -> dict:
+def sample_frames(catalog: Catalog, history: FeatureHistory, samples: pd.DataFrame,
+                  feature_backend: FeatureBackend = "table", settings: Settings | None = None) -> dict:
     """As-of feature columns for training samples (each sees only days before its session)."""
     users = samples["user_id"].tolist()
     shops = samples["shop_id"].tolist()
@@ -93,17 +98,30 @@ def sample_frames(catalog: Catalog, history: FeatureHistory, samples: pd.DataFra
         "origin_lat": schools["lat"].to_numpy(dtype=np.float64),
         "origin_lon": schools["lon"].to_numpy(dtype=np.float64),
     }
+    if feature_backend == "feast":
+        from naviyam.features.historical import training_feature_columns
+
+        if settings is None:
+            raise ValueError('feature_backend="feast" needs the settings of the feature store')
+        as_of = training_feature_columns(settings, samples)
+        user_frame, shop_frame, pair_flags = as_of["users"], as_of["shops"], as_of["pair_flags"]
+    elif feature_backend == "table":
+        user_frame, shop_frame = history.user_frame(users, days), history.shop_frame(shops, days)
+        pair_flags = history.pair_flags(users, shops, days)
+    else:
+        raise ValueError(f"unknown feature_backend {feature_backend!r}")
     return {
         "profiles": profile_columns(catalog.users.reindex(users).assign(user_id=users)),
-        "users": frame_columns(history.user_frame(users, days)),
-        "shops": frame_columns(history.shop_frame(shops, days)),
+        "users": frame_columns(user_frame),
+        "shops": frame_columns(shop_frame),
         "context": context,
-        "pair_flags": history.pair_flags(users, shops, days),
+        "pair_flags": pair_flags,
     }
 
 
-def sample_raw_wide(catalog: Catalog, history: FeatureHistory, samples: pd.DataFrame) -> np.ndarray:
-    f = sample_frames(catalog, history, samples)
+def sample_raw_wide(catalog: Catalog, history: FeatureHistory, samples: pd.DataFrame,
+                    feature_backend: FeatureBackend = "table", settings: Settings | None = None) -> np.ndarray:
+    f = sample_frames(catalog, history, samples, feature_backend, settings)
     return raw_wide_features(f["profiles"], f["users"], f["shops"], f["context"], f["pair_flags"])
 
 
@@ -201,7 +219,8 @@ def _training_window(events: pd.DataFrame, holdout_days: int) -> tuple[pd.DataFr
 def train_ranker(settings: Settings, catalog: Catalog, events: pd.DataFrame, out_dir: Path,
                  init_from: Path | None = None, *, holdout_days: int = TEST_DAYS, num_threads: int = 2,
                  progress: bool = False, evaluate: bool = True,
-                 unshown_per_session: int = UNSHOWN_PER_SESSION) -> dict:
+                 unshown_per_session: int = UNSHOWN_PER_SESSION,
+                 feature_backend: FeatureBackend = "table") -> dict:
     """Trains (or, with ``init_from``, continues training) the ranker; returns ``meta.json``.
 
     Incremental training keeps the checkpoint's normaliser and id indices (new ids are appended),
@@ -226,14 +245,14 @@ def train_ranker(settings: Settings, catalog: Catalog, events: pd.DataFrame, out
 
         if init_from is None:
             chosen = balance(samples, rs.negative_ratio, rs.seed)
-            raw = sample_raw_wide(catalog, history, chosen)
+            raw = sample_raw_wide(catalog, history, chosen, feature_backend, settings)
             space = FeatureSpace.fit(train_events)
             normaliser = Normaliser.fit(raw)
             model = WideAndDeep(WideDeepConfig(wide_dim=WIDE_DIM, n_users=space.n_users,
                                                n_shops=space.n_shops, n_categories=space.n_categories))
         else:
             prev_model, prev_space, normaliser = load_checkpoint(init_from)
-            raw_all = sample_raw_wide(catalog, history, samples)
+            raw_all = sample_raw_wide(catalog, history, samples, feature_backend, settings)
             # Hard negatives from the model being replaced: what it wrongly loved (score > 0.8).
             prev_scores = predict(prev_model, sample_inputs(prev_space, normaliser, raw_all, samples, catalog))
             samples = mark_hard_negatives(samples, prev_scores)
@@ -276,6 +295,7 @@ def train_ranker(settings: Settings, catalog: Catalog, events: pd.DataFrame, out
         "losses": losses,
         "train_weighted_bce": train_loss,
         "init_from": str(init_from) if init_from is not None else None,
+        "feature_backend": feature_backend,
         "train_seconds": round(time.perf_counter() - started, 2),
         "metrics": {},
     }

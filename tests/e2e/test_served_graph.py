@@ -59,6 +59,7 @@ def test_seed_example_through_the_graph(graph_url, models):
         shop = models.catalog.shop(rec["shop_id"])
         assert shop.category == "치킨" and shop.accepts_meal_card and shop.name == rec["name"]
     assert {"nlu", "retriever", "candidates", "ranking", "nlg"} <= set(body["metadata"]["model_versions"])
+    assert body["metadata"]["model_versions"]["features"] == "feast"  # the transformer reads the online store
 
 
 def test_graph_and_in_process_chatbot_agree(graph_url, bot):
