@@ -11,13 +11,15 @@ export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help venv build features demo serve test bench clean distclean
+.PHONY: help venv build features demo serve test bench validate-manifests images clean distclean
 
 help:
 	@echo "make demo   - install, build data and models, answer '$(EXAMPLE)'"
 	@echo "make test   - install, build, run the test suite"
 	@echo "make serve  - the online path: KServe model servers + graph router on :8080, feedback on :9107"
 	@echo "make bench  - latency benchmarks (percentiles, ratios)"
+	@echo "make validate-manifests - offline validation of manifests/ (kustomize, schemas, CRDs)"
+	@echo "make images - build the component images (needs a container engine)"
 	@echo "make clean  - remove generated data, models and state (var/)"
 
 # torch first, pinned to the CPU build: anything that pulls torch unpinned downloads a CUDA build.
@@ -52,6 +54,14 @@ test: build
 bench: build
 	$(PY) -m naviyam.bench
 	$(PY) -m components.bench
+
+# Offline: kustomize build, strict Kubernetes schemas, KServe CRDs (../shared/crds), cross-checks.
+validate-manifests: $(STAMP)
+	$(PY) -m tools.validate_manifests
+
+# Builds docker/ images where a container engine is reachable; says so clearly where none is.
+images:
+	tools/build_images.sh
 
 clean:
 	rm -rf var

@@ -1,0 +1,46 @@
+"""The `sandbox` fixture: copies of manifests/ and docker/ in tmp_path, to break one thing at a time."""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tools import validate_manifests as vm  # noqa: E402
+
+
+class Sandbox:
+    """Copies of manifests/ and docker/ under tmp_path; the rest of the repository is the real one."""
+
+    def __init__(self, tmp: Path):
+        self.manifests = tmp / "manifests"
+        self.docker = tmp / "docker"
+        shutil.copytree(ROOT / "manifests", self.manifests)
+        shutil.copytree(ROOT / "docker", self.docker)
+
+    def path(self, rel: str) -> Path:
+        return self.manifests / rel
+
+    def edit(self, rel: str, old: str, new: str, count: int = 1) -> None:
+        path = self.path(rel)
+        text = path.read_text(encoding="utf-8")
+        assert old in text, f"{old!r} not in {rel}"
+        path.write_text(text.replace(old, new, count), encoding="utf-8")
+
+    def append(self, rel: str, text: str) -> None:
+        path = self.path(rel)
+        path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
+
+    def validate(self, overlays: list[str] | None = None, crds: Path | None = None) -> vm.Report:
+        repo = vm.Repo.load(ROOT, manifests=self.manifests, docker=self.docker, crds=crds)
+        return vm.validate(repo, overlays, builder="lite")
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Sandbox:
+    return Sandbox(tmp_path)

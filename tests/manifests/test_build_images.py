@@ -1,0 +1,44 @@
+"""tools/build_images.sh: one image per Dockerfile, and a loud (but successful) no-op without an engine."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "tools" / "build_images.sh"
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SCRIPT), *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env})
+
+
+def test_lists_one_image_per_dockerfile():
+    proc = run("--list")
+    assert proc.returncode == 0
+    assert proc.stdout.split() == sorted(p.name.removesuffix(".Dockerfile") for p in (ROOT / "docker").glob("*.Dockerfile"))
+
+
+def test_without_an_engine_it_says_so_and_exits_zero():
+    proc = run(CONTAINER_ENGINE="none")
+    assert proc.returncode == 0
+    assert "NO CONTAINER ENGINE: nothing was built" in proc.stdout
+    assert "NO CONTAINER ENGINE" in proc.stderr
+
+
+def test_require_engine_turns_that_into_a_failure():
+    assert run("--require-engine", CONTAINER_ENGINE="none").returncode == 3
+
+
+def test_dry_run_builds_every_image_from_a_clean_context():
+    proc = run("--dry-run", "--tag", "0.1.0", "--registry", "registry.example.com/naviyam",
+               "--gpu", "https://download.pytorch.org/whl/cuXXX", CONTAINER_ENGINE="docker")
+    assert proc.returncode == 0, proc.stderr
+    builds = [line for line in proc.stdout.splitlines() if line.startswith("+ docker build")]
+    names = run("--list").stdout.split()
+    assert len(builds) == len(names) + 2  # + the -gpu variants of nlu and nlg
+    for name in names:
+        assert any(f"registry.example.com/naviyam/{name}:0.1.0 " in b for b in builds), name
+    assert any("naviyam-nlg:0.1.0-gpu" in b and "TORCH_INDEX_URL=" in b for b in builds)
+    assert all("naviyam-image-context" in b for b in builds)  # never the checkout itself

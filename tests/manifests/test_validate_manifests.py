@@ -1,0 +1,381 @@
+"""tools/validate_manifests: both overlays pass, and each kind of breakage fails loudly with its own message."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tools import validate_manifests as vm  # noqa: E402
+
+CRDS = ROOT.parent / "shared" / "crds"
+
+
+def crds_present() -> bool:
+    return CRDS.is_dir() and any(CRDS.glob("*.yaml"))
+
+
+needs_crds = pytest.mark.skipif(not crds_present(), reason=f"KServe CRD schemas not found at {CRDS} "
+                                                           "(../shared/crds beside the checkout)")
+
+OVERLAYS = ["local-kind", "prod"]
+
+
+def errors_matching(report: vm.Report, *needles: str) -> list[str]:
+    return [e for e in report.errors if all(n in e for n in needles)]
+
+
+def assert_fails(report: vm.Report, *needles: str) -> None:
+    assert not report.ok, "the validator passed a broken manifest"
+    hits = errors_matching(report, *needles)
+    assert hits, "expected an error containing " + " & ".join(map(repr, needles)) + ", got:\n" + "\n".join(report.errors)
+
+
+# -- the real manifests ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_passes(overlay: str):
+    repo = vm.Repo.load(ROOT)
+    report = vm.validate(repo, [overlay], builder="lite")
+    assert report.ok, "\n".join(report.errors)
+    assert any("deployment mode: " + ("Standard" if overlay == "local-kind" else "Knative") in n for n in report.notes)
+
+
+def test_cli_passes_and_explains_itself():
+    proc = subprocess.run([sys.executable, "-m", "tools.validate_manifests", "--builder", "lite"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK:" in proc.stdout
+    assert "secrets to create before applying: naviyam-feedback/token, naviyam-redis/password" in proc.stdout
+    help_text = subprocess.run([sys.executable, "-m", "tools.validate_manifests", "--help"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
+    assert "canaryTrafficPercent only in Knative mode" in help_text
+
+
+def test_cli_exits_non_zero_on_a_broken_overlay(sandbox):
+    sandbox.edit("base/isvc-nlu.yaml", '"--model_name", "naviyam-nlu"', '"--model_name", "naviyam-nlux"')
+    proc = subprocess.run([sys.executable, "-m", "tools.validate_manifests", "--builder", "lite", "--overlay",
+                           "local-kind", "--manifests", str(sandbox.manifests), "--docker", str(sandbox.docker)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert "ERROR [local-kind] InferenceService/naviyam-nlu/predictor" in proc.stdout
+    assert "FAILED" in proc.stdout
+
+
+def test_graph_copy_is_in_sync():
+    repo = vm.Repo.load(ROOT)
+    assert vm.check_graph_copy(repo) == []
+
+
+def test_kserve_flags_match_the_installed_kserve():
+    """KSERVE_SERVER_FLAGS is a copy of kserve.model_server.parser's options (importing it parses argv)."""
+    code = ("import sys; sys.argv = ['x']\nfrom kserve import model_server\n"
+            "print('\\n'.join(o for a in model_server.parser._actions for o in a.option_strings if o.startswith('--')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        pytest.skip(f"kserve not importable: {proc.stderr.strip()[-200:]}")
+    installed = set(proc.stdout.split()) - {"--help"}
+    assert vm.KSERVE_SERVER_FLAGS <= installed, vm.KSERVE_SERVER_FLAGS - installed
+
+
+# -- the six breakages of the brief -------------------------------------------------------------
+
+@needs_crds
+def test_unknown_field_in_an_inference_service(sandbox):
+    sandbox.edit("base/isvc-nlu.yaml", "    automountServiceAccountToken: false",
+                 "    automountServiceAccountToken: false\n    minReplica: 2")
+    assert_fails(sandbox.validate(["prod"]), "InferenceService/naviyam-nlu", "CRD schema",
+                 "spec.predictor", "unknown field", "minReplica")
+
+
+def test_wrong_service_name_in_the_graph(sandbox):
+    sandbox.edit("base/inference-graph.yaml", "serviceName: naviyam-nlu", "serviceName: naviyam-nlu-v2")
+    report = sandbox.validate(["local-kind"])
+    assert_fails(report, "InferenceGraph/naviyam", "serviceName naviyam-nlu-v2 is not an InferenceService")
+    assert_fails(report, "inference-graph.yaml differs from inference_graph/naviyam.yaml")
+
+
+def test_missing_run_as_non_root(sandbox):
+    # The feedback pod sets it twice (pod and container): drop both.
+    sandbox.edit("base/feedback.yaml", "        runAsNonRoot: true\n", "")
+    sandbox.edit("base/feedback.yaml", "            runAsNonRoot: true\n", "")
+    assert_fails(sandbox.validate(["local-kind"]), "Deployment/naviyam-feedback", "(feedback)",
+                 "runAsNonRoot must be true")
+
+
+def test_canary_in_raw_deployment_mode(sandbox):
+    sandbox.edit("overlays/local-kind/kustomization.yaml", "        transformer:\n          minReplicas: 1",
+                 "        predictor:\n          canaryTrafficPercent: 10\n        transformer:\n          minReplicas: 1")
+    assert_fails(sandbox.validate(["local-kind"]), "InferenceService/naviyam-ranker/predictor",
+                 "canaryTrafficPercent is ignored in Standard (RawDeployment) mode")
+
+
+def test_legacy_raw_deployment_name_is_standard_mode_too(sandbox):
+    sandbox.edit("overlays/local-kind/patches/standard-mode.yaml", "deploymentMode: Standard",
+                 "deploymentMode: RawDeployment")
+    sandbox.edit("overlays/local-kind/kustomization.yaml", "deploymentMode: Standard", "deploymentMode: RawDeployment")
+    assert sandbox.validate(["local-kind"]).ok
+    sandbox.edit("overlays/local-kind/kustomization.yaml", "        transformer:\n          minReplicas: 1",
+                 "        transformer:\n          canaryTrafficPercent: 20\n          minReplicas: 1")
+    assert_fails(sandbox.validate(["local-kind"]), "naviyam-ranker/transformer", "ignored in Standard")
+
+
+def test_image_without_a_dockerfile(sandbox):
+    sandbox.edit("base/isvc-retriever.yaml", "image: naviyam-retriever", "image: naviyam-retriever-gpu")
+    assert_fails(sandbox.validate(["prod"]), "InferenceService/naviyam-retriever/predictor",
+                 "no Dockerfile docker/naviyam-retriever-gpu.Dockerfile")
+
+
+def test_component_without_a_manifest(sandbox):
+    sandbox.edit("base/kustomization.yaml", "  - isvc-candidates.yaml\n", "")
+    report = sandbox.validate(["prod"])
+    assert_fails(report, "component naviyam-candidates", "has no manifest")
+    assert_fails(report, "serving.service_urls.naviyam-candidates: no such InferenceService")
+
+
+def test_component_without_an_image(sandbox):
+    (sandbox.docker / "naviyam-nlg.Dockerfile").unlink()
+    report = sandbox.validate(["local-kind"])
+    assert_fails(report, "component naviyam-nlg: no image (docker/naviyam-nlg.Dockerfile)")
+    assert_fails(report, "InferenceService/naviyam-nlg/predictor", "no Dockerfile")
+
+
+def test_manifest_of_an_unknown_component(sandbox):
+    sandbox.edit("base/isvc-ranker.yaml", '"--component", "naviyam-ranker-predictor"',
+                 '"--component", "naviyam-ranker-scorer"')
+    assert_fails(sandbox.validate(["local-kind"]), "InferenceService/naviyam-ranker/predictor",
+                 "--component naviyam-ranker-scorer is not one of components/server.py COMPONENTS")
+
+
+# -- more breakages --------------------------------------------------------------------------------
+
+def test_crd_check_is_skipped_with_a_reason_when_the_crds_are_absent(sandbox, tmp_path: Path):
+    sandbox.edit("base/isvc-nlu.yaml", "    automountServiceAccountToken: false",
+                 "    automountServiceAccountToken: false\n    minReplica: 2")
+    report = sandbox.validate(["prod"], crds=tmp_path / "no-crds")
+    assert report.ok, "\n".join(report.errors)  # nothing else catches an unknown ISVC field
+    assert any("SKIP CRD schema check" in n and "no-crds" in n for n in report.notes)
+
+
+def test_unknown_field_in_a_built_in_kind(sandbox):
+    sandbox.edit("base/redis.yaml", "  revisionHistoryLimit: 3\n", "  revisionHistoryLimit: 3\n  replica: 2\n")
+    assert_fails(sandbox.validate(["local-kind"]), "Deployment/naviyam-redis", "kubernetes-validate --strict", "replica")
+
+
+def test_model_name_must_be_the_inference_service_name(sandbox):
+    sandbox.edit("base/isvc-nlu.yaml", '"--model_name", "naviyam-nlu"', '"--model_name", "nlu"')
+    assert_fails(sandbox.validate(["local-kind"]), "--model_name nlu differs from the InferenceService name naviyam-nlu")
+
+
+def test_model_server_port_and_probes(sandbox):
+    sandbox.edit("base/isvc-candidates.yaml", "path: /v2/models/naviyam-candidates/ready", "path: /v2/health/ready")
+    sandbox.edit("base/isvc-candidates.yaml", '"--http_port", "8080"', '"--http_port", "9103"')
+    report = sandbox.validate(["local-kind"])
+    assert_fails(report, "naviyam-candidates/predictor", "readinessProbe must be httpGet /v2/models/naviyam-candidates/ready")
+    assert_fails(report, "naviyam-candidates/predictor", "--http_port 9103")
+
+
+def test_feedback_port_must_agree(sandbox):
+    sandbox.edit("base/feedback.yaml", 'args: ["--port", "9107"]', 'args: ["--port", "8000"]')
+    report = sandbox.validate(["local-kind"])
+    assert_fails(report, "Deployment/naviyam-feedback", "--port 8000 is not a containerPort")
+    assert_fails(report, "--port 8000 differs from serving.ports.naviyam-feedback (9107)")
+
+
+def test_transformer_must_not_hard_code_the_predictor_host(sandbox):
+    sandbox.edit("base/isvc-ranker.yaml", '"--predictor_protocol", "v2"',
+                 '"--predictor_host", "naviyam-ranker-predictor", "--predictor_protocol", "v2"')
+    assert_fails(sandbox.validate(["prod"]), "naviyam-ranker/transformer", "--predictor_host is set by KServe")
+
+
+def test_every_service_must_state_its_deployment_mode(sandbox):
+    sandbox.edit("overlays/prod/kustomization.yaml", "          serving.kserve.io/deploymentMode: Knative\n", "")
+    assert_fails(sandbox.validate(["prod"]), "InferenceGraph/naviyam", "no serving.kserve.io/deploymentMode annotation")
+
+
+def test_knative_mode_requires_the_learning_loop_canaries(sandbox):
+    sandbox.edit("overlays/prod/kustomization.yaml",
+                 "      spec:\n        predictor:\n          canaryTrafficPercent: 10\n  # GPU",
+                 "      spec:\n        predictor:\n          minReplicas: 2\n  # GPU")
+    assert_fails(sandbox.validate(["prod"]), "InferenceService/naviyam-nlg/predictor",
+                 "the learning loop canaries this service")
+
+
+def test_hpa_metric_in_knative_mode(sandbox):
+    sandbox.edit("overlays/prod/patches/knative-mode.yaml", "scaleMetric: concurrency", "scaleMetric: cpu")
+    assert_fails(sandbox.validate(["prod"]), "scaleMetric cpu: the Knative KPA scales on concurrency or rps")
+
+
+def test_privilege_escalation_and_writable_root(sandbox):
+    sandbox.edit("base/redis.yaml", "            allowPrivilegeEscalation: false\n            readOnlyRootFilesystem: true\n", "")
+    report = sandbox.validate(["local-kind"])
+    assert_fails(report, "Deployment/naviyam-redis", "allowPrivilegeEscalation must be false")
+    assert_fails(report, "Deployment/naviyam-redis", "readOnlyRootFilesystem must be true")
+
+
+def test_gpu_without_node_selection(sandbox):
+    sandbox.edit("overlays/prod/patches/gpu-llm.yaml",
+                 "- op: add\n  path: /spec/predictor/tolerations\n  value:\n    - key: nvidia.com/gpu\n"
+                 "      operator: Exists\n      effect: NoSchedule\n", "")
+    assert_fails(sandbox.validate(["prod"]), "InferenceService/naviyam-nlg/predictor", "requests nvidia.com/gpu")
+
+
+def test_pipeline_role_stays_least_privilege(sandbox):
+    sandbox.edit("base/rbac.yaml", 'verbs: ["patch"]', 'verbs: ["patch", "delete"]')
+    assert_fails(sandbox.validate(["local-kind"]), "Role/naviyam-pipeline", "verbs beyond get/list/patch: ['delete']")
+
+
+def test_model_servers_get_no_api_permissions(sandbox):
+    sandbox.append("base/rbac.yaml", "  - kind: ServiceAccount\n    name: naviyam-model-server\n    namespace: naviyam\n")
+    report = sandbox.validate(["local-kind"])
+    assert_fails(report, "ServiceAccount/naviyam-model-server", "is bound to a Role")
+    assert_fails(report, "InferenceService/naviyam-nlu/predictor", "holds API permissions")
+
+
+def test_token_automount(sandbox):
+    sandbox.edit("base/feedback.yaml", "      automountServiceAccountToken: false\n", "")
+    sandbox.edit("base/serviceaccounts.yaml", "  name: naviyam-feedback\nautomountServiceAccountToken: false",
+                 "  name: naviyam-feedback")
+    assert_fails(sandbox.validate(["local-kind"]), "Deployment/naviyam-feedback", "mounts a ServiceAccount token")
+
+
+def test_no_inline_secrets(sandbox):
+    sandbox.append("base/redis.yaml", "---\napiVersion: v1\nkind: Secret\nmetadata:\n  name: naviyam-redis\n"
+                                      "stringData:\n  password: hunter2\n")
+    assert_fails(sandbox.validate(["local-kind"]), "Secret/naviyam-redis", "create it out of band")
+
+
+def test_config_typo_is_caught(sandbox):
+    sandbox.edit("base/config/naviyam.yaml", "  service_urls:", "  service_url:")
+    report = sandbox.validate(["local-kind"])
+    assert_fails(report, "ConfigMap/naviyam-config", "unknown setting serving.service_url")
+    assert_fails(report, "serving.service_urls has no naviyam-retriever")
+
+
+def test_service_url_must_be_in_cluster(sandbox):
+    sandbox.edit("base/config/naviyam.yaml", "http://naviyam-candidates-predictor.naviyam.svc.cluster.local",
+                 "http://127.0.0.1:9103")
+    assert_fails(sandbox.validate(["prod"]), "serving.service_urls.naviyam-candidates is http://127.0.0.1:9103")
+
+
+def test_default_deny_is_required(sandbox):
+    sandbox.edit("base/kustomization.yaml", "  - networkpolicies.yaml\n", "")
+    assert_fails(sandbox.validate(["local-kind"]), "NetworkPolicy", "none in the build")
+
+
+def test_network_policies_keep_model_servers_private(sandbox):
+    # Widen the fan-out policy to "any pod of any namespace".
+    sandbox.edit("base/networkpolicies.yaml",
+                 "  name: fanout-from-ranker-transformer\n", "  name: fanout-from-ranker-transformer\n", 1)
+    text = sandbox.path("base/networkpolicies.yaml").read_text()
+    head, _, tail = text.partition("  name: fanout-from-ranker-transformer\n")
+    tail = tail.replace("        - podSelector:\n            matchLabels:\n"
+                        "              serving.kserve.io/inferenceservice: naviyam-ranker\n"
+                        "              component: transformer\n", "        - namespaceSelector: {}\n", 1)
+    sandbox.path("base/networkpolicies.yaml").write_text(head + "  name: fanout-from-ranker-transformer\n" + tail)
+    report = sandbox.validate(["local-kind"])
+    assert_fails(report, "NetworkPolicy", "naviyam-app can reach InferenceService/naviyam-retriever/predictor")
+
+
+def test_network_policies_let_the_router_through(sandbox):
+    sandbox.edit("base/networkpolicies.yaml", "values: [\"naviyam-nlu\", \"naviyam-nlg\"]", "values: [\"naviyam-nlu\"]")
+    assert_fails(sandbox.validate(["local-kind"]), "InferenceGraph/naviyam cannot reach InferenceService/naviyam-nlg/predictor")
+
+
+def test_only_feast_clients_reach_redis(sandbox):
+    sandbox.edit("base/networkpolicies.yaml", "  name: redis-from-feast-clients\nspec:\n  podSelector:\n"
+                 "    matchLabels:\n      app.kubernetes.io/name: naviyam-redis\n  policyTypes: [\"Ingress\"]\n"
+                 "  ingress:\n    - from:\n",
+                 "  name: redis-from-feast-clients\nspec:\n  podSelector:\n"
+                 "    matchLabels:\n      app.kubernetes.io/name: naviyam-redis\n  policyTypes: [\"Ingress\"]\n"
+                 "  ingress:\n    - from:\n        - podSelector: {}\n")
+    assert_fails(sandbox.validate(["local-kind"]), "InferenceService/naviyam-nlu/predictor can reach Deployment/naviyam-redis")
+
+
+def test_every_serving_workload_has_a_pdb(sandbox):
+    sandbox.edit("base/pdb.yaml", "      app.kubernetes.io/name: naviyam-redis", "      app.kubernetes.io/name: naviyam-redis-old")
+    assert_fails(sandbox.validate(["local-kind"]), "Deployment/naviyam-redis", "no PodDisruptionBudget")
+
+
+def test_pdb_must_allow_an_eviction(sandbox):
+    sandbox.edit("base/pdb.yaml", "  name: naviyam-graph\nspec:\n  maxUnavailable: 1", "  name: naviyam-graph\nspec:\n  minAvailable: 1")
+    assert_fails(sandbox.validate(["local-kind"]), "PodDisruptionBudget/naviyam-graph", "blocks every voluntary eviction")
+
+
+def test_latest_tag_is_refused(sandbox):
+    sandbox.edit("overlays/prod/kustomization.yaml", "naviyam-jobs, newTag: 0.1.0", "naviyam-jobs, newTag: latest")
+    assert_fails(sandbox.validate(["prod"]), ":latest is not a pinned tag")
+
+
+def test_unused_dockerfile(sandbox):
+    text = (sandbox.docker / "naviyam-jobs.Dockerfile").read_text()
+    (sandbox.docker / "naviyam-tools.Dockerfile").write_text(text)
+    assert_fails(sandbox.validate(["local-kind"]), "docker/naviyam-tools.Dockerfile", "not used by any object")
+
+
+def test_job_code_must_import_real_names(sandbox):
+    sandbox.edit("base/jobs.yaml", "from naviyam.features import build_features", "from naviyam.features import build_feature",
+                 count=2)
+    assert_fails(sandbox.validate(["local-kind"]), "CronJob/naviyam-feature-materialize", "naviyam.features has no build_feature")
+
+
+def test_dockerfile_rules(sandbox):
+    path = sandbox.docker / "naviyam-feedback.Dockerfile"
+    path.write_text(path.read_text().replace("USER 10001:10001", "USER root").replace(
+        'ENTRYPOINT ["python", "-m", "components.feedback"]', 'ENTRYPOINT ["python", "-m", "components.server"]'))
+    report = sandbox.validate(["local-kind"])
+    assert_fails(report, "docker/naviyam-feedback.Dockerfile", "non-root USER")
+    assert_fails(report, "docker/naviyam-feedback.Dockerfile", 'ENTRYPOINT must be ["python", "-m", "components.feedback"]')
+
+
+def test_runnable_component_module_needs_a_manifest(tmp_path: Path):
+    """A new runnable module in components/ without a manifest (nor a dev-only declaration) fails."""
+    fake = tmp_path / "repo"
+    (fake / "components").mkdir(parents=True)
+    for name in ("server.py", "ranker_transformer.py", "feedback.py"):
+        (fake / "components" / name).write_text((ROOT / "components" / name).read_text())
+    (fake / "components" / "reranker.py").write_text("def main():\n    pass\n\nif __name__ == '__main__':\n    main()\n")
+    repo = vm.Repo.load(fake, manifests=ROOT / "manifests", docker=ROOT / "docker", crds=CRDS,
+                        graph_file=ROOT / "inference_graph" / "naviyam.yaml")
+    ctx = vm.Context("x", [], repo)
+    vm.check_coverage(ctx, {})
+    assert any("components/reranker.py: is runnable but neither deployed" in e for e in ctx.errors), ctx.errors
+
+
+def test_crds_are_where_the_brief_says():
+    if not crds_present():
+        pytest.skip(f"KServe CRD schemas not found at {CRDS}")
+    validators = vm.load_crd_validators(str(CRDS))
+    assert ("serving.kserve.io/v1beta1", "InferenceService") in validators
+    assert ("serving.kserve.io/v1alpha1", "InferenceGraph") in validators
+
+
+def test_knative_refuses_a_volume_at_tmp(sandbox):
+    sandbox.edit("base/isvc-nlg.yaml", "{name: tmp, mountPath: /var/tmp}", "{name: tmp, mountPath: /tmp}")
+    report = sandbox.validate(["prod"])
+    assert_fails(report, "InferenceService/naviyam-nlg/predictor", "volumeMount at /tmp: a path Knative reserves")
+    assert_fails(report, "InferenceService/naviyam-nlg/predictor", "without an emptyDir at /var/tmp (the image's TMPDIR")
+
+
+def test_knative_refuses_a_writable_config_mount(sandbox):
+    sandbox.edit("base/isvc-nlu.yaml", "{name: config, mountPath: /etc/naviyam, readOnly: true}",
+                 "{name: config, mountPath: /etc/naviyam}")
+    assert_fails(sandbox.validate(["prod"]), "naviyam-nlu/predictor", "Knative requires configMap/secret mounts to be readOnly")
+
+
+def test_knative_feature_flags_are_reported():
+    report = vm.validate(vm.Repo.load(ROOT), ["prod"], builder="lite")
+    flags = " ".join(n for n in report.notes if "Knative feature flag" in n)
+    for flag in ("persistent-volume-claim", "persistent-volume-write", "nodeselector", "tolerations"):
+        assert f"kubernetes.podspec-{flag}" in flags
+
+
+def test_job_module_must_be_runnable(sandbox):
+    sandbox.edit("base/jobs.yaml", "- naviyam.cli\n", "- naviyam.features\n")
+    assert_fails(sandbox.validate(["local-kind"]), "Job/naviyam-build", "python -m naviyam.features",
+                 "no `if __name__")

@@ -1,0 +1,1 @@
+"""Developer tools: offline manifest validation, a kustomize subset, image builds."""
