@@ -98,6 +98,8 @@ class NaviyamChatbot:
             return False
         if nlu.intent is Intent.BUDGET_INQUIRY:
             return nlu.entities.budget is not None or nlu.entities.food_category is not None
+        if nlu.intent is Intent.SHOP_INFO:
+            return nlu.filters.shop_name is not None  # no known shop named: ask, never guess one
         return True
 
     # -- step 5A: retrieval ---------------------------------------------------------------
@@ -172,8 +174,9 @@ class NaviyamChatbot:
             pool[hit.shop_id] = max(pool.get(hit.shop_id, 0.0), hit.rag_score)
         for cand in env.candidates or []:
             pool.setdefault(cand.shop_id, 0.5 * cand.base_score)
-        if env.nlu.intent is Intent.SHOP_INFO and env.filters.shop_name:
-            pool = {sid: 1.0 for sid in self._shops_named(env.filters)} or pool
+        if env.nlu.intent is Intent.SHOP_INFO:
+            # Information about the shop the child named, or nothing; never a look-alike.
+            pool = {sid: 1.0 for sid in self._shops_named(env.filters)} if env.filters.shop_name else {}
         if not pool:
             return pool
         # Safety net: whatever a step returned, only shops meeting the hard filters go on.

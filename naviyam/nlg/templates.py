@@ -11,6 +11,9 @@ from naviyam.safety import SELF_HARM_RESOURCES, SafetyVerdict
 from naviyam.schemas import FollowUp, Intent, NLUResult, Recommendation, UserProfile
 
 
+MAX_WALK_MINUTES = 45  # beyond this "걸어서 N분" is not advice a child should get; give the distance
+
+
 @dataclass(frozen=True)
 class AnswerInput:
     nlu: NLUResult
@@ -92,7 +95,12 @@ def _headline(inp: AnswerInput) -> str:
 
 
 def _shop_lines(rec: Recommendation) -> list[str]:
-    where = f" (걸어서 {rec.walk_minutes}분)" if rec.walk_minutes else ""
+    if rec.walk_minutes and rec.walk_minutes <= MAX_WALK_MINUTES:
+        where = f" (걸어서 {rec.walk_minutes}분)"
+    elif rec.distance_m is not None:
+        where = f" ({rec.distance_m / 1000:.1f}km)"
+    else:
+        where = ""
     lines = [f"{rec.rank}. {rec.name}{where}"]
     if rec.menus:
         lines.append("   · " + ", ".join(f"{m.name} {won(m.price)}" for m in rec.menus))
@@ -129,12 +137,16 @@ def _recommendations(inp: AnswerInput) -> str:
 def _shop_info(inp: AnswerInput) -> str:
     if not inp.recommendations:
         name = inp.nlu.entities.shop_name
-        return f"'{name}'(이)라는 가게는 내가 아는 가게 목록에 없어요 😢 이름을 다시 알려 줄래요?" if name else _none_found(inp)
+        if name:
+            return f"'{name}'(이)라는 가게는 내가 아는 가게 목록에 없어요 😢 이름을 다시 알려 줄래요?"
+        return "어느 가게가 궁금한지 가게 이름을 알려 줄래요? 내가 아는 가게면 여는 시간이랑 메뉴를 알려 줄게요 😊"
     rec = inp.recommendations[0]
     card = "급식카드를 쓸 수 있어요" if rec.accepts_meal_card else "급식카드는 안 돼요"
     lines = [f"{josa(rec.name, '은', '는')} {rec.opening_hours}에 열어요.", f"주소는 {rec.address}이고, {card}."]
-    if rec.walk_minutes:
+    if rec.walk_minutes and rec.walk_minutes <= MAX_WALK_MINUTES:
         lines.append(f"학교에서 걸어서 {rec.walk_minutes}분 걸려요.")
+    elif rec.distance_m is not None:
+        lines.append(f"학교에서 {rec.distance_m / 1000:.1f}km 떨어져 있어서 걸어가기엔 멀어요.")
     if rec.menus:
         lines.append("메뉴: " + ", ".join(f"{m.name} {won(m.price)}" for m in rec.menus))
     return "\n".join(lines)

@@ -121,3 +121,16 @@ def test_interaction_is_logged_and_counted(bot):
     assert [r["shop_id"] for r in logged[-1]["shown_recommendations"]] == [r.shop_id for r in resp.recommendations]
     snap = bot.metrics.snapshot()
     assert snap["naviyam_requests_total{intent=FOOD_RECOMMENDATION}"] >= 1
+
+
+def test_shop_info_never_guesses_a_shop(bot):
+    resp = ask(bot, "없는가게 어디야")
+    assert resp.metadata.intent is Intent.SHOP_INFO
+    assert resp.recommendations == [] and "가게 이름" in resp.response
+
+
+def test_shop_info_of_a_named_shop(bot, models):
+    shop = models.catalog.shop("shop_0787")
+    resp = ask(bot, f"{shop.name} 몇시에 열어?")
+    assert [r.shop_id for r in resp.recommendations] == ["shop_0787"]
+    assert shop.opening_hours in resp.response
