@@ -11,7 +11,7 @@ export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help venv build features demo serve test bench validate-manifests images clean distclean
+.PHONY: help venv build features demo serve test bench validate-manifests images pipelines clean distclean
 
 help:
 	@echo "make demo   - install, build data and models, answer '$(EXAMPLE)'"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench  - latency benchmarks (percentiles, ratios)"
 	@echo "make validate-manifests - offline validation of manifests/ (kustomize, schemas, CRDs)"
 	@echo "make images - build the component images (needs a container engine)"
+	@echo "make pipelines - compile the Kubeflow pipelines to IR YAML (var/pipelines/)"
 	@echo "make clean  - remove generated data, models and state (var/)"
 
 # torch first, pinned to the CPU build: anything that pulls torch unpinned downloads a CUDA build.
@@ -54,6 +55,10 @@ test: build
 bench: build
 	$(PY) -m naviyam.bench
 	$(PY) -m components.bench
+
+# Kubeflow pipelines (retrain, canary, drift_monitor) compiled to IR YAML under var/pipelines/.
+pipelines: $(STAMP)
+	$(NAVIYAM) pipeline compile --out var/pipelines
 
 # Offline: kustomize build, strict Kubernetes schemas, KServe CRDs (../shared/crds), cross-checks.
 validate-manifests: $(STAMP)

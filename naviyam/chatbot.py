@@ -277,8 +277,13 @@ class NaviyamChatbot:
                 "extracted_info": {"intent": nlu.intent.value, "entities": nlu.entities.model_dump(mode="json"),
                                    "confidence": nlu.confidence},
                 "shown_recommendations": [
-                    {"shop_id": r.shop_id, "rank": r.rank, "score": r.personalized_score} for r in env.recommendations
+                    {"shop_id": r.shop_id, "rank": r.rank, "score": r.personalized_score, "category": r.category,
+                     "distance_m": r.distance_m, "min_price": r.min_price} for r in env.recommendations
                 ],
+                "model_versions": env.model_versions,
+                "context": {"time_slot": env.context.time_slot.value} if env.context else {},
+                "profile": ({"age": env.profile.age, "school_id": env.profile.school_id,
+                             "has_meal_card": env.profile.has_meal_card} if env.profile else {}),
                 "final_response": response.response, "response_time": response.response_time,
                 "degraded": env.degraded,
             })

@@ -198,6 +198,20 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_pipeline(args) -> int:
+    """Kubeflow pipelines live in the `pipelines/` shell; the CLI only forwards to it."""
+    home = ["--home", args.home] if args.home else []
+    if args.action == "compile":
+        from pipelines.compile import main as compile_main
+
+        return compile_main(args.rest)
+    from pipelines.run import main as run_main
+
+    if args.action == "submit":
+        return run_main(["submit", args.name, *args.rest])
+    return run_main([args.name, *home, *args.rest])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="naviyam", description="나비얌: 급식카드 맛집 추천 챗봇")
     parser.add_argument("--config", help="YAML settings file (also NAVIYAM_CONFIG)")
@@ -238,11 +252,25 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--file", help="NLU: labelled JSONL to evaluate on")
     evaluate.set_defaults(func=cmd_eval)
+
+    pipeline = sub.add_parser("pipeline", help="Kubeflow pipelines: compile, run locally (kfp.local), submit")
+    pipe_sub = pipeline.add_subparsers(dest="action", required=True)
+    compile_p = pipe_sub.add_parser("compile", help="compile every pipeline to IR YAML (--out DIR)")
+    run_p = pipe_sub.add_parser("run", help="run retrain|canary|drift here with kfp.local")
+    run_p.add_argument("name", choices=["retrain", "canary", "drift"])
+    submit_p = pipe_sub.add_parser("submit", help="submit to Kubeflow Pipelines (--host URL [--schedule CRON])")
+    submit_p.add_argument("name", choices=["retrain", "canary", "drift"])
+    pipeline.set_defaults(func=cmd_pipeline)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # `naviyam pipeline ...` forwards its own flags (--local, -p k=v, --host, --out) to pipelines/.
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "pipeline":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.rest = extra
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr,
