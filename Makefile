@@ -11,7 +11,7 @@ export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help venv build features demo serve test bench validate-manifests images pipelines clean distclean
+.PHONY: help venv build features demo serve test bench validate-manifests images pipelines gpu-smoke clean distclean
 
 help:
 	@echo "make demo   - install, build data and models, answer '$(EXAMPLE)'"
@@ -59,6 +59,10 @@ bench: build
 # Kubeflow pipelines (retrain, canary, drift_monitor) compiled to IR YAML under var/pipelines/.
 pipelines: $(STAMP)
 	$(NAVIYAM) pipeline compile --out var/pipelines
+
+# Real model + adapter on a GPU machine: NAVIYAM_LLM__BASE_PATH=/mnt/models/... make gpu-smoke
+gpu-smoke: $(STAMP)
+	$(PY) -m naviyam.llm.gpu_smoke $(ARGS)
 
 # Offline: kustomize build, strict Kubernetes schemas, KServe CRDs (../shared/crds), cross-checks.
 validate-manifests: $(STAMP)

@@ -1,7 +1,7 @@
 """Build every artefact the chatbot needs, in dependency order, skipping what already exists.
 
-data (parquet) → Feast feature store (apply + materialise) → NLU corpus + fast NLU → retrieval
-index → candidate structures → Wide&Deep (+ONNX, trained on Feast point-in-time features). Each artefact directory carries a meta.json with its version, so "exists" means
+data (parquet) → Feast feature store (apply + materialise) → NLU corpus + fast NLU → default LLM →
+retrieval index → candidate structures → Wide&Deep (+ONNX, trained on Feast point-in-time features). Each artefact directory carries a meta.json with its version, so "exists" means
 "meta.json written", i.e. the previous build of that part finished.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from naviyam.config import Settings
 
 log = logging.getLogger(__name__)
-PARTS = ("data", "features", "nlu", "retriever", "candidates", "ranker")
+PARTS = ("data", "features", "nlu", "llm", "retriever", "candidates", "ranker")
 
 
 def _done(path: Path) -> bool:
@@ -56,6 +56,30 @@ def train_nlu(settings: Settings, force: bool = False) -> dict:
              metrics["intent_accuracy"], metrics["food_category_accuracy"])
     (out / "eval.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2))
     return metrics
+
+
+def build_llm(settings: Settings, force: bool = False) -> str:
+    """The offline default causal LM (tiny GPT-NeoX + our tokenizer), unless weights are mounted."""
+    from naviyam.llm import build_default_llm
+
+    if settings.llm.base_path:
+        return settings.llm.base_path  # mounted production weights: nothing to build
+    return str(build_default_llm(settings, force=force))
+
+
+def train_lora(settings: Settings, init_from: str | None = "current", promote: bool = True) -> dict:
+    """LoRA on good conversations from the event store (synthetic ones on a fresh install)."""
+    from naviyam.llm import train_lora as _train
+    from naviyam.llm.lora import AdapterRegistry
+
+    ls = settings.llm
+    base = ls.resolved_base_path(settings.models_dir)
+    if not base.exists():
+        build_llm(settings)
+    adapters = ls.resolved_adapter_dir(settings.models_dir)
+    start = AdapterRegistry(adapters).current_path() if init_from == "current" else (
+        Path(init_from) if init_from not in (None, "none") else None)
+    return _train(settings, settings.state_dir / "events.sqlite", base, adapters, init_from=start, promote=promote)
 
 
 def build_retriever(settings: Settings, force: bool = False) -> str:
@@ -112,7 +136,8 @@ def train_ranker(settings: Settings, force: bool = False, init_from: Path | None
 
 def build_all(settings: Settings, force: bool = False) -> dict:
     steps = {
-        "data": build_data, "features": build_feature_store, "nlu": train_nlu, "retriever": build_retriever,
+        "data": build_data, "features": build_feature_store, "nlu": train_nlu, "llm": build_llm,
+        "retriever": build_retriever,
         "candidates": build_candidates, "ranker": train_ranker,
     }
     report = {}

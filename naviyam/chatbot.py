@@ -226,16 +226,29 @@ class NaviyamChatbot:
             inp = AnswerInput(nlu=env.nlu, recommendations=env.recommendations, profile=env.profile,
                               safety=verdict, relaxed_distance=env.relaxed_distance)
             category = env.nlu.entities.food_category
-            text = normalise_for_children(compose_answer(inp), category)
+            text, nlg_version = None, "template-v1"
+            answerer = self.models.answerer
+            if answerer is not None and not verdict.unsafe:
+                try:
+                    text, used_llm, violations = answerer.answer(inp, env.input.text)  # already normalised
+                    if used_llm:
+                        nlg_version = answerer.version
+                    elif violations:
+                        env.errors["nlg.llm"] = "; ".join(violations)[:300]  # the template went out instead
+                except Exception as exc:  # noqa: BLE001 - the template answer is always there
+                    env.errors["nlg.llm"] = f"{type(exc).__name__}: {exc}"[:300]
+                    text = None
+            if text is None:
+                text = normalise_for_children(compose_answer(inp), category)
             if not verdict.unsafe:
                 report = check_grounding(text, env.recommendations, self.models.shop_names, allowed_amounts(inp))
                 if not report.ok:
-                    # Templates are grounded by construction; reaching this is a bug worth shouting about.
-                    log.error("ungrounded template answer: %s", report.violations)
+                    # Both paths are checked before this; reaching here is a bug worth shouting about.
+                    log.error("ungrounded answer: %s", report.violations)
                     env.recommendations = []
                     text = "미안해요, 지금은 정확한 가게 정보를 알려 줄 수 없어요. 잠시 후 다시 물어봐 줄래요? 🙏"
             env.answer = text
-            env.model_versions["nlg"] = "template-v1"
+            env.model_versions["nlg"] = nlg_version
         return env
 
     # -- step 8: response, memory, log, metrics ---------------------------------------------

@@ -161,6 +161,8 @@ def cmd_train(args) -> int:
     settings = _settings(args)
     if args.what == "ranker":
         metrics = build.train_ranker(settings, force=True, init_from=Path(args.init_from) if args.init_from else None)
+    elif args.what == "lora":
+        metrics = build.train_lora(settings, init_from=args.init_from or "current", promote=not args.no_promote)
     elif args.what == "nlu":
         metrics = build.train_nlu(settings, force=True)
     elif args.what == "retriever":
@@ -243,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.set_defaults(func=cmd_build)
 
     train = sub.add_parser("train", help="(re)train one model")
-    train.add_argument("what", choices=["ranker", "nlu", "retriever", "candidates"])
-    train.add_argument("--init-from", help="ranker checkpoint directory for incremental training")
+    train.add_argument("what", choices=["ranker", "nlu", "lora", "retriever", "candidates"])
+    train.add_argument("--init-from", help="ranker: checkpoint dir; lora: 'current' (default), an adapter dir or 'none'")
+    train.add_argument("--no-promote", action="store_true", help="lora: keep the current adapter active")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("eval", help="evaluate a model on held-out data")

@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field
 
+from naviyam.llm.settings import LLMSettings
+
 ENV_PREFIX = "NAVIYAM_"
 
 
@@ -54,6 +56,10 @@ class RankingSettings(BaseModel):
 class NLUSettings(BaseModel):
     backend: Literal["fast", "llm", "combined"] = "fast"
     min_confidence: float = 0.5
+
+
+class RegistrySettings(BaseModel):
+    keep_last: int = 5  # versions kept per model (versions a pointer or the rollback history uses are always kept)
 
 
 class ServingSettings(BaseModel):
@@ -98,6 +104,8 @@ class Settings(BaseModel):
     ranking: RankingSettings = Field(default_factory=RankingSettings)
     nlu: NLUSettings = Field(default_factory=NLUSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
 
     @property
     def data_dir(self) -> Path:

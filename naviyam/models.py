@@ -47,10 +47,37 @@ class ModelBundle:
         return self._load("preprocessor", Preprocessor)
 
     @cached_property
-    def nlu(self):
+    def fast_nlu(self):
         from naviyam.nlu.fast import FastNLU
 
-        return self._load("nlu", lambda: FastNLU.load(self._dir("nlu")))
+        return self._load("fast_nlu", lambda: FastNLU.load(self._dir("nlu")))
+
+    @cached_property
+    def nlu(self):
+        """The fast NLU, or (``nlu.backend`` llm/combined) the LLM NLU with the fast one as fallback."""
+        if self.settings.nlu.backend == "fast":
+            return self._load("nlu", lambda: self.fast_nlu)
+        from naviyam.nlu.combined import CombinedNLU
+        from naviyam.nlu.llm import LLMNLU
+
+        return self._load("nlu", lambda: CombinedNLU(
+            self.fast_nlu, LLMNLU(self.llm, self.settings.nlu.min_confidence), self.settings.llm.nlu_timeout_s))
+
+    @cached_property
+    def llm(self):
+        """Base causal LM + the current LoRA adapter (the configured model, or our tiny default)."""
+        from naviyam.llm import load_llm
+
+        return self._load("llm", lambda: load_llm(self.settings))
+
+    @cached_property
+    def answerer(self):
+        """LLM answer generation behind the grounding guard, or None (grounded templates only)."""
+        if not self.settings.llm.nlg_enabled:
+            return self._load("answerer", lambda: None)
+        from naviyam.nlg.llm import LLMAnswerer
+
+        return self._load("answerer", lambda: LLMAnswerer(self.llm, self.shop_names, self.settings.llm))
 
     @cached_property
     def retriever(self):

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
+from naviyam.config import RegistrySettings
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,6 @@ MODEL_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 HISTORY_LIMIT = 20  # previous productions remembered for rollback
 
 
-class RegistrySettings(BaseModel):
-    """Proposed ``Settings.registry`` (read through ``registry_settings`` until it exists there)."""
-
-    keep_last: int = 5          # versions kept per model (pointed-to versions are always kept)
 
 
 def registry_settings(settings: Any) -> RegistrySettings:

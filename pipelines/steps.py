@@ -34,18 +34,9 @@ DEFAULT_CANARY_PERCENT = 10                # B-3: 10 % of the traffic to the new
 
 
 # ------------------------------------------------------------------------------ plumbing
-class PipelineSettings(Settings):
-    """``Settings`` plus the sections ``naviyam.config`` does not declare (yet): ``llm``
-    (``naviyam.llm.settings.LLMSettings`` fields) and ``registry`` (``RegistrySettings``), so a
-    Settings YAML can carry them to the components."""
-
-    llm: dict | None = None
-    registry: dict | None = None
-
-
 def load_settings(home: str = "", config: str = "") -> Settings:
     overrides = {"home": home} if home else {}
-    settings = PipelineSettings.load(config or None, **overrides)
+    settings = Settings.load(config or None, **overrides)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return settings
 

@@ -50,7 +50,7 @@ def compose_answer(inp: AnswerInput) -> str:
     if intent is Intent.UNSAFE_REQUEST or (inp.safety and inp.safety.unsafe):
         return _unsafe(inp.safety)
     if intent is Intent.GREETING:
-        return "안녕! 나는 맛집 친구 나비얌이야. 배고프면 \"급식카드 되는 떡볶이집 알려줘\"처럼 물어봐 줘! 😊"
+        return "안녕! 나는 맛집 친구 나비얌이야. 배고프면 \"급식카드 되는 분식집 알려줘\"처럼 물어봐 줘! 😊"
     if intent is Intent.GOODBYE:
         return "다음에 또 배고프면 불러 줘! 맛있게 먹어~ 👋"
     if intent is Intent.OUT_OF_SCOPE:
@@ -72,7 +72,7 @@ def _unsafe(verdict: SafetyVerdict | None) -> str:
         )
     return (
         "그건 어린이와 청소년에게 알려 줄 수 없는 거야 🙅 대신 맛있는 음식점을 찾아 줄게! "
-        "\"떡볶이 먹고 싶어\"처럼 물어봐 줘."
+        "\"분식 먹고 싶어\"처럼 물어봐 줘."
     )
 
 

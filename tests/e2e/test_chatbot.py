@@ -101,6 +101,7 @@ def test_budget_is_a_hard_limit(bot):
 def test_greeting_and_out_of_scope_do_not_search(bot):
     hello = ask(bot, "안녕!")
     assert hello.metadata.intent is Intent.GREETING and hello.recommendations == []
+    assert "나비얌" in hello.response  # the greeting itself, not the grounding guard's apology
     assert "retrieval" not in hello.metadata.timings_ms
 
 

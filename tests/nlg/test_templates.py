@@ -65,3 +65,13 @@ def test_budget_answer_states_balance_from_profile():
 def test_normaliser_softens_formal_words():
     out = normalise_for_children("급식카드 이용 가능한 곳을 추천드립니다.", "분식")
     assert "쓸 수 있는" in out and "추천해 줄게요" in out and "🍢" in out
+
+
+def test_answers_without_shops_pass_the_grounding_guard():
+    # Example phrases in these answers must not read as claims about a shop or a menu.
+    for intent in (Intent.GREETING, Intent.GOODBYE, Intent.OUT_OF_SCOPE, Intent.SHOP_INFO, Intent.MENU_INQUIRY):
+        text = normalise_for_children(compose_answer(AnswerInput(nlu=nlu(intent), recommendations=[], profile=PROFILE)))
+        assert check_grounding(text, [], ["바삭치킨 역삼점"], allowed_amounts(AnswerInput(nlu=nlu(intent), recommendations=[], profile=PROFILE))).ok, (intent, text)
+    refusal = compose_answer(AnswerInput(nlu=nlu(Intent.UNSAFE_REQUEST), recommendations=[], profile=PROFILE,
+                                         safety=check_text("술 사고 싶어")))
+    assert check_grounding(refusal, [], ["바삭치킨 역삼점"]).ok

@@ -1,0 +1,347 @@
+"""B-2A: LoRA retraining of the chatbot LM on good conversations, with an adapter registry.
+
+    result = train_lora(settings, events_db, base_path, adapter_dir, init_from=None)
+
+1. Good conversations (design B-2A): an interaction whose feedback has satisfaction >= 4.0, in
+   which the child selected one of the shown shops, answered in <= 3 s, and whose logged answer
+   is still grounded in the catalog. Fewer than ``lora_min_good_conversations`` (a fresh
+   install): bootstrap from synthetic good conversations (NLU corpus + grounded template answers
+   over the real catalog); ``meta.json`` says which (``data_source``).
+2. Instruction data {instruction, input, output}: the NLG prompt (question + grounded facts) ->
+   the answer, plus NLU replay (message -> JSON) so step 4 does not forget.
+3. LoRA r=16, alpha=32, dropout 0.1 on q/k/v/o, mapped to the architecture (GPT-NeoX/Polyglot:
+   fused ``query_key_value`` + ``dense``; LLaMA/Qwen/A.X-style: ``q_proj``... ``o_proj``).
+   Incremental: ``init_from`` continues training an existing adapter.
+4. Validation perplexity (answer tokens only) of the base, the starting adapter and the new one.
+5. Saved as ``adapters/<version>/`` (adapter weights + meta.json), published by rename; the
+   ``current`` pointer switches (temp file + ``os.replace``) only when the new adapter beats the
+   base and the adapter it started from on the validation set.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import shutil
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from naviyam.llm.data import Conversation, conversation_from_interaction, nlg_example, nlu_example
+from naviyam.llm.prompts import InstructionExample
+from naviyam.llm.settings import LLMSettings
+
+log = logging.getLogger(__name__)
+
+POINTER = "current"
+META_FILE = "meta.json"
+# Fused or split attention projections (q/k/v/o) per architecture family, most specific first.
+_TARGETS: tuple[tuple[set[str], list[str]], ...] = (
+    ({"query_key_value", "dense"}, ["query_key_value", "dense"]),          # GPT-NeoX, Polyglot, Falcon, BLOOM
+    ({"q_proj", "k_proj", "v_proj", "o_proj"}, ["q_proj", "k_proj", "v_proj", "o_proj"]),  # LLaMA, Qwen, Mistral, A.X
+    ({"q_proj", "k_proj", "v_proj", "out_proj"}, ["q_proj", "k_proj", "v_proj", "out_proj"]),  # OPT, GPT-J-like
+    ({"c_attn", "c_proj"}, ["c_attn", "attn.c_proj"]),                     # GPT-2
+)
+
+
+class LoRAError(RuntimeError):
+    pass
+
+
+# -- LoRA config ---------------------------------------------------------------------------
+def target_modules_for(model) -> list[str]:
+    """The design's q/k/v/o attention projections, named the way this architecture names them."""
+    import torch
+
+    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+             if isinstance(module, torch.nn.Linear) or type(module).__name__.startswith("Linear")}
+    for needed, targets in _TARGETS:
+        if needed <= names:
+            return list(targets)
+    raise LoRAError(f"cannot map q/k/v/o to this architecture ({type(model).__name__}); "
+                    "set llm.lora_target_modules explicitly")
+
+
+def lora_config(settings: LLMSettings, model):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout, bias="none",
+        task_type="CAUSAL_LM", target_modules=settings.lora_target_modules or target_modules_for(model),
+    )
+
+
+# -- registry ---------------------------------------------------------------------------------
+class AdapterRegistry:
+    """``root/<version>/`` adapters and a ``root/current`` pointer file naming the active one."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def versions(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and not p.name.startswith(".") and (p / META_FILE).exists())
+
+    def path(self, version: str) -> Path:
+        return self.root / version
+
+    def meta(self, version: str) -> dict:
+        return json.loads((self.path(version) / META_FILE).read_text(encoding="utf-8"))
+
+    def current(self) -> str | None:
+        pointer = self.root / POINTER
+        if not pointer.exists():
+            return None
+        version = pointer.read_text(encoding="utf-8").strip()
+        return version if version and (self.path(version) / META_FILE).exists() else None
+
+    def current_path(self) -> Path | None:
+        version = self.current()
+        return self.path(version) if version else None
+
+    def set_current(self, version: str) -> None:
+        """Atomic switch: readers see the old or the new pointer, never a partial one."""
+        if not (self.path(version) / META_FILE).exists():
+            raise LoRAError(f"no adapter {version} in {self.root}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".{POINTER}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(version + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.root / POINTER)
+
+    def staging(self, version: str) -> Path:
+        path = self.root / f".staging-{version}"
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return path
+
+    def publish(self, staging: Path, version: str) -> Path:
+        """Move a complete staging directory (meta.json written last) into place."""
+        target = self.path(version)
+        if target.exists():
+            raise LoRAError(f"adapter {version} already exists")
+        os.replace(staging, target)
+        return target
+
+
+# -- good conversations ------------------------------------------------------------------------
+def good_conversations(store, catalog, shop_names: Sequence[str], settings: LLMSettings) -> tuple[list[Conversation], dict]:
+    """Interactions that satisfy the design's three rules and are still grounded."""
+    feedback = defaultdict(list)
+    for event in store.feedback():
+        if event.request_id:
+            feedback[event.request_id].append(event)
+    reasons: Counter = Counter()
+    out: list[Conversation] = []
+    seen: set[tuple[str, str]] = set()
+    for payload in store.interactions():
+        events = feedback.get(payload.get("request_id") or "")
+        if not events:
+            reasons["no_feedback"] += 1
+            continue
+        shown = {s.get("shop_id") for s in payload.get("shown_recommendations") or []}
+        if not any(e.shop_id in shown for e in events):
+            reasons["no_shop_selected"] += 1
+            continue
+        scores = [e.satisfaction_score for e in events if e.satisfaction_score is not None]
+        if not scores or sum(scores) / len(scores) < settings.good_min_satisfaction:
+            reasons["low_satisfaction"] += 1
+            continue
+        if float(payload.get("response_time") or 0.0) > settings.good_max_response_time_s:
+            reasons["slow"] += 1
+            continue
+        conv = conversation_from_interaction(catalog, payload, shop_names)
+        if conv is None:
+            reasons["not_grounded"] += 1
+            continue
+        key = (conv.question, conv.answer)
+        if key in seen:
+            reasons["duplicate"] += 1
+            continue
+        seen.add(key)
+        out.append(conv)
+    reasons["good"] = len(out)
+    return out, dict(reasons)
+
+
+# -- dataset ---------------------------------------------------------------------------------------
+def instruction_data(convs: Sequence[Conversation], nlu_rows: Sequence[dict], replay: float,
+                     rng: random.Random) -> list[InstructionExample]:
+    examples = [nlg_example(c) for c in convs]
+    n_nlu = min(len(nlu_rows), int(round(len(examples) * replay)))
+    examples += [nlu_example(r["text"], r["intent"], r.get("entities")) for r in rng.sample(list(nlu_rows), n_nlu)]
+    rng.shuffle(examples)
+    return examples
+
+
+def _read_rows(path: Path) -> list[dict]:
+    from naviyam.build import read_jsonl
+
+    return read_jsonl(path) if path.exists() else []
+
+
+def _split(items: list, fraction: float, rng: random.Random) -> tuple[list, list]:
+    items = list(items)
+    rng.shuffle(items)
+    n_val = max(1, int(round(len(items) * fraction))) if len(items) > 1 else 0
+    return items[n_val:], items[:n_val]
+
+
+def prepare_data(settings, events_db: Path | None, ls: LLMSettings) -> dict:
+    """Train and validation examples, and where they came from."""
+    from naviyam.data.catalog import Catalog
+    from naviyam.events import EventStore
+    from naviyam.llm.data import SyntheticConversations
+
+    rng = random.Random(ls.lora_seed)
+    catalog = Catalog.load(settings.data_dir)
+    shop_names = catalog.shops["name"].tolist()
+    corpus = settings.data_dir / "nlu"
+    train_rows, test_rows = _read_rows(corpus / "nlu_train.jsonl"), _read_rows(corpus / "nlu_test.jsonl")
+    good, reasons = [], {}
+    if events_db is not None and Path(events_db).exists():
+        store = EventStore(Path(events_db))
+        try:
+            good, reasons = good_conversations(store, catalog, shop_names, ls)
+        finally:
+            store.close()
+    cap = ls.lora_max_train_samples
+    n_nlg = max(1, int(cap / (1 + ls.lora_nlu_replay)))
+    if len(good) >= ls.lora_min_good_conversations:
+        source = "feedback"
+        train_convs, val_convs = _split(good, ls.lora_val_fraction, rng)
+        train_convs = train_convs[:n_nlg]
+        val_nlu_rows = test_rows or train_rows
+    else:
+        # Fresh install: synthetic good conversations; validation on the corpus's held-out split
+        # (unseen phrasings), so the perplexity measures generalisation, not recall.
+        source = "synthetic"
+        if not train_rows:
+            raise LoRAError(f"no NLU corpus at {corpus} to bootstrap from; run `naviyam build` first")
+        synth = SyntheticConversations(catalog)
+        pool = rng.sample(train_rows, min(len(train_rows), n_nlg * 2))
+        train_convs = (good + synth.conversations(pool, ls.lora_seed))[:n_nlg]
+        n_val = max(4, int(round(n_nlg * ls.lora_val_fraction / (1 - ls.lora_val_fraction))))
+        val_pool = rng.sample(test_rows, min(len(test_rows), n_val * 2)) if test_rows else []
+        val_convs = synth.conversations(val_pool, ls.lora_seed + 1)[:n_val]
+        if not val_convs:
+            train_convs, val_convs = _split(train_convs, ls.lora_val_fraction, rng)
+        val_nlu_rows = test_rows or train_rows
+    train = instruction_data(train_convs, train_rows, ls.lora_nlu_replay, rng)[:cap]
+    val = instruction_data(val_convs, val_nlu_rows, ls.lora_nlu_replay, rng)
+    return {"train": train, "val": val, "data_source": source, "n_feedback_good": len(good),
+            "selection": reasons}
+
+
+# -- training -------------------------------------------------------------------------------------
+def _version(train: Sequence[InstructionExample], ls: LLMSettings, init_from: Path | None) -> str:
+    h = hashlib.sha256(ls.model_dump_json().encode())
+    h.update(str(init_from or "").encode())
+    for ex in train:
+        h.update(ex.output.encode())
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"lora-{stamp}-{h.hexdigest()[:6]}"
+
+
+def run_lora(settings, events_db: Path | None, base_path: Path, adapter_dir: Path, init_from: Path | None = None,
+             ls: LLMSettings | None = None, promote: bool = True) -> dict:
+    import torch
+    from peft import PeftModel, get_peft_model
+
+    from naviyam.llm.training import batches, cpu_threads, encode, perplexity, train_steps
+    from naviyam.llm.settings import llm_settings
+    from naviyam.llm.wrapper import load_base, read_meta
+
+    ls = ls or llm_settings(settings)
+    start = time.perf_counter()
+    data = prepare_data(settings, events_db, ls)
+    tokenizer, base, device = load_base(base_path, ls.device, ls.dtype, ls.load_in_4bit, ls.load_in_8bit)
+    if ls.load_in_4bit or ls.load_in_8bit:
+        from peft import prepare_model_for_kbit_training
+
+        base = prepare_model_for_kbit_training(base)
+    base_version = read_meta(base_path).get("version") or Path(base_path).name
+    init_note = None
+    if init_from is not None:
+        trained_on = read_meta(init_from).get("base_model")
+        if not (Path(init_from) / "adapter_config.json").exists():
+            raise LoRAError(f"no adapter at {init_from}")
+        if trained_on and trained_on != base_version:
+            # The base was rebuilt or replaced: the old adapter does not apply; start afresh.
+            init_note = f"skipped {init_from}: trained on {trained_on}, base is {base_version}"
+            log.warning("LoRA: %s", init_note)
+            init_from = None
+    torch.manual_seed(ls.lora_seed)
+    if init_from is not None:
+        model = PeftModel.from_pretrained(base, str(init_from), is_trainable=True)
+    else:
+        model = get_peft_model(base, lora_config(ls, base))
+    max_len = min(ls.lora_max_length, int(getattr(base.config, "max_position_embeddings", ls.lora_max_length)))
+    train = [e for e in (encode(tokenizer, ex, max_len) for ex in data["train"]) if e is not None]
+    val = [e for e in (encode(tokenizer, ex, max_len) for ex in data["val"]) if e is not None]
+    if not train or not val:
+        raise LoRAError("no training or validation examples fit the model's context")
+    pad = tokenizer.pad_token_id
+    with cpu_threads(ls.lora_cpu_threads if device == "cpu" else None):
+        with model.disable_adapter():
+            base_ppl = perplexity(model, val, pad)
+        init_ppl = perplexity(model, val, pad) if init_from is not None else None
+
+        rng = random.Random(ls.lora_seed)
+        groups = [g for _ in range(ls.lora_epochs) for g in batches(train, ls.lora_batch_size, rng)]
+        losses = train_steps(model, groups, pad, ls.lora_learning_rate, ls.lora_grad_accum, ls.lora_warmup_steps,
+                             desc="LoRA")
+        val_ppl = perplexity(model, val, pad)
+        by_task = {}
+        for task in ("nlg", "nlu"):
+            part = [e for e in val if e.task == task]
+            if part:
+                by_task[f"val_perplexity_{task}"] = round(perplexity(model, part, pad), 4)
+                with model.disable_adapter():
+                    by_task[f"base_val_perplexity_{task}"] = round(perplexity(model, part, pad), 4)
+
+    registry = AdapterRegistry(adapter_dir)
+    version = _version(data["train"], ls, init_from)
+    if registry.path(version).exists():   # same data and settings within the same second
+        version += f"-{len(registry.versions()) + 1}"
+    staging = registry.staging(version)
+    model.save_pretrained(str(staging))
+    improved = val_ppl < base_ppl and (init_ppl is None or val_ppl < init_ppl)
+    meta = {
+        "version": version,
+        "base_model": base_version,
+        "base_path": str(base_path),
+        "metrics": {"val_perplexity": round(val_ppl, 4), "base_val_perplexity": round(base_ppl, 4),
+                    **({"init_val_perplexity": round(init_ppl, 4)} if init_ppl is not None else {}),
+                    **by_task, "train_loss_first": round(losses[0], 4), "train_loss_last": round(losses[-1], 4)},
+        "n_train": len(train), "n_val": len(val),
+        "n_train_nlg": sum(e.task == "nlg" for e in train), "n_train_nlu": sum(e.task == "nlu" for e in train),
+        "data_source": data["data_source"], "n_feedback_good": data["n_feedback_good"],
+        "selection": data["selection"], "init_from": str(init_from) if init_from else None,
+        **({"init_skipped": init_note} if init_note else {}),
+        "lora": {"r": ls.lora_r, "alpha": ls.lora_alpha, "dropout": ls.lora_dropout,
+                 "target_modules": sorted(model.peft_config[model.active_adapter].target_modules),
+                 "epochs": ls.lora_epochs, "learning_rate": ls.lora_learning_rate, "batch_size": ls.lora_batch_size,
+                 "grad_accum": ls.lora_grad_accum, "updates": len(losses)},
+        "device": device, "improved": improved,
+        "seconds": round(time.perf_counter() - start, 2),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    (staging / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+    path = registry.publish(staging, version)
+    promoted = bool(promote and improved)
+    if promoted:
+        registry.set_current(version)
+    log.info("LoRA %s (%s data, %d train): val perplexity %.3f (base %.3f%s) in %.1fs%s", version,
+             data["data_source"], len(train), val_ppl, base_ppl,
+             f", start {init_ppl:.3f}" if init_ppl is not None else "", meta["seconds"],
+             ", now current" if promoted else "")
+    return {**meta, "path": str(path), "promoted": promoted}
