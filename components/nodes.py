@@ -29,7 +29,13 @@ class ChatNode(EnvelopeModel):
 class NLUNode(ChatNode):
     parts = ("catalog", "preprocessor", "nlu")
 
+    def load_parts(self) -> None:
+        super().load_parts()
+        if self.settings.nlu.backend != "fast":
+            self.bot.models.warm_up(("llm",))
+
     def handle(self, body: dict) -> dict:
+        self.bot.models.refresh_adapter()  # a promoted LoRA adapter goes live without a restart
         raw = body.get("input", body)
         try:
             user_input = UserInput.model_validate(raw)
@@ -63,7 +69,13 @@ class CandidatesNode(ChatNode):
 class NLGNode(ChatNode):
     parts = ("catalog",)
 
+    def load_parts(self) -> None:
+        super().load_parts()
+        if self.settings.llm.nlg_enabled:
+            self.bot.models.warm_up(("catalog", "llm", "answerer"))
+
     def handle(self, body: dict) -> dict:
+        self.bot.models.refresh_adapter()
         env = parse_envelope(body)
         self.bot.answer(env)
         return self.bot.finish(env).model_dump(mode="json")

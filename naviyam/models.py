@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from functools import cached_property
 from pathlib import Path
 
@@ -21,6 +22,7 @@ class ModelBundle:
         self.settings = settings
         # cached_property is not thread-safe; parts load once even if two requests race.
         self._lock = threading.RLock()
+        self._adapter_checked = 0.0
 
     def _dir(self, part: str) -> Path:
         return self.settings.models_dir / part
@@ -69,6 +71,21 @@ class ModelBundle:
         from naviyam.llm import load_llm
 
         return self._load("llm", lambda: load_llm(self.settings))
+
+    def refresh_adapter(self, every_s: float = 2.0) -> bool:
+        """Hot-swap to the adapter the registry's ``current`` pointer names (set by `naviyam train
+        lora` or a pipeline's promotion), checked at most every ``every_s``; the base stays loaded.
+        Returns True when the active adapter changed."""
+        if "llm" not in self.__dict__:
+            return False  # no LLM in this process: nothing to swap
+        now = time.monotonic()
+        if now - self._adapter_checked < every_s:
+            return False
+        self._adapter_checked = now
+        changed = self.llm.reload()
+        if changed:
+            log.info("LLM adapter switched: now %s", self.llm.version)
+        return changed
 
     @cached_property
     def answerer(self):

@@ -162,3 +162,24 @@ def test_adapter_of_another_base_is_not_loaded(micro_base, make_adapter, tmp_pat
     llm = LLM(micro_base, registry_dir=root)
     assert llm.version == "micro-neox" and llm.adapter_version is None
     assert llm.reload() is False
+
+
+def test_served_bundle_picks_up_a_promoted_adapter(micro_base, make_adapter, tmp_path):
+    """What the nlu/nlg model servers do per request: a new `current` adapter goes live, no restart."""
+    from naviyam.config import Settings
+    from naviyam.models import ModelBundle
+
+    root = tmp_path / "adapters"
+    registry = AdapterRegistry(root)
+    make_adapter(root, "v1", seed=1)
+    make_adapter(root, "v2", seed=2)
+    registry.set_current("v1")
+    settings = Settings(home=tmp_path, llm={"base_path": str(micro_base), "adapter_dir": str(root)})
+    bundle = ModelBundle(settings)
+    assert bundle.refresh_adapter(every_s=0) is False  # no LLM loaded in this process yet
+    base = bundle.llm.base_model
+    assert bundle.llm.adapter_version == "v1"
+    registry.set_current("v2")
+    assert bundle.refresh_adapter(every_s=0) is True
+    assert bundle.llm.adapter_version == "v2" and bundle.llm.base_model is base
+    assert bundle.refresh_adapter(every_s=0) is False
