@@ -18,6 +18,7 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from naviyam.config import Settings
 from naviyam.ranking.features import INPUT_NAMES, OUTPUT_NAME
 from naviyam.ranking.scorer import OnnxRanker
+from naviyam.registry import HotModel, ModelRegistry
 
 DTYPES = {"wide": np.float32, "user_idx": np.int64, "shop_idx": np.int64, "category_idx": np.int64}
 
@@ -43,16 +44,26 @@ def _check(arrays: dict[str, np.ndarray], wide_dim: int) -> None:
 
 
 class RankerPredictor(kserve.Model):
-    def __init__(self, name: str, settings: Settings):
+    """Serves the registry's ``channel`` (production or canary) version and follows its pointer:
+    a promotion or rollback swaps the model between requests, without a restart."""
+
+    def __init__(self, name: str, settings: Settings, channel: str = "production"):
         super().__init__(name)
         self.settings = settings
+        self.channel = channel
         self.ready = False
 
     def load(self) -> bool:
-        self.ranker = OnnxRanker.load(self.settings.models_dir / "ranker")
-        self.wide_dim = self.ranker.wide_dim
+        self.hot = HotModel(ModelRegistry.from_settings(self.settings), "ranker", OnnxRanker.load,
+                            channel=self.channel, fallback_dir=self.settings.models_dir / "ranker",
+                            min_check_interval_s=2.0)
+        self.hot.maybe_reload(force=True)
         self.ready = True
         return True
+
+    @property
+    def ranker(self) -> OnnxRanker:
+        return self.hot.get().value
 
     @property
     def version(self) -> str:
@@ -73,10 +84,12 @@ class RankerPredictor(kserve.Model):
                 raise InvalidInput(f"bad ranker input: {exc}") from None
         else:
             raise InvalidInput("request body must be a JSON object")
-        _check(arrays, self.wide_dim)
-        scores = await asyncio.to_thread(self.ranker.predict, arrays)
+        self.hot.maybe_reload()
+        ranker = self.ranker  # one version for the whole request, whatever a reload does meanwhile
+        _check(arrays, ranker.wide_dim)
+        scores = await asyncio.to_thread(ranker.predict, arrays)
         if isinstance(payload, InferRequest):
             out = InferOutput(name=OUTPUT_NAME, shape=[len(scores)], datatype="FP32", data=scores.astype(np.float32))
             return InferResponse(response_id=payload.id or uuid.uuid4().hex, model_name=self.name,
-                                 infer_outputs=[out], model_version=self.version)
-        return {"predictions": scores.astype(float).tolist(), "model_version": self.version}
+                                 infer_outputs=[out], model_version=ranker.version)
+        return {"predictions": scores.astype(float).tolist(), "model_version": ranker.version}

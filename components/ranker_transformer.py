@@ -42,6 +42,10 @@ def feature_source(settings):
 
 
 class RankerTransformer(EnvelopeModel):
+    def __init__(self, name: str, settings, channel: str = "production"):
+        super().__init__(name, settings)
+        self.channel = channel
+
     def load_parts(self) -> None:
         from naviyam.ranking.features import RankingFeatures
 
@@ -50,9 +54,17 @@ class RankerTransformer(EnvelopeModel):
         self.bot = NaviyamChatbot(models)
         source = feature_source(self.settings)
         self.features_backend = "feast" if source is not None else "snapshot"
-        ranker_dir = self.settings.models_dir / "ranker"
-        self.features = RankingFeatures.load(ranker_dir / "features", source=source)
-        self.ranker_version = json.loads((ranker_dir / "meta.json").read_text())["version"]
+        from naviyam.registry import HotModel, ModelRegistry
+
+        def load_features(model_dir):
+            meta = json.loads((model_dir / "meta.json").read_text())
+            return RankingFeatures.load(model_dir / "features", source=source), meta["version"]
+
+        # Features follow the same registry pointer as the predictor: they change together.
+        self.hot = HotModel(ModelRegistry.from_settings(self.settings), "ranker", load_features,
+                            channel=self.channel, fallback_dir=self.settings.models_dir / "ranker",
+                            min_check_interval_s=2.0)
+        self.hot.maybe_reload(force=True)
         serving = self.settings.serving
         self.fanout_urls = {name: serving.predict_url(name) for name in FANOUT}
         self.client = httpx.AsyncClient(timeout=serving.fanout_timeout_s,
@@ -83,7 +95,9 @@ class RankerTransformer(EnvelopeModel):
             env.degraded = env.degraded or part.degraded
 
     async def score(self, env: Envelope, pool: dict[str, float], headers: dict[str, str] | None):
-        inputs = await asyncio.to_thread(self.features.build_inputs, [env.profile], list(pool), env.context)
+        self.hot.maybe_reload()
+        features, version = self.hot.get().value
+        inputs = await asyncio.to_thread(features.build_inputs, [env.profile], list(pool), env.context)
         request = InferRequest(
             model_name=self.name, request_id=uuid.uuid4().hex,
             infer_inputs=[InferInput(name=n, shape=list(inputs[n].shape), datatype=V2_TYPES[n], data=inputs[n])
@@ -93,6 +107,7 @@ class RankerTransformer(EnvelopeModel):
         # configured protocol and timeout.
         response = await kserve.Model.predict(self, request, headers)
         output = next(o for o in response.outputs if o.name == OUTPUT_NAME)
+        env.model_versions["ranking"] = version
         return np.asarray(output.as_numpy(), dtype=np.float32)
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None,
@@ -107,7 +122,6 @@ class RankerTransformer(EnvelopeModel):
                 if pool:
                     try:
                         scores = await self.score(env, pool, headers)
-                        env.model_versions["ranking"] = self.ranker_version
                     except Exception as exc:  # noqa: BLE001 - rank from relevance instead
                         _fail(env, "ranking", exc)
                 await asyncio.to_thread(self.bot.order, env, pool, scores)

@@ -21,11 +21,11 @@ def build_model(component: str, model_name: str, settings: Settings, args: argpa
     if component == "naviyam-ranker-transformer":
         from components.ranker_transformer import RankerTransformer
 
-        return RankerTransformer(model_name, settings)
+        return RankerTransformer(model_name, settings, channel=args.channel)
     if component == "naviyam-ranker-predictor":
         from components.ranker_predictor import RankerPredictor
 
-        return RankerPredictor(model_name, settings)
+        return RankerPredictor(model_name, settings, channel=args.channel)
     from components.nodes import NODES
 
     return NODES[component](model_name, settings)
@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(parents=[model_server.parser], conflict_handler="resolve")
     parser.add_argument("--component", choices=COMPONENTS,
                         help="which component to run (default: the one named like --model_name)")
+    parser.add_argument("--channel", choices=("production", "canary"), default="production",
+                        help="ranker: which registry pointer to serve and follow")
     args, _ = parser.parse_known_args(argv)
     settings = Settings.load()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
