@@ -58,6 +58,13 @@ class LocalStack:
 
     def _model_server_args(self, name: str) -> list[str]:
         s = self.settings.serving
+        if name.startswith("naviyam-ranker-canary"):
+            # The canary pair: same components, following the registry's canary pointer.
+            base = self._model_server_args(name.replace("-canary", ""))
+            base[base.index("--http_port") + 1] = str(s.ports[name])
+            if "--predictor_host" in base:
+                base[base.index("--predictor_host") + 1] = f"{s.host}:{s.ports['naviyam-ranker-canary-predictor']}"
+            return [*base, "--channel", "canary"]
         if name == "naviyam-ranker-predictor":
             return ["-m", "components.server", "--component", name, "--model_name", "naviyam-ranker",
                     "--http_port", str(s.ports[name])]
@@ -77,14 +84,28 @@ class LocalStack:
         else:
             self._spawn(name, self.model_server_args(name))
 
+    def canary_version(self) -> str | None:
+        """The ranker version in canary, if the learning loop started one (registry pointer)."""
+        from naviyam.registry import ModelRegistry
+
+        return ModelRegistry.from_settings(self.settings).current_version("ranker", "canary")
+
     def router_args(self) -> list[str]:
         s = self.settings.serving
         services = {name: s.predict_url(name) for name in (*MODEL_NODES, "naviyam-ranker")}
+        graph = GRAPH
+        if self.canary_version():
+            # KServe's canaryTrafficPercent, locally: the graph's Splitter sends 10% to the canary pair.
+            from inference_graph.canary import write_canary_graph
+
+            graph = write_canary_graph(Path(tempfile.mkdtemp(prefix="naviyam-graph-")) / "naviyam-canary.yaml")
+            services["naviyam-ranker-canary"] = (
+                f"{s.url('naviyam-ranker-canary')}/v1/models/naviyam-ranker:predict")
         fd, tmp = tempfile.mkstemp(prefix="naviyam-services-", suffix=".yaml")
         os.close(fd)
         path = Path(tmp)
         path.write_text(yaml.safe_dump(services))
-        return ["-m", "inference_graph.router", "--graph", str(GRAPH), "--services", str(path),
+        return ["-m", "inference_graph.router", "--graph", str(graph), "--services", str(path),
                 "--port", str(s.router_port), "--host", s.host,
                 "--step-timeout", str(s.step_timeout_s), "--graph-timeout", str(s.graph_timeout_s),
                 "--propagate-header", "^x-request-id$"]
@@ -99,7 +120,8 @@ class LocalStack:
         return f"{s.url(name)}/v2/models/{model}/ready"
 
     def components(self) -> list[str]:
-        return [*MODEL_NODES, "naviyam-ranker-predictor", "naviyam-ranker", "naviyam-feedback", "router"]
+        canary = ["naviyam-ranker-canary-predictor", "naviyam-ranker-canary"] if self.canary_version() else []
+        return [*MODEL_NODES, "naviyam-ranker-predictor", "naviyam-ranker", *canary, "naviyam-feedback", "router"]
 
     def start(self, timeout_s: float = 180.0) -> None:
         for name in self.components():

@@ -214,6 +214,13 @@ def cmd_pipeline(args) -> int:
     return run_main([args.name, *home, *args.rest])
 
 
+def cmd_simulate(args) -> int:
+    from naviyam.simulate import simulate_drift
+
+    print(_dump(simulate_drift(_settings(args), args.kind, args.n)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="naviyam", description="나비얌: 급식카드 맛집 추천 챗봇")
     parser.add_argument("--config", help="YAML settings file (also NAVIYAM_CONFIG)")
@@ -264,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     submit_p = pipe_sub.add_parser("submit", help="submit to Kubeflow Pipelines (--host URL [--schedule CRON])")
     submit_p.add_argument("name", choices=["retrain", "canary", "drift"])
     pipeline.set_defaults(func=cmd_pipeline)
+
+    simulate = sub.add_parser("simulate", help="make drift happen: shifted serving traffic into the event store")
+    simulate.add_argument("kind", choices=["new_school", "preference_shift", "broken_feature"])
+    simulate.add_argument("--n", type=int, default=2000, help="chat turns to simulate")
+    simulate.set_defaults(func=cmd_simulate)
     return parser
 
 

@@ -70,7 +70,7 @@ class ServingSettings(BaseModel):
     ports: dict[str, int] = Field(default_factory=lambda: {
         "naviyam-nlu": 9101, "naviyam-retriever": 9102, "naviyam-candidates": 9103,
         "naviyam-ranker": 9104, "naviyam-ranker-predictor": 9105, "naviyam-nlg": 9106,
-        "naviyam-feedback": 9107,
+        "naviyam-feedback": 9107, "naviyam-ranker-canary": 9108, "naviyam-ranker-canary-predictor": 9109,
     })
     step_timeout_s: float = 5.0      # one graph hop (an overloaded 2-core laptop queues for seconds)
     graph_timeout_s: float = 10.0    # the whole request

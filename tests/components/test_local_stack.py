@@ -1,0 +1,42 @@
+"""How the local stack is wired (no process is started here; tests/e2e start real ones)."""
+from __future__ import annotations
+
+import yaml
+
+from components.local_stack import LocalStack
+from inference_graph.spec import load_graph
+from naviyam.config import Settings
+from naviyam.registry import ModelRegistry
+
+
+def test_plain_stack_has_no_canary(tmp_path):
+    stack = LocalStack(Settings(home=tmp_path))
+    assert "naviyam-ranker-canary" not in stack.components()
+    args = stack.router_args()
+    assert args[args.index("--graph") + 1].endswith("inference_graph/naviyam.yaml")
+
+
+def test_a_registry_canary_adds_the_canary_pair_and_the_splitter(tmp_path):
+    settings = Settings(home=tmp_path)
+    model = tmp_path / "ranker-src"
+    model.mkdir()
+    (model / "meta.json").write_text('{"version": "x"}')
+    registry = ModelRegistry.from_settings(settings)
+    v1 = registry.register("ranker", model, {"ndcg@5": 0.4})
+    registry.promote("ranker", v1)
+    v2 = registry.register("ranker", model, {"ndcg@5": 0.45})
+    registry.start_canary("ranker", v2)
+
+    stack = LocalStack(settings)
+    assert {"naviyam-ranker-canary", "naviyam-ranker-canary-predictor"} <= set(stack.components())
+    transformer = stack.model_server_args("naviyam-ranker-canary")
+    assert transformer[transformer.index("--channel") + 1] == "canary"
+    assert transformer[transformer.index("--http_port") + 1] == str(settings.serving.ports["naviyam-ranker-canary"])
+    assert transformer[transformer.index("--predictor_host") + 1].endswith(
+        str(settings.serving.ports["naviyam-ranker-canary-predictor"]))
+    args = stack.router_args()
+    graph = load_graph(args[args.index("--graph") + 1])
+    splitters = [n for n in graph.nodes.values() if n.router_type.value == "Splitter"]
+    assert len(splitters) == 1 and sorted(s.weight for s in splitters[0].steps) == [10, 90]
+    services = yaml.safe_load(open(args[args.index("--services") + 1]))
+    assert "naviyam-ranker-canary" in services
