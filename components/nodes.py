@@ -46,24 +46,26 @@ class NLUNode(ChatNode):
         return self.bot.understand(env).model_dump(mode="json")
 
 
-class RetrieverNode(ChatNode):
+class SearchStepNode(ChatNode):
+    """A step-5 node: runs ``step`` (a NaviyamChatbot method) when the turn searches, else passes through."""
+
+    step: str = ""
+
+    def handle(self, body: dict) -> dict:
+        env = parse_envelope(body)
+        if not env.needs_search:
+            return body
+        return getattr(self.bot, self.step)(env).model_dump(mode="json")
+
+
+class RetrieverNode(SearchStepNode):
     parts = ("catalog", "retriever")
-
-    def handle(self, body: dict) -> dict:
-        env = parse_envelope(body)
-        if not env.needs_search:
-            return body
-        return self.bot.retrieve(env).model_dump(mode="json")
+    step = "retrieve"
 
 
-class CandidatesNode(ChatNode):
+class CandidatesNode(SearchStepNode):
     parts = ("catalog", "candidates")
-
-    def handle(self, body: dict) -> dict:
-        env = parse_envelope(body)
-        if not env.needs_search:
-            return body
-        return self.bot.generate_candidates(env).model_dump(mode="json")
+    step = "generate_candidates"
 
 
 class NLGNode(ChatNode):
