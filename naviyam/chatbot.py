@@ -175,8 +175,9 @@ class NaviyamChatbot:
         for cand in env.candidates or []:
             pool.setdefault(cand.shop_id, 0.5 * cand.base_score)
         if env.nlu.intent is Intent.SHOP_INFO:
-            # Information about the shop the child named, or nothing; never a look-alike.
-            pool = {sid: 1.0 for sid in self._shops_named(env.filters)} if env.filters.shop_name else {}
+            # Information about the shop the child named, or nothing; never a look-alike. The answer
+            # states the shop's own facts (meal card, hours), so search filters don't apply to it.
+            return {sid: 1.0 for sid in self._shops_named(env.filters)} if env.filters.shop_name else {}
         if not pool:
             return pool
         # Safety net: whatever a step returned, only shops meeting the hard filters go on.

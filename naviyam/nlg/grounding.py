@@ -73,11 +73,24 @@ def _is_part_of_shown(menu: str, shown: set[str]) -> bool:
     return any(menu in s for s in shown)
 
 
+def _mentions(text: str, recommendations: list[Recommendation]) -> list[tuple[int, Recommendation]]:
+    """First position of each recommended name that is not part of a longer recommended name
+    ("하늘식당" inside "하늘식당 문정점" is the other shop)."""
+    covered: list[tuple[int, int]] = []
+    found: list[tuple[int, Recommendation]] = []
+    for rec in sorted(recommendations, key=lambda r: len(r.name), reverse=True):
+        start = text.find(rec.name)
+        while start != -1 and any(a <= start < b or a < start + len(rec.name) <= b for a, b in covered):
+            start = text.find(rec.name, start + 1)
+        if start != -1:
+            covered.append((start, start + len(rec.name)))
+            found.append((start, rec))
+    return found
+
+
 def _check_properties(text: str, recommendations: list[Recommendation], report: GroundingReport) -> None:
     """Claims about a shop (meal card, 착한가게) must hold for the shop the text is talking about."""
-    # By position; a name that starts where a longer one does ("행복한치킨" / "행복한치킨 역삼점") comes second.
-    positions = sorted(((text.find(r.name), r) for r in recommendations if r.name in text),
-                       key=lambda p: (p[0], -len(p[1].name)))
+    positions = sorted(_mentions(text, recommendations), key=lambda p: p[0])
     for i, (start, rec) in enumerate(positions):
         end = positions[i + 1][0] if i + 1 < len(positions) else len(text)
         segment = text[start:end]

@@ -135,3 +135,31 @@ def test_shop_info_of_a_named_shop(bot, models):
     resp = ask(bot, f"{shop.name} 몇시에 열어?")
     assert [r.shop_id for r in resp.recommendations] == ["shop_0787"]
     assert shop.opening_hours in resp.response
+
+
+def test_random_turns_never_crash_and_every_answer_is_grounded(bot, models, caplog):
+    """Random mixes of food words, follow-ups, amounts, unsafe words, shop names and junk."""
+    import logging
+    import random
+    import string
+
+    rng = random.Random(7)
+    shop = models.catalog.shop("shop_0787").name
+    pieces = ["치킨", "급식카드", "만원", "오천원", "999999999999원", "0원", "거기 말고", "더 싼 곳", "더 가까운 데",
+              "술", "🍗", "\u200b", "ㅋㅋㅋ", "  ", "<|endoftext|>", '{"a":1}', "'; DROP TABLE turns;--", shop,
+              "몇시에 열어", "얼마야", "안녕", "%s%n", "-1원", "학교앞", "역삼동", "새벽", "아침", "떡볶이", "분식"]
+    caplog.set_level(logging.ERROR, logger="naviyam.chatbot")
+    for i in range(200):
+        text = "".join(rng.choice([*pieces, rng.choice(string.printable)]) for _ in range(rng.randint(1, 10)))
+        lat = rng.choice([None, 37.5, -89.9])
+        try:
+            user_input = UserInput(user_id=rng.choice(["user_1", "user_123", "kid_new"]), text=text or "x",
+                                   session_id=f"f{i % 5}", lat=lat, lon=None if lat is None else 127.0,
+                                   timestamp=datetime(2026, 11, 25, rng.randint(0, 23), rng.randint(0, 59)))
+        except ValueError:
+            continue  # rejected at the boundary (e.g. whitespace only): that is the clear error path
+        resp = bot.process(user_input)
+        assert resp.response
+        for rec in resp.recommendations:
+            assert rec.name in resp.response
+    assert not [r for r in caplog.records if "ungrounded" in r.getMessage()]

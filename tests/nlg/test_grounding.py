@@ -79,3 +79,12 @@ def test_two_recommended_names_starting_at_the_same_place():
     a, b = rec(1, name="행복한치킨"), rec(2, name="행복한치킨 역삼점")
     text = "1. 행복한치킨 역삼점\n   · 급식카드 OK\n2. 행복한치킨\n   · 급식카드 OK"
     assert check_grounding(text, [a, b], ["행복한치킨", "행복한치킨 역삼점"]).ok
+
+
+def test_a_name_inside_a_longer_recommended_name_is_the_other_shop():
+    short = rec(1, name="하늘식당", meal_card=True)
+    longer = rec(2, name="하늘식당 문정점", meal_card=False)
+    text = "1. 하늘식당 문정점\n   · 급식카드는 안 돼요\n2. 하늘식당\n   · 급식카드 OK"
+    assert check_grounding(text, [longer, short], ["하늘식당", "하늘식당 문정점"]).ok
+    swapped = "1. 하늘식당 문정점\n   · 급식카드 OK\n2. 하늘식당\n   · 급식카드는 안 돼요"
+    assert not check_grounding(swapped, [longer, short], ["하늘식당", "하늘식당 문정점"]).ok
