@@ -49,6 +49,8 @@ class LocalStack:
     def _spawn(self, name: str, args: list[str]) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NAVIYAM_")}
         env["NAVIYAM_CONFIG"] = str(self._config_file())
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
         out = open(self.log_dir / f"{name}.log", "ab") if self.log_dir else subprocess.DEVNULL
         self.procs[name] = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True)
