@@ -40,3 +40,10 @@ def test_a_registry_canary_adds_the_canary_pair_and_the_splitter(tmp_path):
     assert len(splitters) == 1 and sorted(s.weight for s in splitters[0].steps) == [10, 90]
     services = yaml.safe_load(open(args[args.index("--services") + 1]))
     assert "naviyam-ranker-canary" in services
+
+
+def test_log_directory_is_created_on_a_fresh_tree(tmp_path):
+    stack = LocalStack(Settings(home=tmp_path), log_dir=tmp_path / "var" / "logs")
+    stack._spawn("probe", ["-c", "print('ok')"])
+    stack.procs["probe"].wait(timeout=30)
+    assert (tmp_path / "var" / "logs" / "probe.log").read_text().strip() == "ok"
