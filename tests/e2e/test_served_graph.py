@@ -127,6 +127,42 @@ def test_feedback_is_validated_and_stored_once(stack):
     assert post(url, b"{nope").status_code == 400
 
 
+def _random_value(rng, depth=0):
+    choice = rng.randint(0, 9 if depth < 2 else 6)
+    if choice == 7:
+        return [_random_value(rng, depth + 1) for _ in range(3)]
+    if choice == 8:
+        return {"a": _random_value(rng, depth + 1)}
+    if choice == 9:
+        return "user_1"
+    return [None, True, rng.randint(-10**12, 10**12), rng.random() * 1e9, "", "치킨" * rng.randint(1, 700),
+            "\x00\x01\u202e\u200b급식카드"][choice]
+
+
+def test_malformed_and_adversarial_bodies_never_get_a_5xx(graph_url):
+    import random
+
+    rng = random.Random(3)
+    shapes = [
+        lambda: bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 50))),
+        lambda: json.dumps(_random_value(rng)).encode(),
+        lambda: json.dumps({"user_id": _random_value(rng), "text": _random_value(rng)}).encode(),
+        lambda: json.dumps({"user_id": "user_1", "text": "치킨", "session_id": _random_value(rng),
+                            "lat": _random_value(rng), "lon": _random_value(rng)}).encode(),
+        lambda: json.dumps({"user_id": "user_1", "text": _random_value(rng), "timestamp": _random_value(rng)}).encode(),
+        lambda: json.dumps({"schema_version": _random_value(rng), "input": {"user_id": "u", "text": "x"},
+                            "needs_search": True, "nlu": _random_value(rng)}).encode(),
+    ]
+    statuses = {}
+    with httpx.Client(timeout=30) as client:
+        for _ in range(300):
+            body = rng.choice(shapes)()
+            resp = client.post(graph_url, content=body, headers={"content-type": "application/json"})
+            assert resp.status_code < 500, (body[:200], resp.text[:300])
+            statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
+    assert statuses.get(400, 0) > 0 and statuses.get(200, 0) > 0  # both paths were exercised
+
+
 def test_a_dead_node_degrades_the_answer_not_the_graph(stack, graph_url):
     """Runs last in this module: it kills nodes."""
     stack.stop_component("naviyam-retriever")
