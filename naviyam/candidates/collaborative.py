@@ -24,10 +24,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from naviyam.candidates.merge import FunnelOutput, top_allowed
+from naviyam.candidates.merge import FunnelOutput, request_mask, top_allowed
 from naviyam.config import CandidateSettings
 from naviyam.data.catalog import Catalog, haversine_km
-from naviyam.filtering import shop_mask
 from naviyam.schemas import RequestContext, SearchFilters, UserProfile
 
 logger = logging.getLogger(__name__)
@@ -158,8 +157,7 @@ class CollaborativeFunnel:
         votes = self.scores(user.user_id)
         if votes is None:
             return []
-        if allowed is None:
-            allowed = shop_mask(self._catalog, filters, origin=(context.origin_lat, context.origin_lon))
+        allowed = request_mask(self._catalog, filters, context, allowed)
         near = haversine_km(context.origin_lat, context.origin_lon, self._lat, self._lon) <= self._max_km
         return top_allowed(votes, allowed & near, self._shop_ids, limit)
 

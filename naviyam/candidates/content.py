@@ -24,10 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from naviyam.candidates.merge import FunnelOutput, top_allowed
+from naviyam.candidates.merge import FunnelOutput, request_mask, top_allowed
 from naviyam.config import CandidateSettings
 from naviyam.data.catalog import Catalog, haversine_km
-from naviyam.filtering import shop_mask
 from naviyam.schemas import RequestContext, SearchFilters, UserProfile
 
 
@@ -93,8 +92,7 @@ class ContentFunnel:
         limit: int,
         allowed: np.ndarray | None = None,
     ) -> FunnelOutput:
-        if allowed is None:
-            allowed = shop_mask(self._catalog, filters, origin=(context.origin_lat, context.origin_lon))
+        allowed = request_mask(self._catalog, filters, context, allowed)
         near = haversine_km(context.origin_lat, context.origin_lon, self._lat, self._lon) <= self._max_km
         return top_allowed(self.scores(user, filters), allowed & near, self._shop_ids, limit)
 

@@ -20,10 +20,10 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from naviyam.candidates.merge import FunnelOutput, top_allowed
+from naviyam.candidates.merge import FunnelOutput, request_mask, top_allowed
 from naviyam.config import CandidateSettings
 from naviyam.data.catalog import Catalog, haversine_km
-from naviyam.filtering import is_open, shop_mask
+from naviyam.filtering import is_open
 from naviyam.schemas import CATEGORIES, RequestContext, SearchFilters, TimeSlot, UserProfile
 
 logger = logging.getLogger(__name__)
@@ -142,8 +142,7 @@ class ContextualFunnel:
         limit: int,
         allowed: np.ndarray | None = None,
     ) -> FunnelOutput:
-        if allowed is None:
-            allowed = shop_mask(self._catalog, filters, origin=(context.origin_lat, context.origin_lon))
+        allowed = request_mask(self._catalog, filters, context, allowed)
         return top_allowed(self.scores(context), allowed, self._shop_ids, limit)
 
     def empty_reason(self, user: UserProfile) -> str:

@@ -12,6 +12,8 @@ from typing import Mapping, Protocol
 
 import numpy as np
 
+from naviyam.data.catalog import Catalog
+from naviyam.filtering import shop_mask
 from naviyam.schemas import Candidate, RequestContext, SearchFilters, UserProfile
 
 FunnelOutput = list[tuple[str, float]]
@@ -49,6 +51,15 @@ class Funnel(Protocol):
     def empty_reason(self, user: UserProfile) -> str:
         """Why ``generate`` returned nothing (reported in the generator's result)."""
         ...
+
+
+def request_mask(catalog: Catalog, filters: SearchFilters, context: RequestContext,
+                 allowed: np.ndarray | None) -> np.ndarray:
+    """The mask the generator computed once per request, or (a funnel called on its own) the
+    shared hard filters from the request's origin."""
+    if allowed is not None:
+        return allowed
+    return shop_mask(catalog, filters, origin=(context.origin_lat, context.origin_lon))
 
 
 def top_allowed(scores: np.ndarray, allowed: np.ndarray, shop_ids: np.ndarray, limit: int) -> FunnelOutput:

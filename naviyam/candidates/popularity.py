@@ -13,10 +13,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from naviyam.candidates.merge import FunnelOutput, top_allowed
+from naviyam.candidates.merge import FunnelOutput, request_mask, top_allowed
 from naviyam.config import CandidateSettings
 from naviyam.data.catalog import Catalog, haversine_km
-from naviyam.filtering import shop_mask
 from naviyam.schemas import RequestContext, SearchFilters, UserProfile
 
 logger = logging.getLogger(__name__)
@@ -99,8 +98,7 @@ class PopularityFunnel:
         limit: int,
         allowed: np.ndarray | None = None,
     ) -> FunnelOutput:
-        if allowed is None:
-            allowed = shop_mask(self._catalog, filters, origin=(context.origin_lat, context.origin_lon))
+        allowed = request_mask(self._catalog, filters, context, allowed)
         dist = haversine_km(context.origin_lat, context.origin_lon, self._lat, self._lon)
         return top_allowed(self._scores, allowed & (dist <= self._max_km), self._shop_ids, limit)
 
