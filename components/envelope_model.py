@@ -21,7 +21,7 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from pydantic import ValidationError
 
 from naviyam.config import Settings
-from naviyam.schemas import ENVELOPE_VERSION, Envelope
+from naviyam.schemas import ENVELOPE_VERSION, Envelope, validation_problems
 
 log = logging.getLogger(__name__)
 ENVELOPE_TENSOR = "envelope"
@@ -72,11 +72,7 @@ def parse_envelope(body: dict) -> Envelope:
     try:
         return Envelope.model_validate(body)
     except ValidationError as exc:
-        raise InvalidInput(f"invalid envelope: {_short(exc)}") from None
-
-
-def _short(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise InvalidInput(f"invalid envelope: {'; '.join(validation_problems(exc))}") from None
 
 
 class EnvelopeModel(kserve.Model):

@@ -20,15 +20,11 @@ from pydantic import ValidationError
 from naviyam.config import Settings
 from naviyam.data.catalog import Catalog
 from naviyam.events import EventStore
-from naviyam.schemas import FeedbackEvent
+from naviyam.schemas import FeedbackEvent, validation_problems
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
 MAX_EVENTS = 500
-
-
-def _errors(exc: ValidationError) -> list[str]:
-    return [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:10]]
 
 
 def create_app(settings: Settings, store: EventStore | None = None, shop_ids: set[str] | None = None) -> FastAPI:
@@ -62,7 +58,7 @@ def create_app(settings: Settings, store: EventStore | None = None, shop_ids: se
             try:
                 event = FeedbackEvent.model_validate(item)
             except ValidationError as exc:
-                problems.append({"index": i, "errors": _errors(exc)})
+                problems.append({"index": i, "errors": validation_problems(exc, limit=10)})
                 continue
             if event.shop_id not in known_shops:
                 problems.append({"index": i, "errors": [f"shop_id: unknown shop {event.shop_id!r}"]})

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from components.envelope_model import EnvelopeModel, parse_envelope
 from naviyam.chatbot import NaviyamChatbot
 from naviyam.models import ModelBundle
-from naviyam.schemas import UserInput
+from naviyam.schemas import UserInput, validation_problems
 
 
 class ChatNode(EnvelopeModel):
@@ -40,8 +40,7 @@ class NLUNode(ChatNode):
         try:
             user_input = UserInput.model_validate(raw)
         except ValidationError as exc:
-            details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-            raise InvalidInput(f"invalid chat request: {details}") from None
+            raise InvalidInput(f"invalid chat request: {'; '.join(validation_problems(exc))}") from None
         env = self.bot.start(user_input)
         return self.bot.understand(env).model_dump(mode="json")
 

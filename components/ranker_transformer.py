@@ -20,7 +20,7 @@ import numpy as np
 from kserve.protocol.infer_type import InferInput, InferRequest
 
 from components.envelope_model import EnvelopeModel, decode, encode, parse_envelope
-from naviyam.chatbot import NaviyamChatbot, _fail, _timed
+from naviyam.chatbot import NaviyamChatbot, record_failure, timed_step
 from naviyam.models import ModelBundle
 from naviyam.ranking.features import INPUT_NAMES, OUTPUT_NAME
 from naviyam.schemas import Envelope
@@ -78,12 +78,12 @@ class RankerTransformer(EnvelopeModel):
     async def fan_out(self, env: Envelope, headers: dict[str, str] | None) -> None:
         body = env.model_dump(mode="json")
         fwd = {k: v for k, v in (headers or {}).items() if k.lower() == "x-request-id"}
-        with _timed(env, "fanout"):
+        with timed_step(env, "fanout"):
             results = await asyncio.gather(*(self._call(n, body, fwd) for n in FANOUT), return_exceptions=True)
         for name, result in zip(FANOUT, results):
             step = name.removeprefix("naviyam-")
             if isinstance(result, BaseException):
-                _fail(env, "retrieval" if step == "retriever" else step, RuntimeError(f"{name}: {result!r}"))
+                record_failure(env, "retrieval" if step == "retriever" else step, RuntimeError(f"{name}: {result!r}"))
                 continue
             part = Envelope.model_validate(result)
             if step == "retriever":
@@ -116,14 +116,14 @@ class RankerTransformer(EnvelopeModel):
         env = parse_envelope(body)
         if env.needs_search:
             await self.fan_out(env, headers)
-            with _timed(env, "ranking"):
+            with timed_step(env, "ranking"):
                 pool = await asyncio.to_thread(self.bot.candidate_pool, env)
                 scores = None
                 if pool:
                     try:
                         scores = await self.score(env, pool, headers)
                     except Exception as exc:  # noqa: BLE001 - rank from relevance instead
-                        _fail(env, "ranking", exc)
+                        record_failure(env, "ranking", exc)
                 await asyncio.to_thread(self.bot.order, env, pool, scores)
             env.model_versions["features"] = self.features_backend
         return encode(env.model_dump(mode="json"), form, self.name)

@@ -38,7 +38,7 @@ OVER_ALLOWANCE_PENALTY = 0.7  # DATA.md: a shop whose cheapest meal exceeds the 
 
 
 @contextmanager
-def _timed(env: Envelope, step: str):
+def timed_step(env: Envelope, step: str):
     start = time.perf_counter()
     try:
         yield
@@ -46,7 +46,7 @@ def _timed(env: Envelope, step: str):
         env.timings_ms[step] = round((time.perf_counter() - start) * 1000, 2)
 
 
-def _fail(env: Envelope, step: str, exc: BaseException, metrics: ChatMetrics | None = None) -> None:
+def record_failure(env: Envelope, step: str, exc: BaseException, metrics: ChatMetrics | None = None) -> None:
     log.warning("step %s failed: %s", step, exc, exc_info=log.isEnabledFor(logging.DEBUG))
     env.errors[step] = f"{type(exc).__name__}: {exc}"[:300]
     env.degraded = True
@@ -74,9 +74,9 @@ class NaviyamChatbot:
     # -- steps 3-4: preprocessing, NLU, safety, dialogue state ----------------------------
     def understand(self, env: Envelope) -> Envelope:
         catalog = self.models.catalog
-        with _timed(env, "preprocess"):
+        with timed_step(env, "preprocess"):
             env.preprocessed = self.models.preprocessor(env.input.text)
-        with _timed(env, "nlu"):
+        with timed_step(env, "nlu"):
             nlu = self.models.nlu.parse(env.preprocessed, self.models.shop_names)
             verdict = check_request(env.preprocessed)
             if verdict.unsafe:
@@ -104,7 +104,7 @@ class NaviyamChatbot:
 
     # -- step 5A: retrieval ---------------------------------------------------------------
     def retrieve(self, env: Envelope) -> Envelope:
-        with _timed(env, "retrieval"):
+        with timed_step(env, "retrieval"):
             try:
                 query = env.nlu.semantic_query or env.preprocessed.cleaned_text
                 env.retrieval = self.models.retriever.search(
@@ -112,12 +112,12 @@ class NaviyamChatbot:
                 )
                 env.model_versions["retriever"] = self.models.retriever.version
             except Exception as exc:  # noqa: BLE001 - any failure degrades, never crashes the turn
-                _fail(env, "retrieval", exc, self.metrics)
+                record_failure(env, "retrieval", exc, self.metrics)
         return env
 
     # -- step 5B: 4-funnel candidates ------------------------------------------------------
     def generate_candidates(self, env: Envelope) -> Envelope:
-        with _timed(env, "candidates"):
+        with timed_step(env, "candidates"):
             try:
                 result = self.models.candidates.generate(env.profile, env.filters, env.context)
                 env.candidates = result.candidates
@@ -125,7 +125,7 @@ class NaviyamChatbot:
                     env.errors[f"candidates.{funnel}"] = error
                 env.model_versions["candidates"] = self.models.candidates.version
             except Exception as exc:  # noqa: BLE001
-                _fail(env, "candidates", exc, self.metrics)
+                record_failure(env, "candidates", exc, self.metrics)
         return env
 
     def retrieve_and_generate(self, env: Envelope) -> Envelope:
@@ -144,7 +144,7 @@ class NaviyamChatbot:
 
     # -- step 6: personalised ranking ------------------------------------------------------
     def rank(self, env: Envelope) -> Envelope:
-        with _timed(env, "ranking"):
+        with timed_step(env, "ranking"):
             pool = self.candidate_pool(env)
             scores = None
             if pool:
@@ -152,7 +152,7 @@ class NaviyamChatbot:
                     scores = self.models.ranker.score(env.profile, list(pool), env.context)
                     env.model_versions["ranking"] = self.models.ranker.version
                 except Exception as exc:  # noqa: BLE001
-                    _fail(env, "ranking", exc, self.metrics)
+                    record_failure(env, "ranking", exc, self.metrics)
             self.order(env, pool, scores)
         return env
 
@@ -219,7 +219,7 @@ class NaviyamChatbot:
 
     # -- step 7: NLG -----------------------------------------------------------------------
     def answer(self, env: Envelope) -> Envelope:
-        with _timed(env, "nlg"):
+        with timed_step(env, "nlg"):
             verdict = SafetyVerdict(unsafe=bool(env.unsafe_terms), kinds=tuple(env.unsafe_kinds),
                                     terms=tuple(env.unsafe_terms))
             if verdict.unsafe:
@@ -283,7 +283,7 @@ class NaviyamChatbot:
             self.memory.add_turn(self._conversation(env), env.input.user_id, now, env.input.text,
                                  response.response, nlu.intent.value, env.filters or SearchFilters(), shown)
         except Exception as exc:  # noqa: BLE001 - memory is best effort; the answer still goes out
-            _fail(env, "memory", exc, self.metrics)
+            record_failure(env, "memory", exc, self.metrics)
         try:
             self.events.log_interaction(env.request_id, env.input.user_id, now, {
                 "request_id": env.request_id, "user_id": env.input.user_id, "session_id": env.input.session_id,
@@ -302,7 +302,7 @@ class NaviyamChatbot:
                 "degraded": env.degraded,
             })
         except Exception as exc:  # noqa: BLE001
-            _fail(env, "interaction_log", exc, self.metrics)
+            record_failure(env, "interaction_log", exc, self.metrics)
         self.metrics.requests.labels(intent=nlu.intent.value).inc()
         self.metrics.latency.observe(response.response_time)
         if env.degraded:

@@ -10,13 +10,18 @@ from datetime import datetime
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 CATEGORIES: tuple[str, ...] = (
     "치킨", "피자", "햄버거", "분식", "한식", "중식", "일식", "양식",
     "카페·디저트", "베이커리", "편의점", "도시락",
 )
 MAX_TEXT_CHARS = 1000
+
+
+def validation_problems(exc: ValidationError, limit: int = 5) -> list[str]:
+    """``field.path: message`` lines for a 4xx answer (the first ``limit`` problems)."""
+    return [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:limit]]
 
 
 class Intent(str, Enum):
