@@ -22,8 +22,8 @@ from naviyam.metrics import ChatMetrics
 from naviyam.models import ModelBundle
 from naviyam.nlg.grounding import check_grounding
 from naviyam.nlg.normalizer import normalise_for_children
-from naviyam.nlg.templates import AnswerInput, allowed_amounts, compose_answer
-from naviyam.safety import SafetyVerdict, check_request
+from naviyam.nlg.templates import UNSAFE_OUTPUT_ANSWER, AnswerInput, allowed_amounts, compose_answer
+from naviyam.safety import SafetyVerdict, check_answer, check_request, screen_recommendations, stated_allergies
 from naviyam.schemas import (
     ChatbotResponse, Envelope, Intent, Recommendation, ResponseMetadata, SearchFilters, UserInput,
 )
@@ -88,6 +88,11 @@ class NaviyamChatbot:
             env.nlu, env.filters, env.context = resolve_turn(
                 nlu, previous, env.profile, self.settings.candidates.max_distance_km, env.input.timestamp, origin
             )
+            # "땅콩 알레르기 있어" is as binding as the profile's allergies (and memory carries it on).
+            stated = stated_allergies(env.preprocessed.cleaned_text)
+            if stated:
+                allergies = sorted(set(env.filters.allergies) | set(stated))
+                env.filters.allergies = env.nlu.filters.allergies = allergies
         env.model_versions["nlu"] = self.models.nlu.version
         env.needs_search = self.needs_search(env) and not env.unsafe_terms
         return env
@@ -224,6 +229,12 @@ class NaviyamChatbot:
                                     terms=tuple(env.unsafe_terms))
             if verdict.unsafe:
                 env.recommendations = []
+            else:
+                # Output check 1: whatever retrieval and ranking returned, no unsafe shop or menu goes out.
+                env.recommendations, dropped = screen_recommendations(env.recommendations)
+                if dropped:
+                    log.error("unsafe recommendations dropped: %s", dropped)
+                    env.errors["safety.output"] = "; ".join(dropped)[:300]
             inp = AnswerInput(nlu=env.nlu, recommendations=env.recommendations, profile=env.profile,
                               safety=verdict, relaxed_distance=env.relaxed_distance)
             category = env.nlu.entities.food_category
@@ -240,8 +251,16 @@ class NaviyamChatbot:
                     env.errors["nlg.llm"] = f"{type(exc).__name__}: {exc}"[:300]
                     text = None
             if text is None:
-                text = normalise_for_children(compose_answer(inp), category)
-            if not verdict.unsafe:
+                # No food emoji on a refusal or a help answer.
+                refusing = verdict.unsafe or env.nlu.intent is Intent.UNSAFE_REQUEST
+                text = normalise_for_children(compose_answer(inp), None if refusing else category)
+            if not verdict.unsafe and (out := check_answer(text)).unsafe:
+                # Output check 2: the final text, from the template or the LLM, said something unsafe.
+                log.error("unsafe answer withheld: %s", out.terms)
+                env.errors["safety.output"] = "unsafe answer: " + ",".join(out.terms)
+                env.recommendations = []
+                text = UNSAFE_OUTPUT_ANSWER
+            elif not verdict.unsafe:
                 report = check_grounding(text, env.recommendations, self.models.shop_names, allowed_amounts(inp))
                 if not report.ok:
                     # Both paths are checked before this; reaching here is a bug worth shouting about.

@@ -147,14 +147,81 @@ MEAL_CARD_WORDS: tuple[str, ...] = (
 )
 MEAL_CARD_NAMES: tuple[str, ...] = ("꿈나무카드", "아동급식카드", "행복카드", "급식카드", "꿈자람카드", "드림카드")
 
-# Unsafe for children: the bot refuses gently and recommends nothing.
-UNSAFE_WORDS: tuple[str, ...] = (
-    "술", "소주", "맥주", "막걸리", "와인", "양주", "보드카", "위스키", "칵테일", "하이볼", "호프", "술집", "포차", "이자카야",
-    "담배", "전자담배", "액상", "궐련", "베이프", "시가",
-    "성인", "룸", "유흥", "클럽", "나이트", "노래방 도우미", "모텔", "19금", "야동",
-    "도박", "토토", "카지노", "사설토토", "불법",
+# --- Child safety (naviyam.safety decides how each list is matched) -------------------------
+# Unsafe for children: the bot refuses gently and recommends nothing. Grouped by kind because the
+# kind picks the answer (self-harm gets help, not a "no"). Terms of one syllable, and those in
+# UNSAFE_WHOLE_WORDS, only count as a whole word; longer ones also count inside a word ("맥주집").
+UNSAFE_WORDS_BY_KIND: dict[str, tuple[str, ...]] = {
+    "alcohol": (
+        "술", "소주", "맥주", "막걸리", "와인", "양주", "보드카", "위스키", "칵테일", "하이볼", "호프", "술집", "포차", "이자카야",
+        "쏘주", "쐬주", "소맥", "생맥", "병맥", "캔맥", "폭탄주", "음주", "혼술", "술안주", "주점", "데킬라", "사케", "참이슬", "꽐라",
+    ),
+    "tobacco": ("담배", "전자담배", "액상", "궐련", "베이프", "시가", "전담", "쥴", "흡연", "니코틴", "담타", "아이코스"),
+    "gambling": ("도박", "토토", "카지노", "사설토토", "불법", "베팅", "배팅", "바카라", "파워볼", "홀덤", "슬롯머신", "경마"),
+    "adult": (
+        "성인", "룸", "룸카페", "멀티방", "키스방", "유흥", "클럽", "나이트", "노래방 도우미", "모텔", "무인텔", "19금", "야동",
+        "성인용품",
+    ),
+    "drugs": ("마약", "대마", "대마초", "필로폰", "환각제"),
+}
+# Two-syllable terms that are something else inside a longer word ("전담반", "도시가스").
+UNSAFE_WHOLE_WORDS: tuple[str, ...] = ("전담", "담타", "시가")
+# English and romanised Korean, matched as whole Latin words (after undoing 0->o, 3->e, ... leetspeak).
+UNSAFE_LATIN_BY_KIND: dict[str, tuple[str, ...]] = {
+    "alcohol": ("beer", "beers", "soju", "alcohol", "liquor", "booze", "wine", "vodka", "whisky", "whiskey", "cocktail",
+                "cocktails", "pub", "makgeolli", "maekju", "sul"),
+    "tobacco": ("cigarette", "cigarettes", "cigar", "cigars", "vape", "vapes", "vaping", "tobacco", "juul", "nicotine",
+                "smoke", "smoking", "dambae"),
+    "gambling": ("casino", "gamble", "gambling", "betting", "toto", "poker", "slots"),
+    "adult": ("porn", "nsfw", "motel", "strip club", "hostess", "adult only", "adults only"),
+    "drugs": ("weed", "marijuana", "cocaine", "meth"),
+}
+# Emoji a child may type instead of the word ("🍺 파는 곳"); food emoji never appear here.
+UNSAFE_EMOJI_BY_KIND: dict[str, tuple[str, ...]] = {
+    "alcohol": ("🍺", "🍻", "🍷", "🍸", "🥃", "🍶", "🍾"),
+    "tobacco": ("🚬",),
+    "gambling": ("🎰",),
+    "adult": ("🔞",),
+}
+# Food, places and everyday words that contain a flagged term but are fine for children; matched
+# with any spacing ("마약 김밥"). Each one is a real phrase a child may type, checked in the red-team set.
+SAFE_LOOKALIKES: tuple[str, ...] = (
+    "시가지", "시가총액", "룸메이트", "머쉬룸", "클럽하우스샌드위치", "클럽샌드위치", "축구클럽", "농구클럽", "야구클럽",
+    "스포츠클럽", "독서클럽", "클럽활동", "불법주차", "액상과당", "남양주", "양주시", "토토로", "포차코", "칵테일새우",
+    "과일칵테일", "맥주효모", "사케동", "마약김밥", "마약떡볶이", "마약옥수수", "마약토스트", "마약계란", "마약치킨",
+    "배팅센터", "배팅장", "굿나이트", "성인병", "root beer", "cocktail shrimp", "shrimp cocktail", "fruit cocktail",
 )
-SELF_HARM_WORDS: tuple[str, ...] = ("죽고 싶", "죽고싶", "자해", "자살", "사라지고 싶", "살기 싫")
+UNSAFE_WORDS: tuple[str, ...] = tuple(w for words in UNSAFE_WORDS_BY_KIND.values() for w in words)
+# Self-harm cues, matched on the spacing-free text (children drop spaces). Idioms such as
+# "배고파 죽겠어" are not cues and are not listed.
+SELF_HARM_WORDS: tuple[str, ...] = (
+    "죽고 싶", "죽고싶", "자해", "자살", "사라지고 싶", "살기 싫", "없어지고 싶", "죽어 버리고 싶",
+    "그만 살고 싶", "살고 싶지 않", "극단적 선택", "극단적인 선택", "목숨을 끊", "손목 긋", "손목을 긋", "뛰어내리고 싶",
+    "태어나지 말걸", "태어나지 말았", "사라져 버리고 싶", "없어져 버리고 싶", "없어지는 게 나", "없어지는 게 낫",
+    "죽는 게 나아", "죽는 게 낫",
+)
+SELF_HARM_LATIN: tuple[str, ...] = (
+    "kill myself", "want to die", "wanna die", "suicide", "suicidal", "self harm", "self-harm", "end my life",
+    "hurt myself", "cut myself",
+)
+# Allergen label (as on menus) -> words a child uses for it. "해산물" means all the sea allergens.
+ALLERGEN_WORDS: dict[str, tuple[str, ...]] = {
+    "땅콩": ("땅콩", "피넛", "견과류", "견과", "peanut", "peanuts", "nut", "nuts"),
+    "우유": ("우유", "유제품", "유당", "milk", "dairy"),
+    "달걀": ("달걀", "계란", "난류", "egg", "eggs"),
+    "밀": ("밀", "밀가루", "글루텐", "wheat", "gluten"),
+    "대두": ("대두", "콩", "soy", "soybean"),
+    "새우": ("새우", "갑각류", "shrimp"),
+    "오징어": ("오징어", "squid"),
+    "조개류": ("조개류", "조개", "홍합", "바지락", "굴", "shellfish", "clam", "clams"),
+    "생선": ("생선", "물고기", "어류", "fish"),
+    "닭고기": ("닭고기", "닭", "chicken"),
+    "돼지고기": ("돼지고기", "돼지", "pork"),
+    "쇠고기": ("쇠고기", "소고기", "beef"),
+    "토마토": ("토마토", "tomato", "tomatoes"),
+}
+SEA_ALLERGY_WORDS: tuple[str, ...] = ("해산물", "해물", "seafood")
+SEA_ALLERGENS: tuple[str, ...] = ("새우", "오징어", "조개류", "생선")
 
 TIME_SLOT_WORDS: dict[str, tuple[str, ...]] = {
     "morning": ("아침", "등교 전", "등굣길", "아침밥", "모닝"),

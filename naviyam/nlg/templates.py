@@ -64,16 +64,26 @@ def compose_answer(inp: AnswerInput) -> str:
     return _recommendations(inp)
 
 
+# Refusal: no lecture, no shop, and a way back to food.
+UNSAFE_ANSWER = (
+    "그건 어린이와 청소년에게 알려 줄 수 없는 거야 🙅 대신 맛있는 음식점을 찾아 줄게! "
+    "\"분식 먹고 싶어\"처럼 물어봐 줘."
+)
+# Self-harm cue: no refusal tone; warmth first, then people who help, any time (1388 and 109 run 24/7).
+SELF_HARM_ANSWER = (
+    "많이 힘들었구나. 이야기해 줘서 고마워. 혼자 견디지 않아도 괜찮아. "
+    f"지금 바로 믿을 수 있는 어른이나 선생님께 이야기하거나 {SELF_HARM_RESOURCES}에 전화해 줘 "
+    "(1388은 문자 #1388로도 돼). 언제든 도와줄 사람이 있어. 💛 "
+    "배가 고프면 따뜻한 밥 먹을 곳도 같이 찾아 줄게."
+)
+# The recheck after ranking/NLG found something a child must not see: say nothing about it.
+UNSAFE_OUTPUT_ANSWER = "미안해요, 그 답은 보여 줄 수 없어요 🙏 다른 음식이나 가게를 물어봐 줄래요?"
+
+
 def _unsafe(verdict: SafetyVerdict | None) -> str:
     if verdict and verdict.self_harm:
-        return (
-            "많이 힘들었구나. 혼자 견디지 않아도 괜찮아. 지금 바로 어른이나 선생님께 이야기하거나 "
-            f"{SELF_HARM_RESOURCES}에 전화해 줘. 언제든 도와줄 사람이 있어. 💛"
-        )
-    return (
-        "그건 어린이와 청소년에게 알려 줄 수 없는 거야 🙅 대신 맛있는 음식점을 찾아 줄게! "
-        "\"분식 먹고 싶어\"처럼 물어봐 줘."
-    )
+        return SELF_HARM_ANSWER
+    return UNSAFE_ANSWER
 
 
 def _headline(inp: AnswerInput) -> str:
