@@ -1,37 +1,111 @@
-"""Feedback service: `POST /v1/feedback` stores clicked/ordered/favorited/rated events durably.
+"""naviyam-api: feedback intake and the model admin endpoints (one small control service).
 
-Events are the training data of the learning loop: each is validated (4xx with a message when
-not), checked against the catalogue (an unknown shop is refused, not stored), and written once
-per event id (a retried POST is acknowledged but not duplicated).
+`POST /v1/feedback` stores clicked/ordered/favorited/rated events durably. Events are the training
+data of the learning loop: each is validated (4xx with a message when not), checked against the
+catalogue (an unknown shop is refused, not stored), committed before it is acknowledged, and
+written once per event id (a retried POST is acknowledged but not duplicated).
+
+`POST /v1/admin/rollback` and `POST /v1/admin/reload` move the model registry's pointers, which
+the model servers follow (``naviyam.registry.HotModel``); `GET /v1/admin/models/{model}` shows
+them. They need ``serving.admin_token`` and are refused (503) while none is configured.
+
+Tokens are compared in constant time and never logged; logs carry counts and model names, never
+a user id, a location or a header.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import hmac
 import json
 import logging
-from pathlib import Path
+from typing import Any, Literal
 
 import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from naviyam.config import Settings
 from naviyam.data.catalog import Catalog
 from naviyam.events import EventStore
+from naviyam.registry import MODEL_RE, ModelRegistry, NoVersionError
 from naviyam.schemas import FeedbackEvent, validation_problems
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
+MAX_ADMIN_BODY_BYTES = 4 * 1024
 MAX_EVENTS = 500
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def create_app(settings: Settings, store: EventStore | None = None, shop_ids: set[str] | None = None) -> FastAPI:
-    app = FastAPI(title="naviyam-feedback")
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model: str = Field(default="ranker", pattern=MODEL_RE.pattern)
+    # production: back to the previous production version; canary: end the canary (traffic goes
+    # back to production).
+    channel: Literal["production", "canary"] = "production"
+    reason: str = Field(default="", max_length=200)
+
+
+class ReloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model: str = Field(default="ranker", pattern=MODEL_RE.pattern)
+    reason: str = Field(default="", max_length=200)
+
+
+def bearer_matches(authorization: str | None, token: str) -> bool:
+    """Constant-time check of an ``Authorization: Bearer <token>`` header.
+
+    Both sides are hashed first so that ``hmac.compare_digest`` compares equal-length values:
+    its time then depends on neither the token's content nor its length."""
+    presented = hashlib.sha256((authorization or "").encode()).digest()
+    expected = hashlib.sha256(f"Bearer {token}".encode()).digest()
+    return hmac.compare_digest(presented, expected)
+
+
+async def read_json(request: Request, limit: int, empty: Any = None) -> Any:
+    """The JSON body (``empty`` for a blank body when given), 413 over ``limit``, 400 when broken."""
+    raw = await request.body()
+    if len(raw) > limit:
+        raise HTTPException(status_code=413, detail=f"body over {limit} bytes")
+    if empty is not None and not raw.strip():
+        return empty
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise HTTPException(status_code=400, detail=f"body is not valid JSON: {exc}") from None
+
+
+def parse_admin(model_cls: type[BaseModel], body: Any) -> Any:
+    try:
+        return model_cls.model_validate(body)
+    except ValidationError as exc:
+        raise HTTPException(status_code=422, detail=validation_problems(exc)) from None
+
+
+def create_app(settings: Settings, store: EventStore | None = None, shop_ids: set[str] | None = None,
+               registry: ModelRegistry | None = None) -> FastAPI:
+    app = FastAPI(title="naviyam-api")
     store = store or EventStore(settings.state_dir / "events.sqlite")
     known_shops = shop_ids if shop_ids is not None else set(Catalog.load(settings.data_dir).shops["shop_id"])
+    registry = registry or ModelRegistry.from_settings(settings)
     token = settings.serving.feedback_token
+    admin_token = settings.serving.admin_token
+
+    def require_admin(authorization: str | None) -> None:
+        if not admin_token:
+            # Off unless configured: an admin endpoint left open by a missing setting could roll
+            # production back for anyone who can reach the service.
+            raise HTTPException(status_code=503, detail="admin endpoints are disabled: no serving.admin_token "
+                                                        "is configured (NAVIYAM_SERVING__ADMIN_TOKEN)")
+        if not bearer_matches(authorization, admin_token):
+            log.warning("admin request refused: missing or wrong bearer token")
+            raise HTTPException(status_code=401, detail="missing or wrong bearer token", headers=BEARER_CHALLENGE)
+
+    def served_model(model: str) -> None:
+        if model not in registry.models() and not (settings.models_dir / model).is_dir():
+            raise HTTPException(status_code=404, detail=f"no model {model!r} in the registry or {settings.models_dir}")
 
     @app.get("/healthz")
     def healthz():
@@ -39,15 +113,10 @@ def create_app(settings: Settings, store: EventStore | None = None, shop_ids: se
 
     @app.post("/v1/feedback")
     async def feedback(request: Request, authorization: str | None = Header(default=None)):
-        if token and not hmac.compare_digest((authorization or "").encode(), f"Bearer {token}".encode()):
-            raise HTTPException(status_code=401, detail="missing or wrong bearer token")
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise HTTPException(status_code=413, detail=f"body over {MAX_BODY_BYTES} bytes")
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise HTTPException(status_code=400, detail=f"body is not valid JSON: {exc}") from None
+        if token and not bearer_matches(authorization, token):
+            log.warning("feedback refused: missing or wrong bearer token")
+            raise HTTPException(status_code=401, detail="missing or wrong bearer token", headers=BEARER_CHALLENGE)
+        body = await read_json(request, MAX_BODY_BYTES)
         items = body.get("events") if isinstance(body, dict) and "events" in body else [body]
         if not isinstance(items, list) or not items:
             raise HTTPException(status_code=400, detail="send one event object or {\"events\": [ ... ]}")
@@ -69,9 +138,52 @@ def create_app(settings: Settings, store: EventStore | None = None, shop_ids: se
             events.append(event)
         # All or nothing: a batch with a bad event is refused whole, so a client can fix and resend it.
         if problems:
+            log.info("feedback refused: %d of %d events invalid", len(problems), len(items))
             return JSONResponse(status_code=422, content={"detail": "invalid feedback", "problems": problems})
+        # Each event is committed (synchronous=FULL) before this returns: an acknowledged event
+        # survives a crash; a crash before the answer makes the client retry, stored once by id.
         stored = sum(store.add_feedback(e) for e in events)
+        log.debug("feedback: %d stored, %d duplicates", stored, len(events) - stored)
         return {"stored": stored, "duplicates": len(events) - stored}
+
+    @app.get("/v1/admin/models/{model}")
+    def admin_status(model: str, authorization: str | None = Header(default=None)):
+        require_admin(authorization)
+        if not MODEL_RE.match(model):
+            raise HTTPException(status_code=422, detail=f"bad model name {model!r}")
+        served_model(model)
+        return {**registry.status(model), "reload_generation": registry.reload_generation(model)}
+
+    @app.post("/v1/admin/rollback")
+    async def admin_rollback(request: Request, authorization: str | None = Header(default=None)):
+        require_admin(authorization)
+        req = parse_admin(RollbackRequest, await read_json(request, MAX_ADMIN_BODY_BYTES, empty={}))
+        served_model(req.model)
+        reason = req.reason or "admin rollback"
+        if req.channel == "canary":
+            stopped = registry.stop_canary(req.model, reason=reason)
+            if stopped is None:
+                raise HTTPException(status_code=409, detail=f"{req.model} has no canary running")
+            log.warning("admin: %s canary %s stopped", req.model, stopped)
+            return {"model": req.model, "channel": "canary", "stopped": stopped, "status": registry.status(req.model)}
+        before = registry.current_version(req.model, "production")
+        try:
+            version = registry.rollback(req.model, reason=reason)
+        except NoVersionError as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
+        log.warning("admin: %s production rolled back %s -> %s", req.model, before, version)
+        return {"model": req.model, "channel": "production", "version": version, "rolled_back_from": before,
+                "status": registry.status(req.model)}
+
+    @app.post("/v1/admin/reload")
+    async def admin_reload(request: Request, authorization: str | None = Header(default=None)):
+        require_admin(authorization)
+        req = parse_admin(ReloadRequest, await read_json(request, MAX_ADMIN_BODY_BYTES, empty={}))
+        served_model(req.model)
+        generation = registry.request_reload(req.model, reason=req.reason or "admin reload")
+        log.warning("admin: %s reload requested (generation %d)", req.model, generation)
+        return {"model": req.model, "reload_generation": generation,
+                "detail": "every server of this model loads it again at its next registry check"}
 
     return app
 

@@ -80,6 +80,8 @@ class ServingSettings(BaseModel):
     # InferenceServices' in-cluster URLs (set in the ConfigMap of manifests/).
     service_urls: dict[str, str] = Field(default_factory=dict)
     feedback_token: str | None = None  # required on /v1/feedback when set
+    # Required on /v1/admin/* (rollback, reload); unset means the admin endpoints are off, never open.
+    admin_token: str | None = None
 
     def url(self, service: str) -> str:
         return f"http://{self.host}:{self.ports[service]}"

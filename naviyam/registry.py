@@ -7,6 +7,8 @@ Layout under ``settings.models_dir / "registry"``::
             registry.json        version metadata: metrics, source, created_at, notes
         production.json          {"version", "previous": [older productions, newest first], ...}
         canary.json              {"version", ...}; absent when no canary runs
+        reload.json              {"generation", ...}: bumped by ``request_reload``; serving processes
+                                 load their model again (same version included) when it changes
         counter.json             last version number handed out (never reused after a prune)
         events.jsonl             audit log: register / promote / canary / rollback / prune
         .lock                    fcntl lock taken by every writer
@@ -176,20 +178,26 @@ class ModelRegistry:
     def current_version(self, model: str, channel: Channel = "production") -> str | None:
         """The version a channel points at (None when empty). Cheap enough to poll per request:
         one ``stat``; the file is read again only after a pointer switch replaced it."""
-        path = self._pointer(model, channel)
+        return self._cached_field(model, channel, self._pointer(model, channel), "version")
+
+    def reload_generation(self, model: str) -> int:
+        """How many reloads of ``model`` were requested (0: none); polled like ``current_version``."""
+        return int(self._cached_field(model, "reload", self.model_root(model) / "reload.json", "generation") or 0)
+
+    def _cached_field(self, model: str, key: str, path: Path, field_name: str) -> Any:
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            self._cache.pop((model, channel), None)
+            self._cache.pop((model, key), None)
             return None
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        hit = self._cache.get((model, channel))
-        if hit is not None and hit[0] == key:
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        hit = self._cache.get((model, key))
+        if hit is not None and hit[0] == stamp:
             return hit[1]
         data = _read_json(path)
-        version = data.get("version") if data else None
-        self._cache[(model, channel)] = (key, version)
-        return version
+        value = data.get(field_name) if data else None
+        self._cache[(model, key)] = (stamp, value)
+        return value
 
     def resolve(self, model: str, channel: Channel = "production") -> Path:
         """Directory of the version the channel points at; ``NoVersionError`` when empty."""
@@ -310,6 +318,18 @@ class ModelRegistry:
         log.warning("%s rolled back %s -> %s (%s)", model, current["version"], target, reason)
         return target
 
+    def request_reload(self, model: str, reason: str = "") -> int:
+        """Asks every process serving ``model`` (any channel) to load it again at its next pointer
+        check, even when the version did not change: e.g. the unregistered build directory
+        (``models_dir/<model>``) was retrained in place. Returns the new reload generation."""
+        with self._locked(model) as root:
+            generation = int((_read_json(root / "reload.json") or {}).get("generation", 0)) + 1
+            _write_json_atomic(root / "reload.json", {"generation": generation, "requested_at": _now(),
+                                                      "reason": reason})
+            self._audit(model, "request_reload", generation=generation, reason=reason)
+        log.info("%s reload requested (generation %d)", model, generation)
+        return generation
+
     def _require(self, model: str, version: str) -> None:
         if not (self.version_dir(model, version) / VERSION_META).is_file():
             raise NoVersionError(f"{model} has no version {version}")
@@ -388,6 +408,7 @@ class HotModel(Generic[T]):
         self._next_check = 0.0
         self._reload_lock = threading.Lock()
         self._current: Loaded[T] | None = None
+        self._generation = 0  # the registry's reload generation the current model was loaded under
         self.reloads = 0
         self.failures = 0
         self.maybe_reload(force=True)
@@ -403,21 +424,21 @@ class HotModel(Generic[T]):
         return self._current.version if self._current else None
 
     def maybe_reload(self, force: bool = False) -> bool:
-        """Loads the channel's version when it changed; True when a new model was swapped in."""
+        """Loads the channel's version when it changed or a reload was requested
+        (``ModelRegistry.request_reload``); True when a new model was swapped in."""
         now = time.monotonic()
         if not force and now < self._next_check:
             return False
         self._next_check = now + self._interval
-        wanted = self.registry.current_version(self.model, self.channel)
-        current = self._current
-        if current is not None and current.version == wanted and not force:
+        if not force and not self._stale():
             return False
         if not self._reload_lock.acquire(blocking=force):
             return False  # another thread is loading; keep serving the current model
         try:
-            wanted = self.registry.current_version(self.model, self.channel)
-            if self._current is not None and self._current.version == wanted and not force:
+            if not force and not self._stale():
                 return False
+            generation = self.registry.reload_generation(self.model)
+            wanted = self.registry.current_version(self.model, self.channel)
             try:
                 if wanted is None:
                     if self._fallback is None or self.channel == "canary":
@@ -434,8 +455,14 @@ class HotModel(Generic[T]):
                     raise
                 return False
             self._current = Loaded(wanted, path, value)
+            self._generation = generation
             self.reloads += 1
             log.info("%s %s now serving %s", self.model, self.channel, wanted or path)
             return True
         finally:
             self._reload_lock.release()
+
+    def _stale(self) -> bool:
+        current = self._current
+        return (current is None or current.version != self.registry.current_version(self.model, self.channel)
+                or self._generation != self.registry.reload_generation(self.model))
