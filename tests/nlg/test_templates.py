@@ -1,6 +1,6 @@
 from naviyam.nlg.grounding import check_grounding
 from naviyam.nlg.normalizer import normalise_for_children
-from naviyam.nlg.templates import AnswerInput, allowed_amounts, compose_answer, josa
+from naviyam.nlg.templates import UNSAFE_ANSWER, AnswerInput, allowed_amounts, compose_answer, josa
 from naviyam.safety import check_text
 from naviyam.schemas import (
     Entities, FollowUp, Intent, MenuItem, NLUResult, Recommendation, SearchFilters, UserProfile,
@@ -55,6 +55,14 @@ def test_unsafe_refusal_has_no_shop_and_self_harm_gets_help():
     help_text = compose_answer(AnswerInput(nlu=nlu(Intent.UNSAFE_REQUEST), recommendations=[], profile=PROFILE,
                                            safety=check_text("죽고 싶어")))
     assert "1388" in help_text
+    assert "109" in help_text and "알려 줄 수 없" not in help_text  # help, never a "no"
+    assert "바삭치킨" not in help_text
+
+
+def test_classifier_only_refusal_is_the_refusal_template():
+    # The NLU may call a request unsafe without a listed word; the answer is still the refusal.
+    refusal = compose_answer(AnswerInput(nlu=nlu(Intent.UNSAFE_REQUEST), recommendations=recs(), profile=PROFILE))
+    assert refusal == UNSAFE_ANSWER and "바삭치킨" not in refusal
 
 
 def test_budget_answer_states_balance_from_profile():
