@@ -21,12 +21,20 @@ Wasserstein normed by the reference's spread for numbers (drift at 0.2; 0.3 for 
 moves a little with every day the model's feature snapshot ages) and Jensen-Shannon for
 categories (drift at 0.1). Five impressions share one turn's child and clock, so the effective
 sample of the per-turn columns is the number of turns.
+
+No personal data reaches Evidently (its HTML is shared with whoever reads the pipeline's
+artefacts): only the monitored columns are handed over, never user/session/request ids or
+coordinates, and school ids are replaced by pseudonyms keyed per report, so drift per school is
+still measured (a relabelling leaves every distance unchanged) but no report names a child's school.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import math
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +56,10 @@ THRESHOLD = 0.1             # Jensen-Shannon distance (categorical)
 NUM_THRESHOLD = 0.2         # Wasserstein distance / reference std (numerical)
 PREDICTION_THRESHOLD = 0.3  # the score: a model's scores move a little with every day of staleness
 MIN_ROWS = 30
+# Columns that identify or locate a child: never handed to Evidently, whatever a caller asks for.
+IDENTIFIERS = frozenset({"user_id", "session_id", "request_id", "event_id", "lat", "lon", "origin_lat",
+                         "origin_lon", "user_input", "final_response"})
+PSEUDONYMISED = ("school_id",)  # monitored, but only under a per-report pseudonym
 
 
 @dataclass
@@ -129,6 +141,29 @@ def reference_impressions(catalog: Catalog, events: pd.DataFrame, model_dir: Pat
 
 
 # ---------------------------------------------------------------------------------- evidently
+def evidently_frames(reference: pd.DataFrame, current: pd.DataFrame,
+                     cols: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``cols`` of both frames, the way Evidently may see them: identifiers refused, school ids
+    pseudonymised with one random key for this pair (the same school gets the same label on both
+    sides, and a different one in the next report)."""
+    refused = IDENTIFIERS.intersection(cols)
+    if refused:
+        raise ValueError(f"identifying columns must not reach a drift report: {sorted(refused)}")
+    key = secrets.token_bytes(16)
+
+    def pseudonym(value: object) -> str:
+        return "school-" + hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()[:10]
+
+    def clean(frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame[cols].reset_index(drop=True)
+        for col in PSEUDONYMISED:
+            if col in out:
+                out[col] = out[col].map(pseudonym)
+        return out
+
+    return clean(reference), clean(current)
+
+
 def _run_report(reference: pd.DataFrame, current: pd.DataFrame, numerical: list[str], categorical: list[str],
                 drift_share: float):
     from evidently import DataDefinition, Dataset, Report
@@ -136,13 +171,13 @@ def _run_report(reference: pd.DataFrame, current: pd.DataFrame, numerical: list[
 
     definition = DataDefinition(numerical_columns=numerical, categorical_columns=categorical)
     cols = numerical + categorical
+    reference, current = evidently_frames(reference, current, cols)
     per_column = {PREDICTION: PREDICTION_THRESHOLD} if PREDICTION in cols else None
     report = Report([DataDriftPreset(columns=cols, drift_share=drift_share, num_method=NUM_METHOD,
                                      cat_method=CAT_METHOD, num_threshold=NUM_THRESHOLD, cat_threshold=THRESHOLD,
                                      per_column_threshold=per_column)], include_tests=True)
-    return report.run(current_data=Dataset.from_pandas(current[cols].reset_index(drop=True), data_definition=definition),
-                      reference_data=Dataset.from_pandas(reference[cols].reset_index(drop=True),
-                                                         data_definition=definition))
+    return report.run(current_data=Dataset.from_pandas(current, data_definition=definition),
+                      reference_data=Dataset.from_pandas(reference, data_definition=definition))
 
 
 def parse_snapshot(snapshot_dict: dict) -> tuple[dict[str, dict[str, Any]], dict[str, float]]:
