@@ -9,17 +9,18 @@ If the predictor fails, the order falls back to query relevance and funnel score
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
 from typing import Any
 
-import httpx
-import kserve
 import numpy as np
-from kserve.protocol.infer_type import InferInput, InferRequest
+from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
+from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
 from components.envelope_model import EnvelopeModel, decode, encode, parse_envelope
+from inference_graph.client import ServiceClient
 from naviyam.chatbot import NaviyamChatbot, record_failure, timed_step
 from naviyam.models import ModelBundle
 from naviyam.ranking.features import INPUT_NAMES, OUTPUT_NAME
@@ -39,6 +40,14 @@ def feature_source(settings):
     except Exception as exc:  # noqa: BLE001 - no Feast store yet: the ranker's own snapshot is the same data
         log.warning("Feast online store unavailable (%s); using the ranker's feature snapshot", exc)
         return None
+
+
+def _binary_input(name: str, array: np.ndarray) -> InferInput:
+    # Open-inference binary tensor extension: the 100x144 wide matrix travels as raw bytes after
+    # the JSON header instead of ~14k JSON numbers (encoding those was most of the predictor hop).
+    tensor = InferInput(name=name, shape=list(array.shape), datatype=V2_TYPES[name])
+    tensor.set_data_from_numpy(np.ascontiguousarray(array), binary_data=True)
+    return tensor
 
 
 class RankerTransformer(EnvelopeModel):
@@ -67,17 +76,29 @@ class RankerTransformer(EnvelopeModel):
         self.hot.maybe_reload(force=True)
         serving = self.settings.serving
         self.fanout_urls = {name: serving.predict_url(name) for name in FANOUT}
-        self.client = httpx.AsyncClient(timeout=serving.fanout_timeout_s,
-                                        limits=httpx.Limits(max_keepalive_connections=64))
+        self.fanout_timeout_s = serving.fanout_timeout_s
+        self.client = ServiceClient(max_connections=64)
 
-    async def _call(self, name: str, body: dict, headers: dict[str, str]) -> dict:
-        resp = await self.client.post(self.fanout_urls[name], json=body, headers=headers)
-        resp.raise_for_status()
-        return resp.json()
+    def stop(self) -> None:
+        # ModelServer unloads models on SIGTERM from inside its event loop: close the pooled
+        # connections there rather than leaving them to the garbage collector at exit.
+        super().stop()
+        client = getattr(self, "client", None)
+        if client is not None:
+            with contextlib.suppress(RuntimeError):  # no running loop: nothing left to close on
+                asyncio.get_running_loop().create_task(client.aclose())
+
+    async def _call(self, name: str, body: bytes, headers: dict[str, str]) -> dict:
+        async with asyncio.timeout(self.fanout_timeout_s):
+            resp = await self.client.post(self.fanout_urls[name], content=body, headers=headers)
+        if resp.status_code != 200:
+            raise RuntimeError(f"HTTP {resp.status_code}: {resp.content[:200]!r}")
+        return json.loads(resp.content)
 
     async def fan_out(self, env: Envelope, headers: dict[str, str] | None) -> None:
-        body = env.model_dump(mode="json")
+        body = env.model_dump_json().encode("utf-8")
         fwd = {k: v for k, v in (headers or {}).items() if k.lower() == "x-request-id"}
+        fwd["content-type"] = "application/json"
         with timed_step(env, "fanout"):
             results = await asyncio.gather(*(self._call(n, body, fwd) for n in FANOUT), return_exceptions=True)
         for name, result in zip(FANOUT, results):
@@ -98,17 +119,38 @@ class RankerTransformer(EnvelopeModel):
         self.hot.maybe_reload()
         features, version = self.hot.get().value
         inputs = await asyncio.to_thread(features.build_inputs, [env.profile], list(pool), env.context)
-        request = InferRequest(
-            model_name=self.name, request_id=uuid.uuid4().hex,
-            infer_inputs=[InferInput(name=n, shape=list(inputs[n].shape), datatype=V2_TYPES[n], data=inputs[n])
-                          for n in INPUT_NAMES],
-        )
-        # kserve.Model.predict (not EnvelopeModel's) sends it to --predictor_host with the
-        # configured protocol and timeout.
-        response = await kserve.Model.predict(self, request, headers)
+        request = InferRequest(model_name=self.name, request_id=uuid.uuid4().hex,
+                               infer_inputs=[_binary_input(n, inputs[n]) for n in INPUT_NAMES])
+        response = await self.call_predictor(request, headers)
         output = next(o for o in response.outputs if o.name == OUTPUT_NAME)
         env.model_versions["ranking"] = version
         return np.asarray(output.as_numpy(), dtype=np.float32)
+
+    async def call_predictor(self, request: InferRequest, headers: dict[str, str] | None) -> InferResponse:
+        """POST the request to ``--predictor_host`` as open-inference v2 with binary tensors.
+
+        Not through ``kserve.Model.predict``: kserve 0.21 always adds ``Content-Type:
+        application/json`` to predictor calls, so the predictor cannot parse a binary-extension
+        body; the URL, protocol and timeout still come from KServe's predictor flags.
+        """
+        config = self.predictor_config
+        if config is None or not config.predictor_host:
+            raise RuntimeError("no --predictor_host configured")
+        if config.predictor_protocol != "v2":
+            raise RuntimeError(f"the ranker predictor speaks v2; --predictor_protocol is {config.predictor_protocol}")
+        body, json_length = request.to_rest()
+        out_headers = {k: v for k, v in (headers or {}).items() if k.lower() == "x-request-id"}
+        out_headers["content-type"] = "application/octet-stream" if json_length else "application/json"
+        if json_length:
+            out_headers[INFERENCE_CONTENT_LENGTH_HEADER] = str(json_length)
+        else:
+            body = json.dumps(body).encode("utf-8")
+        url = f"{config.predictor_base_url}/v2/models/{self.name}/infer"
+        async with asyncio.timeout(config.predictor_request_timeout_seconds):
+            resp = await self.client.post(url, content=body, headers=out_headers)
+        if resp.status_code != 200:
+            raise RuntimeError(f"predictor HTTP {resp.status_code}: {resp.content[:200]!r}")
+        return InferResponse.from_bytes(resp.content, len(resp.content))
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None,
                       response_headers: dict[str, str] | None = None) -> Any:

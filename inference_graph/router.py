@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import gjson
-import httpx
 from starlette.requests import Request  # module level: FastAPI resolves the handlers' annotations here
 from starlette.responses import JSONResponse, Response
 
+from inference_graph.client import CALL_ERRORS, ServiceClient
 from inference_graph.spec import (
     DATA_RESPONSE,
     DEFAULT_CRD_DIR,
@@ -173,7 +173,7 @@ class GraphRouter:
     """
 
     def __init__(self, graph: InferenceGraph, service_urls: Mapping[str, str],
-                 step_timeout_s: float | None = None, client: httpx.AsyncClient | None = None, *,
+                 step_timeout_s: float | None = None, client: ServiceClient | None = None, *,
                  graph_timeout_s: float | None = None, rng: random.Random | None = None,
                  propagate_headers: Iterable[str] = ()):
         graph.validate_graph()
@@ -206,7 +206,7 @@ class GraphRouter:
 
     # -- client --------------------------------------------------------------------------
     @property
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> ServiceClient:
         if self._client is None:
             self._client = new_client()
         return self._client
@@ -368,7 +368,7 @@ class GraphRouter:
         except TimeoutError:
             raise _RoutingError(500, f"step {step.path} ({url}): no answer within the step timeout of "
                                      f"{self.step_timeout_s:g}s", step.path) from None
-        except httpx.HTTPError as exc:
+        except CALL_ERRORS as exc:
             raise _RoutingError(500, f"step {step.path} ({url}): {type(exc).__name__}: {exc}", step.path) from None
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s -> %d in %.2f ms", step.path, resp.status_code, (time.perf_counter() - started) * 1e3)
@@ -394,13 +394,9 @@ def _annotate(body: bytes, step: str) -> bytes:
     return body
 
 
-def new_client(max_connections: int = 100) -> httpx.AsyncClient:
-    """The router's HTTP client: pooled keep-alive connections, no client-side timeout (the router
-    applies its own step and graph timeouts), no proxies from the environment (loopback services)."""
-    return httpx.AsyncClient(timeout=None, trust_env=False, follow_redirects=False,
-                             limits=httpx.Limits(max_connections=max_connections,
-                                                 max_keepalive_connections=max_connections,
-                                                 keepalive_expiry=60.0))
+def new_client(max_connections: int = 100) -> ServiceClient:
+    """The router's HTTP client (see inference_graph/client.py for why aiohttp)."""
+    return ServiceClient(max_connections=max_connections)
 
 
 # -- the HTTP app ----------------------------------------------------------------------------
@@ -427,7 +423,7 @@ def readiness_url(predict_url: str) -> str | None:
 
 def create_app(graph_path: str | Path, service_urls: Mapping[str, str], *, step_timeout_s: float | None = None,
                graph_timeout_s: float | None = None, propagate_headers: Sequence[str] = (),
-               rng: random.Random | None = None, client: httpx.AsyncClient | None = None,
+               rng: random.Random | None = None, client: ServiceClient | None = None,
                crd_dir: Path | None = DEFAULT_CRD_DIR):
     """FastAPI app: ``POST /`` routes the graph; ``GET /healthz`` (alive); ``GET /readyz`` (ready;
     ``?deep=true`` also asks every model server whether it is ready)."""
@@ -497,7 +493,7 @@ async def _probe_services(router: GraphRouter) -> dict[str, bool]:
             return url, True  # unknown protocol: nothing to ask
         try:
             resp = await router.client.get(ready_url, timeout=2.0)
-        except httpx.HTTPError:
+        except (*CALL_ERRORS, TimeoutError):
             return url, False
         return url, resp.status_code == 200
 
