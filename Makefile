@@ -17,7 +17,7 @@ help:
 	@echo "make demo   - install, build data and models, answer '$(EXAMPLE)'"
 	@echo "make test   - install, build, run the test suite"
 	@echo "make serve  - the online path: KServe model servers + graph router on :8080, feedback on :9107"
-	@echo "make bench  - latency benchmarks (percentiles, ratios)"
+	@echo "make bench  - latency benchmarks (percentiles, ratios), CPU per request, 60 s soak (memory, errors)"
 	@echo "make validate-manifests - offline validation of manifests/ (kustomize, schemas, CRDs)"
 	@echo "make images - build the component images (needs a container engine)"
 	@echo "make pipelines - compile the Kubeflow pipelines to IR YAML (var/pipelines/)"

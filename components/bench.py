@@ -11,10 +11,12 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import random
 import time
 
 import httpx
+import psutil
 
 from components.local_stack import LocalStack
 from naviyam.bench import QUERIES, percentiles
@@ -33,6 +35,7 @@ def bench_texts(settings: Settings) -> list[str]:
 
 async def _client(client: httpx.AsyncClient, url: str, deadline: float, seed: int, out: dict,
                   texts: list[str]) -> None:
+    started = out["started"]
     rng = random.Random(seed)
     session = f"bench-{seed}"
     while time.perf_counter() < deadline:
@@ -44,6 +47,7 @@ async def _client(client: httpx.AsyncClient, url: str, deadline: float, seed: in
         except httpx.HTTPError:
             ok, resp = False, None
         out["latency_ms"].append((time.perf_counter() - start) * 1000)
+        out["at_s"].append(start - started)
         if not ok:
             out["errors"] += 1
             continue
@@ -53,8 +57,12 @@ async def _client(client: httpx.AsyncClient, url: str, deadline: float, seed: in
             out["steps"].setdefault(step, []).append(ms)
 
 
-async def load(url: str, clients: int, seconds: float, texts: list[str] = QUERIES) -> dict:
-    out: dict = {"latency_ms": [], "errors": 0, "steps": {}, "searches": 0}
+async def load(url: str, clients: int, seconds: float, texts: list[str] = QUERIES, out: dict | None = None) -> dict:
+    """Closed-loop load: ``clients`` concurrent clients, each sending its next request when the last
+    one is answered. ``out`` (optional) is filled as requests complete, for a concurrent observer."""
+    out = out if out is not None else {}
+    out.update({"latency_ms": [], "at_s": [], "errors": 0, "steps": {}, "searches": 0,
+                "started": time.perf_counter()})
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         deadline = time.perf_counter() + seconds
@@ -69,25 +77,57 @@ async def load(url: str, clients: int, seconds: float, texts: list[str] = QUERIE
     }
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """user+system CPU seconds so far of each server process."""
+    out = {}
+    for name, pid in pids.items():
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        out[name] = t.user + t.system
+    return out
+
+
+def measure(url: str, pids: dict[str, int], clients: int, seconds: float, texts: list[str]) -> dict:
+    """One load level, plus the CPU each process spent per request: the budget that decides
+    throughput when the whole stack shares a few cores."""
+    before, own = cpu_seconds(pids), time.process_time()
+    result = asyncio.run(load(url, clients, seconds, texts))
+    after, own = cpu_seconds(pids), time.process_time() - own
+    n = max(result["requests"], 1)
+    result["cpu_ms_per_request"] = {k: round(1000 * (after[k] - before[k]) / n, 2) for k in after if k in before}
+    result["cpu_ms_per_request"]["load generator"] = round(1000 * own / n, 2)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="components.bench")
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--soak-seconds", type=float, default=60.0,
+                        help="soak run length in seconds (0 skips it; capped at 1800)")
+    parser.add_argument("--soak-clients", type=int, default=8)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     settings = Settings.load()
-    results = []
+    results, soaked = [], None
     with LocalStack(settings, log_dir=settings.home / "logs") as stack:
         url = f"http://{settings.serving.host}:{settings.serving.router_port}/"
+        pids = {name: proc.pid for name, proc in stack.procs.items()}
         texts = bench_texts(settings)
         asyncio.run(load(url, 4, 3.0))  # warm every node's first-request paths
         for clients in (int(c) for c in args.clients.split(",")):
-            results.append(asyncio.run(load(url, clients, args.seconds, texts)))
-        del stack
+            results.append(measure(url, pids, clients, args.seconds, texts))
+        if args.soak_seconds > 0:
+            from components.soak import soak
+
+            soaked = asyncio.run(soak(url, pids, clients=args.soak_clients, seconds=args.soak_seconds, texts=texts))
     if args.json:
-        print(json.dumps(results, ensure_ascii=False))
+        print(json.dumps({"graph": results, "soak": soaked}, ensure_ascii=False))
         return 0
+    cores = os.cpu_count() or 1
     for r in results:
         lat = r["latency_ms"]
         mark = ""
@@ -98,6 +138,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['throughput_rps']} req/s  errors {r['error_rate']:.2%}  searches {r['search_share']:.0%}{mark}")
         hops = "  ".join(f"{k} {v['p50']}" for k, v in r["steps_ms"].items())
         print(f"    per hop p50 (ms): {hops}")
+        cpu = r["cpu_ms_per_request"]
+        print(f"    CPU per request: {sum(cpu.values()):.1f} ms = " + "  ".join(f"{k} {v}" for k, v in cpu.items()))
+    # Closed loop: p50 ~ clients / throughput, and throughput <= cores / CPU per request.
+    budget = 1000 * cores * TARGET_P50_MS / 1000 / 32
+    print(f"    (p50 <= {TARGET_P50_MS} ms at 32 closed-loop clients needs >= {32 * 1000 / TARGET_P50_MS:.0f} req/s, "
+          f"i.e. <= {budget:.1f} ms CPU per request on this machine's {cores} cores)")
+    if soaked:
+        from components.soak import format_soak
+
+        print("\n".join(format_soak(soaked)))
     return 0
 
 
