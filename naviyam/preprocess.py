@@ -73,13 +73,17 @@ _POSITIVE = ("좋아", "좋다", "좋은", "최고", "맛있", "고마", "감사
              "재밌", "설레", "굿", "😋", "😍", "🥰", "😊", "😄", "😆", "👍", "❤", "♥")
 
 
-def clean_text(text: str) -> str:
-    """NFKC (jamo-safe), no control characters or emoji, squashed repeats, single spaces."""
+def normalize_unicode(text: str) -> str:
+    """NFKC that leaves Hangul compatibility jamo ("ㅋㅋ", "ㅠㅠ") as the child typed them."""
     parts = _COMPAT_JAMO_RUN.split(text)
     # split() with one capture group alternates non-jamo (even) and jamo (odd) runs.
     text = "".join(p if i % 2 else unicodedata.normalize("NFKC", p) for i, p in enumerate(parts))
-    text = text.translate(_CONJOINING_TABLE)
-    text = _EMOJI.sub(" ", text)
+    return text.translate(_CONJOINING_TABLE)
+
+
+def clean_text(text: str) -> str:
+    """NFKC (jamo-safe), no control characters or emoji, squashed repeats, single spaces."""
+    text = _EMOJI.sub(" ", normalize_unicode(text))
     chars = []
     for ch in text:
         category = unicodedata.category(ch)

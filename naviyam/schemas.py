@@ -2,13 +2,20 @@
 
 Every step takes and returns these models, so the in-process chatbot, the CLI and the served
 graph exchange exactly the same shapes.
+
+They are also the input boundary of every HTTP endpoint (graph nodes and feedback), so they carry
+its hardening: the chat text is NFKC-normalised and refused when it holds control characters,
+lone surrogates or bidi overrides or is too long; ids match one safe pattern; numbers have ranges;
+and everything an Envelope carries (lists, maps, strings) has a size bound, so a forged envelope
+sent straight to a node is refused with a 4xx instead of making the node do unbounded work.
 """
 from __future__ import annotations
 
 import time
+import unicodedata
 from datetime import datetime
 from enum import Enum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -17,6 +24,45 @@ CATEGORIES: tuple[str, ...] = (
     "카페·디저트", "베이커리", "편의점", "도시락",
 )
 MAX_TEXT_CHARS = 1000
+
+# Ids travel into SQLite keys, log lines, file names and Feast entity keys: one pattern for all.
+ID_PATTERN = r"^[A-Za-z0-9_\-.:]+$"
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN)]
+UserId = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
+# More than any menu costs: a child's "1억원" means "no limit", so the NLU's amount is capped here
+# rather than refused (and numpy's int64 price filters can never overflow).
+MAX_BUDGET_WON = 100_000_000
+# Envelope bounds: generous for real turns (the catalogue has a few thousand shops, a turn a few
+# hundred candidates), small enough that a forged envelope cannot make a node do unbounded work.
+MAX_ENVELOPE_STR = 4096
+MAX_SHOP_LIST = 5000
+MAX_STEP_MAP = 64
+MAX_TERMS = 256
+ShopList = Annotated[list[Id], Field(max_length=MAX_SHOP_LIST)]
+Terms = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=MAX_TERMS)]
+StepMap = Annotated[dict[Annotated[str, Field(max_length=64)], float], Field(max_length=MAX_STEP_MAP)]
+StepTextMap = Annotated[dict[Annotated[str, Field(max_length=64)], str], Field(max_length=MAX_STEP_MAP)]
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+
+# Whitespace a child can type; every other C0/C1 control character is refused.
+_ORDINARY_WHITESPACE = frozenset("\t\n\r")
+# Bidi embeddings, overrides and isolates reorder what a reader (or a moderator) sees.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` may not be a chat message (None when it may): control characters, lone
+    surrogates (unencodable in UTF-8: they would break every log, database and JSON answer)."""
+    for pos, ch in enumerate(text):
+        category = unicodedata.category(ch)
+        if category == "Cc" and ch not in _ORDINARY_WHITESPACE:
+            return f"control character U+{ord(ch):04X} at position {pos}; only ordinary whitespace is allowed"
+        if category == "Cs":
+            return f"lone surrogate U+{ord(ch):04X} at position {pos} is not valid Unicode text"
+        if ch in _BIDI_CONTROLS:
+            return f"bidi control U+{ord(ch):04X} at position {pos} is not allowed"
+    return None
 
 
 def validation_problems(exc: ValidationError, limit: int = 5) -> list[str]:
@@ -55,34 +101,60 @@ class FollowUp(str, Enum):
 class UserInput(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
-    user_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")
+    user_id: UserId
+    # The raw length is checked first (cheap refusal of huge bodies), the normalised one after.
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
-    session_id: str | None = Field(default=None, max_length=128)
+    session_id: Id | None = None
     timestamp: datetime = Field(default_factory=datetime.now)
-    lat: float | None = Field(default=None, ge=-90, le=90)
-    lon: float | None = Field(default=None, ge=-180, le=180)
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _normalised_text(cls, value: str) -> str:
+        problem = text_problem(value)
+        if problem:
+            raise ValueError(f"text has a {problem}")
+        # Imported here: preprocess imports this module. Same jamo-safe NFKC as step 3, so what is
+        # stored, logged and quoted to the LLM is the text the NLU saw.
+        from naviyam.preprocess import normalize_unicode
+
+        value = normalize_unicode(value).strip()
+        if not value:
+            raise ValueError("text is empty after unicode normalisation")
+        if len(value) > MAX_TEXT_CHARS:
+            raise ValueError(f"text is over {MAX_TEXT_CHARS} characters after unicode normalisation")
+        return value
 
 
-class Morpheme(BaseModel):
-    form: str
-    tag: str
+class Bounded(BaseModel):
+    """Base of everything an Envelope carries: no string longer than ``MAX_ENVELOPE_STR``."""
+
+    model_config = ConfigDict(str_max_length=MAX_ENVELOPE_STR)
 
 
-class Preprocessed(BaseModel):
-    original_text: str
-    cleaned_text: str
-    morphemes: list[Morpheme] = Field(default_factory=list)
-    keywords: list[str] = Field(default_factory=list)
+class Morpheme(Bounded):
+    form: str = Field(max_length=MAX_TEXT_CHARS)
+    tag: str = Field(max_length=16)
+
+
+class Preprocessed(Bounded):
+    original_text: str = Field(max_length=MAX_TEXT_CHARS)
+    cleaned_text: str = Field(max_length=MAX_TEXT_CHARS)
+    # A syllable splits into at most a few morphemes ("했었" -> 하/였/었): the text length bounds both lists.
+    morphemes: list[Morpheme] = Field(default_factory=list, max_length=4 * MAX_TEXT_CHARS)
+    keywords: list[Annotated[str, Field(max_length=MAX_TEXT_CHARS)]] = Field(
+        default_factory=list, max_length=MAX_TEXT_CHARS)
     emotion: Literal["POSITIVE", "NEGATIVE", "NEUTRAL", "HUNGRY"] = "NEUTRAL"
-    text_length: int = 0
+    text_length: int = Field(default=0, ge=0, le=MAX_TEXT_CHARS)
 
 
-class Entities(BaseModel):
+class Entities(Bounded):
     food_category: str | None = None
-    menu_item: str | None = None
-    shop_name: str | None = None
+    menu_item: str | None = Field(default=None, max_length=200)
+    shop_name: str | None = Field(default=None, max_length=200)
     budget: int | None = Field(default=None, ge=0)
-    location: str | None = None
+    location: str | None = Field(default=None, max_length=200)
     payment_method: Literal["meal_card", "cash", "card"] | None = None
     time_slot: TimeSlot | None = None
 
@@ -93,20 +165,25 @@ class Entities(BaseModel):
             raise ValueError(f"unknown food_category {value!r}")
         return value
 
+    @field_validator("budget")
+    @classmethod
+    def _capped_budget(cls, value: int | None) -> int | None:
+        return None if value is None else min(value, MAX_BUDGET_WON)
 
-class SearchFilters(BaseModel):
+
+class SearchFilters(Bounded):
     """Hard constraints: a shop that fails any of these is never recommended."""
 
     category: str | None = None
     meal_card: bool = False
-    max_price: int | None = None          # the cheapest menu must fit
-    shop_name: str | None = None
-    menu_item: str | None = None
-    exclude_shop_ids: list[str] = Field(default_factory=list)
-    allergies: list[str] = Field(default_factory=list)  # a shop needs >= 1 menu free of these
-    near_school_id: str | None = None
-    max_distance_km: float | None = None
-    open_at: str | None = None            # "HH:MM"; shop must be open then
+    max_price: int | None = Field(default=None, ge=0, le=MAX_BUDGET_WON)  # the cheapest menu must fit
+    shop_name: str | None = Field(default=None, max_length=200)
+    menu_item: str | None = Field(default=None, max_length=200)
+    exclude_shop_ids: ShopList = Field(default_factory=list)
+    allergies: Terms = Field(default_factory=list)  # a shop needs >= 1 menu free of these
+    near_school_id: Id | None = None
+    max_distance_km: float | None = Field(default=None, ge=0, le=50, allow_inf_nan=False)
+    open_at: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # shop must be open then
     prefer_good_influence: bool = False   # soft: boosts 착한가게, never excludes
 
     def describe(self) -> list[str]:
@@ -133,21 +210,21 @@ class SearchFilters(BaseModel):
         return out
 
 
-class NLUResult(BaseModel):
+class NLUResult(Bounded):
     intent: Intent
     entities: Entities = Field(default_factory=Entities)
     confidence: float = Field(ge=0.0, le=1.0)
     filters: SearchFilters = Field(default_factory=SearchFilters)
-    semantic_query: str = ""
+    semantic_query: str = Field(default="", max_length=MAX_TEXT_CHARS)
     followup: FollowUp = FollowUp.NONE
-    backend: str = "fast"
-    intent_scores: dict[str, float] = Field(default_factory=dict)
+    backend: str = Field(default="fast", max_length=64)
+    intent_scores: StepMap = Field(default_factory=dict)
 
 
-class MenuItem(BaseModel):
-    name: str
-    price: int
-    allergens: list[str] = Field(default_factory=list)
+class MenuItem(Bounded):
+    name: str = Field(max_length=200)
+    price: int = Field(ge=0, le=MAX_BUDGET_WON)
+    allergens: Terms = Field(default_factory=list)
     is_signature: bool = False
 
 
@@ -176,52 +253,52 @@ class Shop(BaseModel):
         return f"{self.open_time}-{self.close_time}"
 
 
-class UserProfile(BaseModel):
-    user_id: str
-    age: int
-    school_id: str
-    preferred_categories: list[str] = Field(default_factory=list)
-    allergies: list[str] = Field(default_factory=list)
+class UserProfile(Bounded):
+    user_id: UserId
+    age: int = Field(ge=0, le=150)
+    school_id: Id
+    preferred_categories: Terms = Field(default_factory=list)
+    allergies: Terms = Field(default_factory=list)
     has_meal_card: bool = True
-    meal_card_name: str | None = None
-    meal_card_balance: int = 0
-    per_meal_allowance: int = 9500
+    meal_card_name: str | None = Field(default=None, max_length=200)
+    meal_card_balance: int = Field(default=0, ge=0, le=MAX_BUDGET_WON)
+    per_meal_allowance: int = Field(default=9500, ge=0, le=MAX_BUDGET_WON)
     is_new: bool = False
 
 
-class RetrievalHit(BaseModel):
-    shop_id: str
+class RetrievalHit(Bounded):
+    shop_id: Id
     rag_score: float
     dense_score: float = 0.0
     bm25_score: float = 0.0
     matched_content: str = ""
 
 
-class Candidate(BaseModel):
-    shop_id: str
-    scores: dict[str, float] = Field(default_factory=dict)  # per funnel (+ "rag")
+class Candidate(Bounded):
+    shop_id: Id
+    scores: StepMap = Field(default_factory=dict)  # per funnel (+ "rag")
 
     @property
     def base_score(self) -> float:
         return max(self.scores.values(), default=0.0)
 
 
-class Recommendation(BaseModel):
-    rank: int
-    shop_id: str
+class Recommendation(Bounded):
+    rank: int = Field(ge=0, le=MAX_SHOP_LIST)
+    shop_id: Id
     name: str
     category: str
     address: str
     distance_m: int | None = None
     walk_minutes: int | None = None
-    menus: list[MenuItem] = Field(default_factory=list)  # the menus the answer shows
+    menus: list[MenuItem] = Field(default_factory=list, max_length=100)  # the menus the answer shows
     min_price: int
     accepts_meal_card: bool
     is_good_influence_shop: bool
     opening_hours: str
     rating: float
     personalized_score: float
-    funnel_scores: dict[str, float] = Field(default_factory=dict)
+    funnel_scores: StepMap = Field(default_factory=dict)
 
 
 class ResponseMetadata(BaseModel):
@@ -249,24 +326,24 @@ FeedbackType = Literal["clicked", "ordered", "favorited", "rated"]
 
 
 class FeedbackEvent(BaseModel):
-    event_id: str = Field(min_length=1, max_length=128)
-    user_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-.:]+$")
-    shop_id: str = Field(min_length=1, max_length=64)
+    event_id: Id
+    user_id: UserId
+    shop_id: Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
     feedback_type: FeedbackType
-    satisfaction_score: float | None = Field(default=None, ge=1.0, le=5.0)
-    request_id: str | None = None
+    satisfaction_score: float | None = Field(default=None, ge=1.0, le=5.0, allow_inf_nan=False)
+    request_id: Id | None = None
     timestamp: datetime = Field(default_factory=datetime.now)
-    order_amount: int | None = Field(default=None, ge=0)
+    order_amount: int | None = Field(default=None, ge=0, le=MAX_BUDGET_WON)
 
 
-class RequestContext(BaseModel):
+class RequestContext(Bounded):
     """Where and when the child is asking; shared by the candidate funnels and the ranker."""
 
     now: datetime
     time_slot: TimeSlot
-    origin_lat: float
-    origin_lon: float
-    school_id: str | None = None
+    origin_lat: Latitude
+    origin_lon: Longitude
+    school_id: Id | None = None
 
 
 def time_slot_of(moment: datetime) -> TimeSlot:
@@ -286,7 +363,7 @@ def time_slot_of(moment: datetime) -> TimeSlot:
 ENVELOPE_VERSION = "1"
 
 
-class Envelope(BaseModel):
+class Envelope(Bounded):
     """The state of one chat turn as it moves through the steps (and, served, the graph nodes).
 
     Each step fills its own fields and leaves the others alone, so nothing is recomputed
@@ -294,25 +371,26 @@ class Envelope(BaseModel):
     app the answer was built without them.
     """
 
-    schema_version: str = ENVELOPE_VERSION
-    request_id: str
-    started_at: float = Field(default_factory=time.time)  # epoch seconds, for response_time across nodes
+    schema_version: str = Field(default=ENVELOPE_VERSION, max_length=16)
+    request_id: Id
+    # Epoch seconds, for response_time across nodes.
+    started_at: float = Field(default_factory=time.time, ge=0, allow_inf_nan=False)
     input: UserInput
     profile: UserProfile | None = None
     preprocessed: Preprocessed | None = None
     nlu: NLUResult | None = None
-    unsafe_terms: list[str] = Field(default_factory=list)
-    unsafe_kinds: list[str] = Field(default_factory=list)
+    unsafe_terms: Terms = Field(default_factory=list)
+    unsafe_kinds: Terms = Field(default_factory=list)
     filters: SearchFilters | None = None
     context: RequestContext | None = None
     relaxed_distance: bool = False
     needs_search: bool = False  # the graph's Switch routes on this
-    retrieval: list[RetrievalHit] | None = None
-    candidates: list[Candidate] | None = None
-    recommendations: list[Recommendation] = Field(default_factory=list)
-    recommendation_method: str = ""
+    retrieval: list[RetrievalHit] | None = Field(default=None, max_length=MAX_SHOP_LIST)
+    candidates: list[Candidate] | None = Field(default=None, max_length=MAX_SHOP_LIST)
+    recommendations: list[Recommendation] = Field(default_factory=list, max_length=100)
+    recommendation_method: str = Field(default="", max_length=200)
     answer: str | None = None
-    model_versions: dict[str, str] = Field(default_factory=dict)
-    timings_ms: dict[str, float] = Field(default_factory=dict)
-    errors: dict[str, str] = Field(default_factory=dict)
+    model_versions: StepTextMap = Field(default_factory=dict)
+    timings_ms: StepMap = Field(default_factory=dict)
+    errors: StepTextMap = Field(default_factory=dict)
     degraded: bool = False
