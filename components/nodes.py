@@ -11,7 +11,7 @@ from __future__ import annotations
 from kserve.errors import InvalidInput
 from pydantic import ValidationError
 
-from components.envelope_model import EnvelopeModel, parse_envelope
+from components.envelope_model import EnvelopeModel, parse_envelope, safe_text
 from naviyam.chatbot import NaviyamChatbot
 from naviyam.models import ModelBundle
 from naviyam.schemas import UserInput, validation_problems
@@ -40,7 +40,7 @@ class NLUNode(ChatNode):
         try:
             user_input = UserInput.model_validate(raw)
         except ValidationError as exc:
-            raise InvalidInput(f"invalid chat request: {'; '.join(validation_problems(exc))}") from None
+            raise InvalidInput(safe_text(f"invalid chat request: {'; '.join(validation_problems(exc))}")) from None
         env = self.bot.start(user_input)
         return self.bot.understand(env).model_dump(mode="json")
 
@@ -53,7 +53,9 @@ class SearchStepNode(ChatNode):
     def handle(self, body: dict) -> dict:
         env = parse_envelope(body)
         if not env.needs_search:
-            return body
+            # The validated envelope, not the body: unknown keys of a forged body (which may hold
+            # anything, a lone surrogate included) are not passed on.
+            return env.model_dump(mode="json")
         return getattr(self.bot, self.step)(env).model_dump(mode="json")
 
 

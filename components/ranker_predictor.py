@@ -3,6 +3,9 @@
 Takes the model's named input tensors (wide, user_idx, shop_idx, category_idx) and returns
 `score`. v2: one InferInput per tensor. v1: `{"inputs": {name: nested list}}` or
 `{"instances": [{name: row}, ...]}`, answered as `{"predictions": [score, ...]}`.
+
+Inputs are checked before onnxruntime sees them (shapes, at most ``MAX_ROWS`` rows, finite
+``wide`` values, ids inside the embedding tables): anything else is a 400, never a 500.
 """
 from __future__ import annotations
 
@@ -12,15 +15,21 @@ from typing import Any
 
 import kserve
 import numpy as np
+from kserve import model_server
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
+from components.envelope_model import guard_app
 from naviyam.config import Settings
 from naviyam.ranking.features import INPUT_NAMES, OUTPUT_NAME
 from naviyam.ranking.scorer import OnnxRanker
 from naviyam.registry import HotModel, ModelRegistry
 
 DTYPES = {"wide": np.float32, "user_idx": np.int64, "shop_idx": np.int64, "category_idx": np.int64}
+# A request ranks one child's candidate pool (a few hundred shops); far more is not a real request.
+MAX_ROWS = 5000
+# Numbers too big for the dtype, ragged lists, wrong types: numpy's ways of saying "bad input".
+_CONVERSION_ERRORS = (KeyError, TypeError, ValueError, OverflowError, AttributeError)
 
 
 def _arrays_from_v1(body: dict) -> dict[str, np.ndarray]:
@@ -34,13 +43,27 @@ def _arrays_from_v1(body: dict) -> dict[str, np.ndarray]:
     return {name: np.asarray(cols[name], dtype=DTYPES[name]) for name in INPUT_NAMES}
 
 
-def _check(arrays: dict[str, np.ndarray], wide_dim: int) -> None:
-    n = arrays["wide"].shape[0]
-    if arrays["wide"].ndim != 2 or arrays["wide"].shape[1] != wide_dim:
-        raise InvalidInput(f"'wide' must be [N, {wide_dim}], got {list(arrays['wide'].shape)}")
+def _check(arrays: dict[str, np.ndarray], wide_dim: int, vocab: dict[str, int]) -> None:
+    """Shapes, row count, finite features and in-range ids (an out-of-range id would make
+    onnxruntime's Gather fail: a 500 for what is bad input)."""
+    wide = arrays["wide"]
+    if wide.ndim != 2 or wide.shape[1] != wide_dim:
+        raise InvalidInput(f"'wide' must be [N, {wide_dim}], got {list(wide.shape)}")
+    n = wide.shape[0]
+    if n > MAX_ROWS:
+        raise InvalidInput(f"at most {MAX_ROWS} rows per request, got {n}")
+    if not np.isfinite(wide).all():
+        raise InvalidInput("'wide' holds NaN or infinite values")
     for name in INPUT_NAMES[1:]:
         if arrays[name].shape != (n,):
             raise InvalidInput(f"'{name}' must be [{n}], got {list(arrays[name].shape)}")
+        if n and (arrays[name].min() < 0 or arrays[name].max() >= vocab[name]):
+            raise InvalidInput(f"'{name}' values must be in [0, {vocab[name]})")
+
+
+def _vocab(ranker: OnnxRanker) -> dict[str, int]:
+    space = ranker.features.space
+    return {"user_idx": space.n_users, "shop_idx": space.n_shops, "category_idx": space.n_categories}
 
 
 class RankerPredictor(kserve.Model):
@@ -54,6 +77,7 @@ class RankerPredictor(kserve.Model):
         self.ready = False
 
     def load(self) -> bool:
+        guard_app(model_server.app)
         self.hot = HotModel(ModelRegistry.from_settings(self.settings), "ranker", OnnxRanker.load,
                             channel=self.channel, fallback_dir=self.settings.models_dir / "ranker",
                             min_check_interval_s=2.0)
@@ -72,21 +96,23 @@ class RankerPredictor(kserve.Model):
     async def predict(self, payload: Any, headers: dict[str, str] | None = None,
                       response_headers: dict[str, str] | None = None) -> Any:
         if isinstance(payload, InferRequest):
+            if any(payload.get_input_by_name(name) is None for name in INPUT_NAMES):
+                raise InvalidInput(f"v2 request needs inputs {', '.join(INPUT_NAMES)}")
             try:
                 arrays = {name: np.asarray(payload.get_input_by_name(name).as_numpy(), dtype=DTYPES[name])
                           for name in INPUT_NAMES}
-            except AttributeError:
-                raise InvalidInput(f"v2 request needs inputs {', '.join(INPUT_NAMES)}") from None
+            except _CONVERSION_ERRORS as exc:
+                raise InvalidInput(f"bad ranker input: {str(exc)[:200]}") from None
         elif isinstance(payload, dict):
             try:
                 arrays = _arrays_from_v1(payload)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise InvalidInput(f"bad ranker input: {exc}") from None
+            except _CONVERSION_ERRORS as exc:
+                raise InvalidInput(f"bad ranker input: {str(exc)[:200]}") from None
         else:
             raise InvalidInput("request body must be a JSON object")
         self.hot.maybe_reload()
         ranker = self.ranker  # one version for the whole request, whatever a reload does meanwhile
-        _check(arrays, ranker.wide_dim)
+        _check(arrays, ranker.wide_dim, _vocab(ranker))
         scores = await asyncio.to_thread(ranker.predict, arrays)
         if isinstance(payload, InferRequest):
             out = InferOutput(name=OUTPUT_NAME, shape=[len(scores)], datatype="FP32", data=scores.astype(np.float32))
