@@ -5,7 +5,10 @@ Prompt-injection resistance: the child's message is *data*, never instructions.
 - It is JSON-quoted (``json.dumps``) on one line inside one delimited block, so quotes, newlines
   and backslashes in it cannot end the quote, the block or the section.
 - Anything in it that looks like our delimiters (``<<<``, ``>>>``, ``###``, the block markers) or
-  like a tokenizer's special tokens (``<|endoftext|>``, ``</s>``, ``[INST]``) is defused first.
+  like a tokenizer's special tokens (``<|endoftext|>``, ``</s>``, ``[INST]``) is defused first,
+  after NFKC (so full-width ``＃＃＃`` or small ``﹤﹤﹤`` lookalikes are caught too) and after
+  removing invisible format characters (a zero-width space inside ``#​#​#``) and every
+  control or line-separator character (``\x85``, ``\u2028``) that could start a new line.
 - The instruction says, before the block, that nothing inside the block is to be obeyed, and the
   wrapper tokenises prompts with special tokens split, so the text cannot smuggle an EOS either.
 
@@ -16,9 +19,11 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from naviyam.preprocess import normalize_unicode
 from naviyam.schemas import Entities, Intent, Recommendation, UserProfile
 
 BLOCK_START = "<<<BEGIN_USER_DATA"
@@ -39,23 +44,32 @@ NLG_INSTRUCTION = (
     "추천 데이터의 가게, 메뉴, 가격만 말해. " + _DATA_RULE
 )
 
-# Defused forms: what an attacker's copy of a delimiter becomes inside the data.
+# Defused forms: what an attacker's copy of a delimiter becomes inside the data. The replacements
+# are NFKC-stable (♯ ‹ › ¦ 〔 〕, not full-width ＃ ｜ ［ which NFKC maps back), so a tokenizer that
+# normalises its input cannot turn them into delimiters again.
 _DEFUSE = (
-    (re.compile(r"#{2,}"), lambda m: "＃" * len(m.group(0))),
+    (re.compile(r"#{2,}"), lambda m: "♯" * len(m.group(0))),
     (re.compile(r"<{2,}"), lambda m: "‹" * len(m.group(0))),
     (re.compile(r">{2,}"), lambda m: "›" * len(m.group(0))),
-    (re.compile(r"(BEGIN|END)[\s_\-]*USER[\s_\-]*DATA", re.IGNORECASE), lambda m: "[차단된 표시]"),
-    (re.compile(r"<\|"), lambda m: "‹｜"),
-    (re.compile(r"\|>"), lambda m: "｜›"),
+    (re.compile(r"(BEGIN|END)[\s_\-]*USER[\s_\-]*DATA", re.IGNORECASE), lambda m: "〔차단된 표시〕"),
+    (re.compile(r"<\|"), lambda m: "‹¦"),
+    (re.compile(r"\|>"), lambda m: "¦›"),
     (re.compile(r"</?s>", re.IGNORECASE), lambda m: m.group(0).replace("<", "‹").replace(">", "›")),
-    (re.compile(r"\[/?INST\]", re.IGNORECASE), lambda m: m.group(0).replace("[", "［").replace("]", "］")),
+    (re.compile(r"\[/?INST\]", re.IGNORECASE), lambda m: m.group(0).replace("[", "〔").replace("]", "〕")),
 )
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# C0/C1 controls (tab and newline are JSON-escaped anyway) and the Unicode line/paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _drop_format_chars(text: str) -> str:
+    # Zero-width and bidi characters (Cf) are invisible: they could hide a delimiter from the
+    # patterns below while a model still reads it, or reorder what a reviewer sees.
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
 
 
 def defuse(text: str) -> str:
     """Neutralise delimiter and special-token lookalikes; the words stay readable."""
-    out = _CONTROL.sub(" ", text)
+    out = _CONTROL.sub(" ", _drop_format_chars(normalize_unicode(text)))
     for pattern, repl in _DEFUSE:
         out = pattern.sub(repl, out)
     return out
