@@ -1122,15 +1122,17 @@ def check_secrets(ctx: Context) -> None:
     for obj in ctx.of_kind("Secret"):
         if obj.get("data") or obj.get("stringData"):
             ctx.error(ref(obj), "a Secret with data in the manifests: create it out of band and reference it")
-    needed = set()
+    needed, optional = set(), set()
     for wl in workloads(ctx.docs):
         for _, c in containers(wl.pod or {}):
             for env in c.get("env") or []:
                 key_ref = (env.get("valueFrom") or {}).get("secretKeyRef")
                 if key_ref:
-                    needed.add(f"{key_ref.get('name')}/{key_ref.get('key')}")
+                    (optional if key_ref.get("optional") else needed).add(f"{key_ref.get('name')}/{key_ref.get('key')}")
     if needed:
         ctx.note(f"secrets to create before applying: {', '.join(sorted(needed))}")
+    if optional - needed:
+        ctx.note(f"optional secrets (features stay off without them): {', '.join(sorted(optional - needed))}")
 
 
 def _settings_fields() -> dict | None:

@@ -52,6 +52,7 @@ def test_cli_passes_and_explains_itself():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK:" in proc.stdout
     assert "secrets to create before applying: naviyam-feedback/token, naviyam-redis/password" in proc.stdout
+    assert "optional secrets (features stay off without them): naviyam-admin/token" in proc.stdout
     help_text = subprocess.run([sys.executable, "-m", "tools.validate_manifests", "--help"],
                                cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
     assert "canaryTrafficPercent only in Knative mode" in help_text
