@@ -94,6 +94,16 @@ def _searched(bot, text):
     return env
 
 
+def test_shop_filed_under_an_adult_category_never_goes_out(bot, models):
+    # The category is not in the answer text, so only the recommendation check can catch it.
+    env = _searched(bot, "떡볶이 먹고 싶어")
+    bar = env.recommendations[0] = env.recommendations[0].model_copy(update={"category": "술집"})
+    bot.answer(env)
+    assert bar.shop_id not in {r.shop_id for r in env.recommendations}
+    assert bar.name not in env.answer
+    assert env.recommendations and env.recommendations[0].name in env.answer  # the others are still answered
+
+
 def test_unsafe_shop_or_menu_from_ranking_is_dropped_and_the_rest_answered(bot, models):
     env = _searched(bot, "떡볶이 먹고 싶어")
     first, second, third = env.recommendations[:3]
