@@ -180,3 +180,18 @@ def test_a_dead_node_degrades_the_answer_not_the_graph(stack, graph_url):
     back = post(graph_url, {**SEED, "session_id": "dead3"})
     assert back.status_code == 200
     assert back.json()["recommendations"]  # retriever is back; ranked by relevance without the predictor
+
+
+def test_server_logs_hold_no_user_id_location_or_message(stack, graph_url):
+    """Runs after the dead-node test, so the logs also hold its degradation warnings. Logs go to
+    collectors with a wider audience than the event store: a child's id, where they are and what
+    they typed stay out of every server's log (a `log.info("chat %s", user_input)` anywhere fails this)."""
+    user, lat, lon, text = "user_4242", 37.51234, 127.04321, "우리집 앞 떡볶이 알려줘"
+    for body in ({"user_id": user, "text": text, "lat": lat, "lon": lon, "session_id": "pii-77"},
+                 {"user_id": user, "text": "\x07" + text, "lat": lat, "lon": lon},  # refused: 400 path
+                 {"user_id": user, "text": text, "lat": 99.5, "lon": lon}):  # refused: bad latitude
+        assert post(graph_url, body).status_code in (200, 400)
+    logged = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in stack.log_dir.glob("*.log"))
+    assert "POST" in logged or "INFO" in logged, "no server logged anything: the check would be vacuous"
+    for secret in (user, "pii-77", str(lat), str(lon), text, "99.5"):
+        assert secret not in logged, f"{secret!r} appeared in a server log"
