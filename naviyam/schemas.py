@@ -176,15 +176,23 @@ class SearchFilters(Bounded):
 
     category: str | None = None
     meal_card: bool = False
-    max_price: int | None = Field(default=None, ge=0, le=MAX_BUDGET_WON)  # the cheapest menu must fit
+    max_price: int | None = Field(default=None, ge=0)  # the cheapest menu must fit
     shop_name: str | None = Field(default=None, max_length=200)
     menu_item: str | None = Field(default=None, max_length=200)
     exclude_shop_ids: ShopList = Field(default_factory=list)
     allergies: Terms = Field(default_factory=list)  # a shop needs >= 1 menu free of these
     near_school_id: Id | None = None
-    max_distance_km: float | None = Field(default=None, ge=0, le=50, allow_inf_nan=False)
+    # Any distance on Earth (a turn "farther than the last shops" can ask for thousands of km).
+    max_distance_km: float | None = Field(default=None, ge=0, le=40_075, allow_inf_nan=False)
     open_at: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # shop must be open then
     prefer_good_influence: bool = False   # soft: boosts 착한가게, never excludes
+
+    @field_validator("max_price")
+    @classmethod
+    def _capped_price(cls, value: int | None) -> int | None:
+        # Same cap as Entities.budget: filters stored in conversation memory before the cap existed
+        # still load, and the price filter stays int64-safe.
+        return None if value is None else min(value, MAX_BUDGET_WON)
 
     def describe(self) -> list[str]:
         """Human-readable list for ``metadata.filters_applied`` (e.g. ``category:치킨``)."""
