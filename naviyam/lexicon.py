@@ -187,7 +187,9 @@ UNSAFE_EMOJI_BY_KIND: dict[str, tuple[str, ...]] = {
 # with any spacing ("마약 김밥"). Each one is a real phrase a child may type, checked in the red-team set.
 SAFE_LOOKALIKES: tuple[str, ...] = (
     "시가지", "시가총액", "룸메이트", "머쉬룸", "클럽하우스샌드위치", "클럽샌드위치", "축구클럽", "농구클럽", "야구클럽",
-    "스포츠클럽", "독서클럽", "클럽활동", "불법주차", "액상과당", "남양주", "양주시", "토토로", "포차코", "칵테일새우",
+    "스포츠클럽", "독서클럽", "클럽활동", "불법주차", "액상과당", "남양주", "양주시", "포차코", "칵테일새우", "술빵", "술떡",
+    # "토토로" is also 토토 + 로 ("토토로 돈 벌래"), so only Totoro things are lookalikes.
+    "토토로 케이크", "토토로 케익", "토토로 빵", "토토로 쿠키", "토토로 카페", "토토로 도시락",
     "과일칵테일", "맥주효모", "사케동", "마약김밥", "마약떡볶이", "마약옥수수", "마약토스트", "마약계란", "마약치킨",
     "배팅센터", "배팅장", "굿나이트", "성인병", "root beer", "cocktail shrimp", "shrimp cocktail", "fruit cocktail",
 )

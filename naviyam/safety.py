@@ -145,12 +145,10 @@ def check_request(pre) -> SafetyVerdict:
     preprocessing strips them.
     """
     morphemes = pre.morphemes
-    # A short term glued to a following noun is part of a compound ("술빵" = 술 + 빵 is bread);
-    # glued to a verb it is the word itself ("술마시러").
-    standalone = [
-        m.form for i, m in enumerate(morphemes)
-        if m.form in _SHORT_TERMS and not (i + 1 < len(morphemes) and morphemes[i + 1].tag.startswith("NN"))
-    ]
+    # kiwipiepy splits "술마시러" and "술추천" but also the bread "술빵" into 술 + ...; a morpheme
+    # counts only where it is not part of a lookalike.
+    outside_lookalikes = _LOOKALIKE_PATTERN.sub(" ", _normalise(pre.cleaned_text))
+    standalone = [m.form for m in morphemes if m.form in _SHORT_TERMS and m.form in outside_lookalikes]
     emoji = "".join(e for e in _EMOJI_TERMS if e in pre.original_text)
     verdict = check_text(f"{pre.cleaned_text} {emoji}", standalone)
     if not verdict.unsafe:
