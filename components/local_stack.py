@@ -3,13 +3,20 @@
 Starts one KServe ModelServer per component (the ranker as transformer + predictor, as on a
 cluster), the feedback service, and the graph router reading inference_graph/naviyam.yaml —
 ports from ServingSettings. Ctrl-C (or SIGTERM) stops them all.
+
+``serving.replicas`` runs more than one process for a graph step (nlu, nlg, ranker transformer),
+like the pods behind a Service: replica 0 keeps the configured port, the others get free ones,
+kept across restarts, and the router balances and retries over them (``serving.retry_*``).
+Replica ``i > 0`` of ``naviyam-nlu`` is the component ``naviyam-nlu@i``.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +34,23 @@ ROOT = Path(__file__).resolve().parents[1]
 GRAPH = ROOT / "inference_graph" / "naviyam.yaml"
 MODEL_NODES = ("naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg")
 LOG_CONFIG = ROOT / "components" / "logging.yaml"
+# The graph's own steps: the router's retries reach their replicas. (Retriever, candidates and the
+# predictor are called by the ranker transformer, which degrades instead of retrying.)
+REPLICABLE = ("naviyam-nlu", "naviyam-nlg", "naviyam-ranker")
+REPLICA_SEP = "@"
+ADMIN_TOKEN_FILE = "admin_token"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def replica_of(component: str) -> tuple[str, int]:
+    """``naviyam-nlu@1`` -> (``naviyam-nlu``, 1); a plain name is replica 0."""
+    base, sep, index = component.partition(REPLICA_SEP)
+    return base, int(index) if sep else 0
 
 
 @dataclass
@@ -34,6 +58,29 @@ class LocalStack:
     settings: Settings
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     log_dir: Path | None = None
+    replica_ports: dict[str, int] = field(default_factory=dict)  # component "name@i" -> its port
+
+    def __post_init__(self) -> None:
+        wrong = {n: k for n, k in self.settings.serving.replicas.items() if n not in REPLICABLE or k < 1}
+        if wrong:
+            raise ValueError(f"serving.replicas: {wrong} - only {', '.join(REPLICABLE)} may have replicas, "
+                             "at least 1 each")
+
+    def replicas(self, service: str) -> list[str]:
+        """The components that serve ``service``: itself, then ``service@1`` ..."""
+        n = self.settings.serving.replicas.get(service, 1)
+        return [service, *(f"{service}{REPLICA_SEP}{i}" for i in range(1, n))]
+
+    def port(self, component: str) -> int:
+        base, index = replica_of(component)
+        if index == 0:
+            return self.settings.serving.ports[base]
+        if component not in self.replica_ports:  # picked once: a restarted replica comes back on it
+            self.replica_ports[component] = free_port(self.settings.serving.host)
+        return self.replica_ports[component]
+
+    def url(self, component: str) -> str:
+        return f"http://{self.settings.serving.host}:{self.port(component)}"
 
     def _config_file(self) -> Path:
         """The stack's settings as one YAML file, so every child process sees the same ports and paths."""
@@ -56,7 +103,11 @@ class LocalStack:
                                             stderr=subprocess.STDOUT, start_new_session=True)
 
     def model_server_args(self, name: str) -> list[str]:
-        return [*self._model_server_args(name), "--log_config_file", str(LOG_CONFIG)]
+        base, index = replica_of(name)
+        args = self._model_server_args(base)
+        if index:
+            args[args.index("--http_port") + 1] = str(self.port(name))
+        return [*args, "--log_config_file", str(LOG_CONFIG)]
 
     def _model_server_args(self, name: str) -> list[str]:
         s = self.settings.serving
@@ -92,9 +143,16 @@ class LocalStack:
 
         return ModelRegistry.from_settings(self.settings).current_version("ranker", "canary")
 
+    def service_endpoints(self, service: str) -> str | list[str]:
+        """Predict URL(s) of a graph service: one per replica (a configured URL is a Service's)."""
+        s = self.settings.serving
+        if service in s.service_urls or len(self.replicas(service)) == 1:
+            return s.predict_url(service)
+        return [f"{self.url(c)}/v1/models/{service}:predict" for c in self.replicas(service)]
+
     def router_args(self) -> list[str]:
         s = self.settings.serving
-        services = {name: s.predict_url(name) for name in (*MODEL_NODES, "naviyam-ranker")}
+        services = {name: self.service_endpoints(name) for name in (*MODEL_NODES, "naviyam-ranker")}
         graph = GRAPH
         if self.canary_version():
             # KServe's canaryTrafficPercent, locally: the graph's Splitter sends 10% to the canary pair.
@@ -110,6 +168,8 @@ class LocalStack:
         return ["-m", "inference_graph.router", "--graph", str(graph), "--services", str(path),
                 "--port", str(s.router_port), "--host", s.host,
                 "--step-timeout", str(s.step_timeout_s), "--graph-timeout", str(s.graph_timeout_s),
+                "--retries", str(s.retry_attempts), "--per-try-timeout", str(s.per_try_timeout_s),
+                "--retry-on", ",".join(s.retry_on), "--ejection", str(s.outlier_ejection_s),
                 "--propagate-header", "^x-request-id$"]
 
     def health_url(self, name: str) -> str:
@@ -118,12 +178,15 @@ class LocalStack:
             return f"http://{s.host}:{s.router_port}/healthz"
         if name == "naviyam-feedback":
             return f"{s.url(name)}/healthz"
-        model = "naviyam-ranker" if name.startswith("naviyam-ranker") else name
-        return f"{s.url(name)}/v2/models/{model}/ready"
+        base, _ = replica_of(name)
+        model = "naviyam-ranker" if base.startswith("naviyam-ranker") else base
+        return f"{self.url(name)}/v2/models/{model}/ready"
 
     def components(self) -> list[str]:
         canary = ["naviyam-ranker-canary-predictor", "naviyam-ranker-canary"] if self.canary_version() else []
-        return [*MODEL_NODES, "naviyam-ranker-predictor", "naviyam-ranker", *canary, "naviyam-feedback", "router"]
+        extra = [c for service in REPLICABLE for c in self.replicas(service)[1:]]
+        return [*MODEL_NODES, "naviyam-ranker-predictor", "naviyam-ranker", *extra, *canary, "naviyam-feedback",
+                "router"]
 
     def start(self, timeout_s: float = 180.0) -> None:
         for name in self.components():
@@ -173,12 +236,34 @@ class LocalStack:
         self.stop()
 
 
+def with_admin_token(settings: Settings) -> Settings:
+    """Settings whose ``serving.admin_token`` is set: the configured one, else one made for this
+    laptop and kept in ``state/admin_token`` (mode 0600), so `make serve`'s admin endpoints
+    (reload, rollback) work without the token ever being logged."""
+    if settings.serving.admin_token:
+        return settings
+    path = settings.state_dir / ADMIN_TOKEN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        token = ""
+    if not token:
+        token = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(token)
+    log.info("admin endpoints: bearer token in %s", path)
+    serving = settings.serving.model_copy(update={"admin_token": token})
+    return settings.model_copy(update={"serving": serving})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="components.local_stack")
     parser.add_argument("--logs", default=None, help="directory for per-component logs (default: var/logs)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = Settings.load()
+    settings = with_admin_token(Settings.load())
     log_dir = Path(args.logs) if args.logs else settings.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     stack = LocalStack(settings, log_dir=log_dir)

@@ -21,6 +21,13 @@ What each node does (mirroring ``routeStep`` in main.go; see README.md for the r
 - A failed call (connection refused, timeout, ...) is an error, whatever the dependency: the graph
   answers 500 ``{"error": "Failed to process request", "cause": ...}`` - KServe's error body, plus
   ``failed_step`` (ours).
+
+What the mesh does under it (not KServe's router; see README.md "Replicas and retries"): a
+service may have several endpoints (``service_urls`` maps a name to a URL or a list of them), and
+``retry`` (an ``inference_graph.client.RetryPolicy``) retries a call that failed to connect, was
+reset or outlived its per-try timeout on another endpoint - what Istio does for the router's calls
+on a cluster. A call is "failed" in the sense above only when every try failed. The default
+policy retries nothing.
 """
 from __future__ import annotations
 
@@ -42,7 +49,7 @@ import gjson
 from starlette.requests import Request  # module level: FastAPI resolves the handlers' annotations here
 from starlette.responses import JSONResponse, Response
 
-from inference_graph.client import CALL_ERRORS, ServiceClient
+from inference_graph.client import CALL_ERRORS, RetryPolicy, ServiceClient, TriesFailed, Upstream
 from inference_graph.spec import (
     DATA_RESPONSE,
     DEFAULT_CRD_DIR,
@@ -110,7 +117,8 @@ class _Step:
     label: str  # name, or index as KServe's Ensemble uses
     path: str  # "node/label", for errors and logs
     node: str | None  # nodeName target
-    url: str | None  # resolved serviceName / serviceUrl
+    url: str | None  # resolved serviceName / serviceUrl (its first endpoint)
+    upstream: Upstream | None  # every endpoint of that service, with the retry policy
     use_response: bool
     condition: str | None
     hard: bool
@@ -170,19 +178,25 @@ class GraphRouter:
     the graph answers 504). ``client`` is reused for every call (keep-alive); without one the router
     makes and owns one. ``propagate_headers`` are regexes of request header names passed on to
     every step (KServe's ``PROPAGATE_HEADERS``). ``rng`` draws the Splitter's routes.
+    ``service_urls`` values may list several endpoints; ``retry`` is the mesh's retry policy for
+    every service call (the step timeout bounds all tries of one call together).
     """
 
-    def __init__(self, graph: InferenceGraph, service_urls: Mapping[str, str],
+    def __init__(self, graph: InferenceGraph, service_urls: Mapping[str, str | Sequence[str]],
                  step_timeout_s: float | None = None, client: ServiceClient | None = None, *,
                  graph_timeout_s: float | None = None, rng: random.Random | None = None,
-                 propagate_headers: Iterable[str] = ()):
+                 propagate_headers: Iterable[str] = (), retry: RetryPolicy | None = None):
         graph.validate_graph()
         missing = sorted(graph.service_names() - set(service_urls))
         if missing:
             raise ValueError(f"no URL for service(s) {', '.join(missing)} of graph {graph.name!r} "
                              f"(known: {', '.join(sorted(service_urls)) or 'none'})")
         self.graph = graph
-        self.service_urls = dict(service_urls)
+        self.service_urls = {name: endpoints(urls) for name, urls in service_urls.items()}
+        self.retry = retry or RetryPolicy()
+        # One Upstream per service (shared by every step that calls it: round-robin and ejections
+        # are the service's, not the step's); a serviceUrl step gets its own single endpoint.
+        self._upstreams = {name: Upstream(name, urls, self.retry) for name, urls in self.service_urls.items()}
         rt = graph.spec.router_timeouts
         self.step_timeout_s = step_timeout_s if step_timeout_s is not None else (
             float(rt.service_client) if rt and rt.service_client else None)
@@ -197,9 +211,16 @@ class GraphRouter:
     def _compile(self, name: str, node) -> _Node:
         steps = []
         for i, s in enumerate(node.steps):
-            url = self.service_urls[s.service_name] if s.service_name else s.service_url
+            upstream = None
+            if s.service_name:
+                upstream = self._upstreams[s.service_name]
+            elif s.service_url:
+                upstream = self._upstreams.setdefault(s.service_url, Upstream(s.service_url, [s.service_url],
+                                                                              self.retry))
+            url = upstream.urls[0] if upstream else None
             steps.append(_Step(index=i, label=s.label(i), path=f"{name}/{s.label(i)}", node=s.node_name,
-                               url=url, use_response=s.data == DATA_RESPONSE, condition=s.condition,
+                               url=url, upstream=upstream, use_response=s.data == DATA_RESPONSE,
+                               condition=s.condition,
                                hard=s.is_hard, weight=s.weight or 0,
                                map_predictions=bool(s.map_predictions_to_instances)))
         return _Node(name, node.router_type, tuple(steps))
@@ -217,8 +238,12 @@ class GraphRouter:
             self._client = None
 
     def service_targets(self) -> dict[str, str]:
-        """``step path -> URL`` of every service the graph calls."""
+        """``step path -> URL`` of every service the graph calls (a service's first endpoint)."""
         return {s.path: s.url for n in self._nodes.values() for s in n.steps if s.url}
+
+    def endpoint_urls(self) -> list[str]:
+        """Every endpoint of every service the graph calls."""
+        return sorted({u for n in self._nodes.values() for s in n.steps if s.upstream for u in s.upstream.urls})
 
     # -- entry points ----------------------------------------------------------------------
     async def route(self, request_json: dict, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None
@@ -359,19 +384,25 @@ class GraphRouter:
             raise exc.as_child_error() from None
 
     async def _call(self, step: _Step, data: bytes, headers) -> _Result:
-        url = step.url
-        assert url is not None
+        upstream = step.upstream
+        assert upstream is not None
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.step_timeout_s):
-                resp = await self.client.post(url, content=data, headers=headers)
+                url, resp = await upstream.post(self.client, data, headers)
         except TimeoutError:
-            raise _RoutingError(500, f"step {step.path} ({url}): no answer within the step timeout of "
+            raise _RoutingError(500, f"step {step.path} ({step.url}): no answer within the step timeout of "
                                      f"{self.step_timeout_s:g}s", step.path) from None
-        except CALL_ERRORS as exc:
-            raise _RoutingError(500, f"step {step.path} ({url}): {type(exc).__name__}: {exc}", step.path) from None
+        except TriesFailed as exc:
+            if len(exc.tries) == 1:
+                url, err = exc.tries[0]
+                cause = (f"no answer within the per-try timeout of {self.retry.per_try_timeout_s:g}s"
+                         if isinstance(err, TimeoutError) else f"{type(err).__name__}: {err}")
+                raise _RoutingError(500, f"step {step.path} ({url}): {cause}", step.path) from None
+            raise _RoutingError(500, f"step {step.path}: all {len(exc.tries)} tries failed: {exc}", step.path) from None
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s -> %d in %.2f ms", step.path, resp.status_code, (time.perf_counter() - started) * 1e3)
+            log.debug("%s (%s) -> %d in %.2f ms", step.path, url, resp.status_code,
+                      (time.perf_counter() - started) * 1e3)
         status = resp.status_code
         return _Result(resp.content, status, None if _ok(status) else step.path)
 
@@ -394,21 +425,34 @@ def _annotate(body: bytes, step: str) -> bytes:
     return body
 
 
+def endpoints(urls: str | Sequence[str]) -> list[str]:
+    """A service's endpoint list from one URL or several."""
+    out = [urls] if isinstance(urls, str) else list(urls)
+    if not out or not all(isinstance(u, str) and u for u in out):
+        raise ValueError(f"a service needs one or more URLs, got {urls!r}")
+    return out
+
+
 def new_client(max_connections: int = 100) -> ServiceClient:
     """The router's HTTP client (see inference_graph/client.py for why aiohttp)."""
     return ServiceClient(max_connections=max_connections)
 
 
 # -- the HTTP app ----------------------------------------------------------------------------
-def load_service_urls(path: str | Path) -> dict[str, str]:
-    """``services.yaml``: ``{serviceName: predict URL}``, optionally under a ``services:`` key."""
+def load_service_urls(path: str | Path) -> dict[str, str | list[str]]:
+    """``services.yaml``: ``{serviceName: predict URL or [URL, ...] (replicas)}``, optionally under a
+    ``services:`` key."""
     import yaml
 
     doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     if isinstance(doc, dict) and isinstance(doc.get("services"), dict):
         doc = doc["services"]
-    if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc.items()):
-        raise ValueError(f"{path}: expected a mapping of service name to URL")
+
+    def is_urls(v: Any) -> bool:
+        return isinstance(v, str) or (isinstance(v, list) and bool(v) and all(isinstance(u, str) for u in v))
+
+    if not isinstance(doc, dict) or not all(isinstance(k, str) and is_urls(v) for k, v in doc.items()):
+        raise ValueError(f"{path}: expected a mapping of service name to URL (or a list of URLs)")
     return dict(doc)
 
 
@@ -421,17 +465,18 @@ def readiness_url(predict_url: str) -> str | None:
     return None
 
 
-def create_app(graph_path: str | Path, service_urls: Mapping[str, str], *, step_timeout_s: float | None = None,
-               graph_timeout_s: float | None = None, propagate_headers: Sequence[str] = (),
-               rng: random.Random | None = None, client: ServiceClient | None = None,
-               crd_dir: Path | None = DEFAULT_CRD_DIR):
+def create_app(graph_path: str | Path, service_urls: Mapping[str, str | Sequence[str]], *,
+               step_timeout_s: float | None = None, graph_timeout_s: float | None = None,
+               propagate_headers: Sequence[str] = (), rng: random.Random | None = None,
+               client: ServiceClient | None = None, crd_dir: Path | None = DEFAULT_CRD_DIR,
+               retry: RetryPolicy | None = None):
     """FastAPI app: ``POST /`` routes the graph; ``GET /healthz`` (alive); ``GET /readyz`` (ready;
     ``?deep=true`` also asks every model server whether it is ready)."""
     from fastapi import FastAPI
 
     graph = load_graph(graph_path, crd_dir=crd_dir)
     router = GraphRouter(graph, service_urls, step_timeout_s, client, graph_timeout_s=graph_timeout_s,
-                         rng=rng, propagate_headers=propagate_headers)
+                         rng=rng, propagate_headers=propagate_headers, retry=retry)
     state = {"shutting_down": False}
 
     @contextlib.asynccontextmanager
@@ -485,7 +530,7 @@ def create_app(graph_path: str | Path, service_urls: Mapping[str, str], *, step_
 
 
 async def _probe_services(router: GraphRouter) -> dict[str, bool]:
-    urls = {u for u in router.service_targets().values()}
+    urls = router.endpoint_urls()
 
     async def probe(url: str) -> tuple[str, bool]:
         ready_url = readiness_url(url)
@@ -514,6 +559,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--graph-timeout", type=float, default=None, help="seconds per request (default: spec.timeout)")
     parser.add_argument("--propagate-header", action="append", default=[], metavar="REGEX",
                         help="pass request headers whose name matches to every step (repeatable)")
+    parser.add_argument("--retries", type=int, default=0,
+                        help="retry a failed call this many times on another endpoint (Istio retries.attempts)")
+    parser.add_argument("--per-try-timeout", type=float, default=None, help="seconds per try (perTryTimeout)")
+    parser.add_argument("--retry-on", default="connect-failure,reset", help="comma-separated: connect-failure, reset")
+    parser.add_argument("--ejection", type=float, default=0.0,
+                        help="seconds an endpoint whose try failed sits out (outlierDetection.baseEjectionTime)")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
 
@@ -525,8 +576,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         urls[name] = url
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        retry = RetryPolicy(attempts=args.retries, per_try_timeout_s=args.per_try_timeout,
+                            retry_on=frozenset(filter(None, (p.strip() for p in args.retry_on.split(",")))),
+                            ejection_s=args.ejection)
         app = create_app(args.graph, urls, step_timeout_s=args.step_timeout, graph_timeout_s=args.graph_timeout,
-                         propagate_headers=args.propagate_header)
+                         propagate_headers=args.propagate_header, retry=retry)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

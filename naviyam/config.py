@@ -82,6 +82,19 @@ class ServingSettings(BaseModel):
     feedback_token: str | None = None  # required on /v1/feedback when set
     # Required on /v1/admin/* (rollback, reload); unset means the admin endpoints are off, never open.
     admin_token: str | None = None
+    # Processes per graph-step InferenceService on this machine (absent: 1): naviyam-nlu, naviyam-nlg,
+    # naviyam-ranker. The router spreads calls over them and retries like the mesh on a cluster
+    # (manifests/: minReplicas 2 and the VirtualService retries below). One each by default: every
+    # extra nlu/ranker process costs ~0.5-0.9 GB and start-up time on a 2-core laptop.
+    replicas: dict[str, int] = Field(default_factory=dict)
+    # The router's retry policy (Istio VirtualService `retries`): a call that fails to connect, is
+    # reset or outlives per_try_timeout_s is tried again (on another replica when there is one);
+    # a replica whose try failed sits out outlier_ejection_s (DestinationRule outlierDetection).
+    # per_try_timeout_s stays under step_timeout_s so a stalled replica leaves time for a retry.
+    retry_attempts: int = 2
+    per_try_timeout_s: float = 2.5
+    retry_on: list[str] = Field(default_factory=lambda: ["connect-failure", "reset"])
+    outlier_ejection_s: float = 5.0
 
     def url(self, service: str) -> str:
         return f"http://{self.host}:{self.ports[service]}"

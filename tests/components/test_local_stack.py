@@ -47,3 +47,43 @@ def test_log_directory_is_created_on_a_fresh_tree(tmp_path):
     stack._spawn("probe", ["-c", "print('ok')"])
     stack.procs["probe"].wait(timeout=30)
     assert (tmp_path / "var" / "logs" / "probe.log").read_text().strip() == "ok"
+
+
+def test_replicas_are_extra_processes_behind_one_service_with_the_retry_policy(tmp_path):
+    import pytest
+
+    settings = Settings(home=tmp_path)
+    serving = settings.serving.model_copy(update={"replicas": {"naviyam-nlu": 2, "naviyam-ranker": 2}})
+    stack = LocalStack(settings.model_copy(update={"serving": serving}))
+    assert {"naviyam-nlu@1", "naviyam-ranker@1"} <= set(stack.components())
+    assert "naviyam-nlg@1" not in stack.components()
+    args = stack.model_server_args("naviyam-ranker@1")
+    port = int(args[args.index("--http_port") + 1])
+    assert port not in settings.serving.ports.values() and stack.port("naviyam-ranker@1") == port  # kept for restarts
+    assert args[args.index("--predictor_host") + 1].endswith(str(settings.serving.ports["naviyam-ranker-predictor"]))
+    router = stack.router_args()
+    services = yaml.safe_load(open(router[router.index("--services") + 1]))
+    assert services["naviyam-nlu"] == [f"{stack.url(c)}/v1/models/naviyam-nlu:predict"
+                                       for c in ("naviyam-nlu", "naviyam-nlu@1")]
+    assert isinstance(services["naviyam-nlg"], str)
+    assert router[router.index("--retries") + 1] == str(serving.retry_attempts)
+    assert router[router.index("--retry-on") + 1] == "connect-failure,reset"
+    with pytest.raises(ValueError, match="replicas"):
+        LocalStack(Settings(home=tmp_path, serving={"replicas": {"naviyam-retriever": 2}}))
+
+
+def test_make_serve_gets_an_admin_token_kept_out_of_the_log(tmp_path, caplog):
+    import logging
+    import stat
+
+    from components.local_stack import with_admin_token
+
+    with caplog.at_level(logging.INFO):
+        first = with_admin_token(Settings(home=tmp_path))
+    token = first.serving.admin_token
+    path = tmp_path / "state" / "admin_token"
+    assert token and path.read_text() == token and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert with_admin_token(Settings(home=tmp_path)).serving.admin_token == token  # stable across restarts
+    assert token not in caplog.text
+    configured = Settings(home=tmp_path, serving={"admin_token": "configured"})
+    assert with_admin_token(configured).serving.admin_token == "configured"

@@ -363,3 +363,60 @@ def test_route_api_returns_status_and_body(fake, kit):
 
     status, body = kit.run(go())
     assert status == 200 and json.loads(body) == {"q": "안녕", "a": 1}
+
+
+# -- replicas and retries (the mesh's part, not KServe's router) --------------------------------
+def test_a_refused_call_is_retried_on_another_endpoint(fake, kit):
+    from inference_graph.client import RetryPolicy
+
+    fake.set("a", kit.echo(ok=True))
+    g = kit.graph_of({"root": seq(svc("a"))})
+    urls = {"a": [kit.closed_port_url("a"), fake.url("a")]}
+    assert kit.route(g, {}, urls).status == 500  # KServe's router alone: a failed call is a 500
+    for _ in range(3):  # whichever endpoint round-robin picks first
+        resp = kit.route(g, {}, urls, retry=RetryPolicy(attempts=1))
+        assert resp.status == 200 and resp.json() == {"ok": True}
+
+
+def test_a_try_past_its_per_try_timeout_is_retried(fake, kit):
+    from inference_graph.client import RetryPolicy
+
+    calls = []
+
+    def slow_first(body):
+        calls.append(1)
+        return kit.Reply({"n": len(calls)}, delay=1.0 if len(calls) == 1 else 0.0)
+
+    fake.set("a", slow_first)
+    g = kit.graph_of({"root": seq(svc("a"))})
+    resp = kit.route(g, {}, {"a": [fake.url("a")]}, step_timeout_s=3.0,
+                     retry=RetryPolicy(attempts=1, per_try_timeout_s=0.3))
+    assert resp.status == 200 and resp.json() == {"n": 2}
+
+
+def test_answers_are_never_retried_whatever_their_status(fake, kit):
+    from inference_graph.client import RetryPolicy
+
+    fake.set("a", kit.Reply({"error": "busy"}, status=503))
+    g = kit.graph_of({"root": seq(svc("a"))})
+    resp = kit.route(g, {}, {"a": [fake.url("a"), fake.url("a") + "?2"]}, retry=RetryPolicy(attempts=2))
+    assert resp.status == 503 and len(fake.calls) == 1  # Hard/Soft decide about statuses, not the mesh
+
+
+def test_all_tries_failing_is_a_failed_call(kit):
+    from inference_graph.client import RetryPolicy
+
+    g = kit.graph_of({"root": seq(svc("a"))})
+    resp = kit.route(g, {}, {"a": [kit.closed_port_url("a"), kit.closed_port_url("a")]},
+                     retry=RetryPolicy(attempts=1))
+    body = resp.json()
+    assert resp.status == 500 and body["failed_step"] == "root/a" and "all 2 tries failed" in body["cause"]
+
+
+def test_a_failed_endpoint_sits_out_its_ejection_time():
+    from inference_graph.client import RetryPolicy, Upstream
+
+    up = Upstream("a", ["http://x/1", "http://x/2"], RetryPolicy(attempts=1, ejection_s=60))
+    up.eject("http://x/1")
+    assert {up.pick() for _ in range(4)} == {"http://x/2"}
+    assert up.pick(tried=["http://x/2"]) == "http://x/1"  # nothing else left: the ejected one still serves
