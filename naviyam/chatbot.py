@@ -300,7 +300,8 @@ class NaviyamChatbot:
         shown = [ShownShop(r.shop_id, r.min_price, r.distance_m) for r in env.recommendations]
         try:
             self.memory.add_turn(self._conversation(env), env.input.user_id, now, env.input.text,
-                                 response.response, nlu.intent.value, env.filters or SearchFilters(), shown)
+                                 response.response, nlu.intent.value, env.filters or SearchFilters(), shown,
+                                 request_id=env.request_id)
         except Exception as exc:  # noqa: BLE001 - memory is best effort; the answer still goes out
             record_failure(env, "memory", exc, self.metrics)
         try:

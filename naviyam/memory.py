@@ -2,6 +2,8 @@
 
 "거기 말고 다른 데는?" needs the previous turn's filters and shops; "더 싼 곳" needs their prices.
 One row per turn, keyed by the conversation (session id, or the user id when there is none).
+A turn carries its request id, stored once: the graph router may retry an NLG call whose first try
+was only slow, and both tries then finish (the interaction log is idempotent the same way).
 """
 from __future__ import annotations
 
@@ -24,9 +26,11 @@ CREATE TABLE IF NOT EXISTS turns (
     intent TEXT NOT NULL,
     filters TEXT NOT NULL,
     shown TEXT NOT NULL,
+    request_id TEXT,
     PRIMARY KEY (conversation, turn_no)
 )
 """
+_REQUEST_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS turns_request ON turns(request_id)"
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,10 @@ class ConversationMemory:
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(turns)")}
+        if "request_id" not in columns:  # a memory file from before request ids: add the column
+            self._conn.execute("ALTER TABLE turns ADD COLUMN request_id TEXT")
+        self._conn.execute(_REQUEST_INDEX)
         self._lock = threading.Lock()
         self._max_turns = max_turns
 
@@ -75,18 +83,23 @@ class ConversationMemory:
         return Turn(row[0], row[1], row[2], SearchFilters.model_validate_json(row[3]), shown)
 
     def add_turn(self, conversation: str, user_id: str, created_at: str, text: str, response: str,
-                 intent: str, filters: SearchFilters, shown: list[ShownShop]) -> None:
+                 intent: str, filters: SearchFilters, shown: list[ShownShop], request_id: str | None = None) -> bool:
+        """Store a turn; False when a turn with this ``request_id`` is already stored (a retry)."""
         shown_json = json.dumps([s.__dict__ for s in shown], ensure_ascii=False)
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                if request_id is not None and self._conn.execute(
+                        "SELECT 1 FROM turns WHERE request_id=?", (request_id,)).fetchone():
+                    self._conn.execute("ROLLBACK")
+                    return False
                 (last,) = self._conn.execute(
                     "SELECT COALESCE(MAX(turn_no), 0) FROM turns WHERE conversation=?", (conversation,)
                 ).fetchone()
                 self._conn.execute(
-                    "INSERT INTO turns VALUES (?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO turns VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (conversation, last + 1, user_id, created_at, text, response, intent,
-                     filters.model_dump_json(), shown_json),
+                     filters.model_dump_json(), shown_json, request_id),
                 )
                 # Keep memory bounded: follow-ups only ever look a few turns back.
                 self._conn.execute(
@@ -96,6 +109,7 @@ class ConversationMemory:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+        return True
 
     def close(self) -> None:
         self._conn.close()

@@ -46,3 +46,33 @@ def test_interaction_log_stores_once_per_request(tmp_path):
     assert store.log_interaction("r1", "user_1", "2026-11-25T15:00:00", {"user_input": "치킨"})
     assert not store.log_interaction("r1", "user_1", "2026-11-25T15:00:00", {"user_input": "치킨"})
     assert store.interactions() == [{"user_input": "치킨"}]
+
+
+def test_a_retried_turn_is_remembered_once(tmp_path):
+    # The router retries an NLG call whose first try was only slow; both tries finish.
+    mem = ConversationMemory(tmp_path / "m.sqlite")
+    args = ("u1/s", "u1", "2026-11-25T12:00:00", "치킨", "추천", "FOOD_RECOMMENDATION", SearchFilters(), [])
+    assert mem.add_turn(*args, request_id="req-1") is True
+    assert mem.add_turn(*args, request_id="req-1") is False
+    assert mem.add_turn(*args, request_id="req-2") is True
+    (n,) = mem._conn.execute("SELECT COUNT(*) FROM turns").fetchone()
+    assert n == 2
+
+
+def test_memory_from_before_request_ids_is_upgraded_in_place(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE turns (conversation TEXT NOT NULL, turn_no INTEGER NOT NULL, user_id TEXT NOT NULL, "
+                "created_at TEXT NOT NULL, text TEXT NOT NULL, response TEXT NOT NULL, intent TEXT NOT NULL, "
+                "filters TEXT NOT NULL, shown TEXT NOT NULL, PRIMARY KEY (conversation, turn_no))")
+    old.execute("INSERT INTO turns VALUES ('u/s', 1, 'u', 't', '떡볶이', 'a', 'FOOD_RECOMMENDATION', ?, '[]')",
+                (SearchFilters().model_dump_json(),))
+    old.commit()
+    old.close()
+    mem = ConversationMemory(path)
+    assert mem.last_turn("u/s").text == "떡볶이"
+    assert mem.add_turn("u/s", "u", "t2", "피자", "b", "FOOD_RECOMMENDATION", SearchFilters(), [], request_id="r")
+    assert not mem.add_turn("u/s", "u", "t2", "피자", "b", "FOOD_RECOMMENDATION", SearchFilters(), [], request_id="r")
+    assert mem.last_turn("u/s").text == "피자"

@@ -281,3 +281,10 @@ def test_every_answer_under_faults_was_logged_once(fault_stack):
     missing = [rid for rid in ANSWERED if rid not in logged]
     assert not missing, f"{len(missing)} answered requests were never logged: {missing[:3]}"
     assert len(set(ANSWERED)) == len(ANSWERED)  # one id per turn: ids are not reused across requests
+    # Conversation memory is keyed by the same id: a retried turn is remembered once, so a
+    # follow-up ("거기 말고") never sees the same turn twice.
+    with sqlite3.connect(Path(fault_stack.settings.state_dir) / "memory.sqlite") as conn:
+        # A retry replays the same envelope: same conversation, timestamp and text.
+        dupes = conn.execute("SELECT conversation, created_at, COUNT(*) FROM turns "
+                             "GROUP BY conversation, created_at, text HAVING COUNT(*) > 1").fetchall()
+    assert not dupes, f"{len(dupes)} turns were remembered twice: {dupes[:3]}"
