@@ -110,7 +110,8 @@ class RankerPredictor(kserve.Model):
                 raise InvalidInput(f"bad ranker input: {str(exc)[:200]}") from None
         else:
             raise InvalidInput("request body must be a JSON object")
-        self.hot.maybe_reload()
+        if self.hot.check_due:  # a reload loads a model: not on the event loop, which keeps serving
+            await asyncio.to_thread(self.hot.maybe_reload)
         ranker = self.ranker  # one version for the whole request, whatever a reload does meanwhile
         _check(arrays, ranker.wide_dim, _vocab(ranker))
         scores = await asyncio.to_thread(ranker.predict, arrays)

@@ -116,7 +116,8 @@ class RankerTransformer(EnvelopeModel):
             env.degraded = env.degraded or part.degraded
 
     async def score(self, env: Envelope, pool: dict[str, float], headers: dict[str, str] | None):
-        self.hot.maybe_reload()
+        if self.hot.check_due:  # a reload loads a model: not on the event loop, which keeps serving
+            await asyncio.to_thread(self.hot.maybe_reload)
         features, version = self.hot.get().value
         inputs = await asyncio.to_thread(features.build_inputs, [env.profile], list(pool), env.context)
         request = InferRequest(model_name=self.name, request_id=uuid.uuid4().hex,

@@ -423,6 +423,12 @@ class HotModel(Generic[T]):
     def version(self) -> str | None:
         return self._current.version if self._current else None
 
+    @property
+    def check_due(self) -> bool:
+        """Whether ``maybe_reload`` would look at the registry now (cheap; lets an async server
+        run only the due checks - which may load a model - off its event loop)."""
+        return time.monotonic() >= self._next_check
+
     def maybe_reload(self, force: bool = False) -> bool:
         """Loads the channel's version when it changed or a reload was requested
         (``ModelRegistry.request_reload``); True when a new model was swapped in."""

@@ -196,6 +196,38 @@ def test_hot_model_uses_the_fallback_until_something_is_promoted(tmp_path):
         canary.get()
 
 
+def test_a_slow_reload_in_a_thread_leaves_requests_on_the_old_model(tmp_path):
+    """What the ranker servers do: a due check runs off the event loop; while it loads, get()
+    keeps answering with the old version and a second check does not queue behind the load."""
+    import threading
+
+    reg = ModelRegistry(tmp_path / "registry")
+    v1 = reg.register("ranker", make_model(tmp_path, "a"))
+    v2 = reg.register("ranker", make_model(tmp_path, "b"))
+    reg.promote("ranker", v1)
+    loading, release = threading.Event(), threading.Event()
+
+    def loader(path):
+        if (path / "weights.txt").read_text() == "b":
+            loading.set()
+            release.wait(10)
+        return (path / "weights.txt").read_text()
+
+    hot = HotModel(reg, "ranker", loader, min_check_interval_s=60.0)
+    assert not hot.check_due  # just checked at start-up
+    hot._next_check = 0.0
+    assert hot.check_due
+    reg.promote("ranker", v2)
+    worker = threading.Thread(target=hot.maybe_reload)
+    worker.start()
+    assert loading.wait(10)
+    assert hot.get().value == "a"          # requests meanwhile: the old model
+    assert hot.maybe_reload(force=False) is False  # not due again, and never waits on the load
+    release.set()
+    worker.join(10)
+    assert (hot.version, hot.get().value) == (v2, "b")
+
+
 def test_current_version_is_cheap(tmp_path):
     reg = ModelRegistry(tmp_path / "registry")
     reg.promote("ranker", reg.register("ranker", make_model(tmp_path, "a")))
