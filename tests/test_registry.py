@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -228,11 +227,20 @@ def test_a_slow_reload_in_a_thread_leaves_requests_on_the_old_model(tmp_path):
     assert (hot.version, hot.get().value) == (v2, "b")
 
 
-def test_current_version_is_cheap(tmp_path):
+def test_current_version_reads_the_pointer_only_after_it_changed(tmp_path, monkeypatch):
+    # Polled per request: one stat, and the file is parsed again only after a pointer switch.
+    import naviyam.registry as registry_module
+
     reg = ModelRegistry(tmp_path / "registry")
-    reg.promote("ranker", reg.register("ranker", make_model(tmp_path, "a")))
-    started = time.perf_counter()
-    for _ in range(2000):
-        reg.current_version("ranker")
-    per_call = (time.perf_counter() - started) / 2000
-    assert per_call < 1e-3
+    v1 = reg.register("ranker", make_model(tmp_path, "a"))
+    v2 = reg.register("ranker", make_model(tmp_path, "b"))
+    reg.promote("ranker", v1)
+    reads = []
+    real = registry_module._read_json
+    monkeypatch.setattr(registry_module, "_read_json", lambda path: reads.append(path) or real(path))
+    assert [reg.current_version("ranker") for _ in range(500)] == [v1] * 500
+    assert len(reads) <= 1
+    reg.promote("ranker", v2)
+    reads.clear()  # promote itself reads the pointer (for the history)
+    assert reg.current_version("ranker") == v2 and reg.current_version("ranker") == v2
+    assert len(reads) == 1

@@ -1,6 +1,7 @@
 """Router overhead on loopback: the CLI-served router against the same echo service called directly,
-each in its own process (as on a laptop). Target < 2 ms per hop; asserted loosely (CI machines are
-noisy) and printed."""
+each in its own process (as on a laptop). Asserts that the CLI-served router carries the bodies
+unchanged through a 1-step graph and through naviyam.yaml; the overhead per hop is printed, not
+asserted (speed targets live in `make bench`, which reports the router's CPU per request)."""
 from __future__ import annotations
 
 import logging
@@ -91,7 +92,7 @@ def write_graph(tmp_path: Path) -> Path:
     return path
 
 
-def test_router_overhead_per_hop(kit, tmp_path, capsys):
+def test_router_carries_bodies_unchanged_and_reports_overhead(kit, tmp_path, capsys):
     port = kit.free_port()
     url = {n: f"http://127.0.0.1:{port}/v1/models/{n}:predict" for n in SERVICES}
     body = {"message": "급식카드 되는 치킨집 추천해줘", "user_id": "user_123", "needs_search": True}
@@ -108,6 +109,7 @@ def test_router_overhead_per_hop(kit, tmp_path, capsys):
             direct = median_ms(client, url["naviyam-nlu"], body, 300)
             routed1 = median_ms(client, base1 + "/", body, 300)
             routed5 = median_ms(client, base5 + "/", body, 300)
+            answers = [client.post(u, json=body).json() for u in (url["naviyam-nlu"], base1 + "/", base5 + "/")]
     finally:
         for proc in procs:
             stop(proc)
@@ -120,4 +122,4 @@ def test_router_overhead_per_hop(kit, tmp_path, capsys):
     log.info(msg)
     with capsys.disabled():
         print("\n[router overhead] " + msg)
-    assert per_hop_1 < 5.0 and per_hop_5 < 5.0, msg
+    assert answers == [body, body, body]  # echoed by every node, unchanged by the router

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import statistics
-import time
 
 import pytest
 
@@ -114,18 +112,19 @@ def test_held_out_accuracy(trained_nlu, preprocessor, held_out_rows):
     assert metrics["budget_accuracy"] >= 0.97 and metrics["payment_accuracy"] >= 0.97, metrics
 
 
-def test_parse_is_fast(trained_nlu, preprocessor):
+def test_the_shop_index_is_built_once_per_catalogue(trained_nlu, preprocessor):
+    # Speed lives in `make bench`; what keeps parsing cheap is that the catalogue-sized shop index
+    # is built on the first parse and reused while the names are the same (and rebuilt when not).
     names = [f"{p}치킨 {d}점" for p in ("맛있는", "바삭", "행복한", "해피") for d in range(600)]  # catalog-sized
     pres = [preprocessor(t) for t in ("급식카드 되는 치킨집 추천해줘", "맛있는 치킨 몇 시에 열어?", "만원으로 뭐 먹지",
                                       "거기 말고 다른 데는?", "바삭치킨 메뉴 뭐 있어")]
-    trained_nlu.parse(pres[0], names)   # builds the shop index once
-    timings = []
-    for _ in range(20):
-        for pre in pres:
-            start = time.perf_counter()
-            trained_nlu.parse(pre, names)
-            timings.append((time.perf_counter() - start) * 1000)
-    assert statistics.median(timings) < 5.0, timings
+    trained_nlu.parse(pres[0], names)
+    first = trained_nlu._matcher(names)
+    for pre in pres:
+        trained_nlu.parse(pre, list(names))  # an equal copy of the list reuses the index
+    assert trained_nlu._matcher(names) is first
+    changed = [*names, "새로운 떡볶이"]
+    assert trained_nlu._matcher(changed) is not first
 
 
 def test_training_is_reproducible(train_rows, preprocessor):
