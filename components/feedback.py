@@ -66,13 +66,20 @@ def bearer_matches(authorization: str | None, token: str) -> bool:
 
 async def read_json(request: Request, limit: int, empty: Any = None) -> Any:
     """The JSON body (``empty`` for a blank body when given), 413 over ``limit``, 400 when broken."""
-    raw = await request.body()
-    if len(raw) > limit:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:  # refuse before reading any of it
         raise HTTPException(status_code=413, detail=f"body over {limit} bytes")
+    raw = bytearray()
+    async for chunk in request.stream():  # chunked bodies have no length: stop at the limit
+        raw += chunk
+        if len(raw) > limit:
+            raise HTTPException(status_code=413, detail=f"body over {limit} bytes")
     if empty is not None and not raw.strip():
         return empty
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise HTTPException(status_code=400, detail="body is nested too deeply") from None
     except ValueError as exc:
         raise HTTPException(status_code=400, detail=f"body is not valid JSON: {exc}") from None
 

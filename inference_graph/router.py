@@ -147,7 +147,7 @@ def _parse(body: bytes | None) -> tuple[bool, Any]:
         return False, None
     try:
         return True, json.loads(body, parse_constant=_reject_constant)
-    except ValueError:  # includes UnicodeDecodeError and JSONDecodeError
+    except (ValueError, RecursionError):  # incl. UnicodeDecodeError, JSONDecodeError; absurd nesting
         return False, None
 
 
@@ -469,7 +469,7 @@ def create_app(graph_path: str | Path, service_urls: Mapping[str, str | Sequence
                step_timeout_s: float | None = None, graph_timeout_s: float | None = None,
                propagate_headers: Sequence[str] = (), rng: random.Random | None = None,
                client: ServiceClient | None = None, crd_dir: Path | None = DEFAULT_CRD_DIR,
-               retry: RetryPolicy | None = None):
+               retry: RetryPolicy | None = None, max_body_bytes: int = 256 * 1024):
     """FastAPI app: ``POST /`` routes the graph; ``GET /healthz`` (alive); ``GET /readyz`` (ready;
     ``?deep=true`` also asks every model server whether it is ready)."""
     from fastapi import FastAPI
@@ -492,9 +492,22 @@ def create_app(graph_path: str | Path, service_urls: Mapping[str, str | Sequence
     def bad_request(message: str) -> Response:
         return JSONResponse({"error": "Bad request", "cause": message}, status_code=400)
 
+    def too_large() -> Response:
+        return JSONResponse({"error": "Payload too large", "cause": f"the request body is over {max_body_bytes} bytes"},
+                            status_code=413)
+
     @app.post("/")
     async def infer(request: Request) -> Response:
-        raw = await request.body()
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > max_body_bytes:
+            return too_large()
+        chunks, size = [], 0
+        async for chunk in request.stream():  # chunked bodies have no length: stop at the limit
+            size += len(chunk)
+            if size > max_body_bytes:
+                return too_large()
+            chunks.append(chunk)
+        raw = b"".join(chunks)
         if not raw.strip():
             return bad_request("the request body is empty; send a JSON object")
         try:
@@ -503,6 +516,8 @@ def create_app(graph_path: str | Path, service_urls: Mapping[str, str | Sequence
             return bad_request("the request body is not UTF-8 text")
         try:
             doc = json.loads(text, parse_constant=_reject_constant)
+        except RecursionError:
+            return bad_request("the request body is nested too deeply")
         except ValueError as exc:
             return bad_request(f"the request body is not valid JSON: {exc}")
         if not isinstance(doc, dict):
@@ -565,6 +580,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--retry-on", default="connect-failure,reset", help="comma-separated: connect-failure, reset")
     parser.add_argument("--ejection", type=float, default=0.0,
                         help="seconds an endpoint whose try failed sits out (outlierDetection.baseEjectionTime)")
+    parser.add_argument("--max-body-bytes", type=int, default=256 * 1024,
+                        help="larger request bodies get 413 before they are read (default 256 KiB)")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
 
@@ -580,7 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             retry_on=frozenset(filter(None, (p.strip() for p in args.retry_on.split(",")))),
                             ejection_s=args.ejection)
         app = create_app(args.graph, urls, step_timeout_s=args.step_timeout, graph_timeout_s=args.graph_timeout,
-                         propagate_headers=args.propagate_header, retry=retry)
+                         propagate_headers=args.propagate_header, retry=retry, max_body_bytes=args.max_body_bytes)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -380,8 +380,6 @@ def test_feedback(client, urls, body):
     send(client, urls, "feedback", body)
 
 
-@pytest.mark.xfail(strict=True, reason="inference_graph/router.py and components/feedback.py parse with json.loads, "
-                   "which raises RecursionError (-> 500) on JSON nested ~1,000 deep; fix belongs to their owners")
 @pytest.mark.parametrize("endpoint", ["router", "feedback"])
 def test_deep_nesting(client, urls, endpoint):
     for depth in (1_000, 100_000):

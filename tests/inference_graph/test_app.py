@@ -48,6 +48,7 @@ def call(kit, app_args, method, path, **kwargs) -> httpx.Response:
     (b'"hello"', "must be a JSON object, got str"),
     (b"42", "must be a JSON object, got int"),
     (b"null", "must be a JSON object, got NoneType"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
 ])
 def test_bad_request_bodies_are_400(fake, kit, graph_file, body, fragment):
     fake.set("a", kit.Reply({}))
@@ -55,6 +56,22 @@ def test_bad_request_bodies_are_400(fake, kit, graph_file, body, fragment):
                 headers={"content-type": "application/json"})
     assert resp.status_code == 400
     assert resp.json()["error"] == "Bad request" and fragment in resp.json()["cause"]
+    assert fake.calls == []
+
+
+def test_an_oversized_body_is_413_whether_its_length_is_declared_or_not(fake, kit, graph_file):
+    fake.set("a", kit.Reply({}))
+    big = b'{"text": "' + b"a" * (300 * 1024) + b'"}'
+    declared = call(kit, (graph_file, fake.urls("a")), "POST", "/", content=big,
+                    headers={"content-type": "application/json"})
+
+    async def chunks():
+        for i in range(0, len(big), 16 * 1024):
+            yield big[i:i + 16 * 1024]
+    chunked = call(kit, (graph_file, fake.urls("a")), "POST", "/", content=chunks(),
+                   headers={"content-type": "application/json"})
+    for resp in (declared, chunked):
+        assert resp.status_code == 413 and "over 262144 bytes" in resp.json()["cause"]
     assert fake.calls == []
 
 
