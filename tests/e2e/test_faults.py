@@ -19,7 +19,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import threading
 import time
@@ -47,12 +46,6 @@ STATE_FILES = ("feast_online.db", "feast_registry.db", "features.json")
 ANSWERED: list[str] = []  # request ids of every valid answer this module got, faults included
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def private_home(built: Path, home: Path) -> Path:
     """A Naviyam home over the built artefacts: read-only parts linked, writable parts fresh."""
     (home / "data").symlink_to(built / "data", target_is_directory=True)
@@ -67,12 +60,10 @@ def private_home(built: Path, home: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fault_stack(settings, tmp_path_factory):
+def fault_stack(settings, on_free_ports, tmp_path_factory):
     home = private_home(settings.home.resolve(), tmp_path_factory.mktemp("faults-home"))
-    ports = {name: free_port() for name in settings.serving.ports}
-    serving = settings.serving.model_copy(update={"ports": ports, "router_port": free_port(),
-                                                  "replicas": REPLICAS, "admin_token": secrets.token_urlsafe(24)})
-    served = settings.model_copy(update={"home": home, "serving": serving})
+    served = on_free_ports(settings.model_copy(update={"home": home}), replicas=REPLICAS,
+                           admin_token=secrets.token_urlsafe(24))
     registry = ModelRegistry.from_settings(served)
     registry.promote("ranker", registry.register("ranker", home / "models" / "ranker"))
     stack = LocalStack(served, log_dir=tmp_path_factory.mktemp("faults-logs"))

@@ -15,7 +15,6 @@ import copy
 import json
 import logging
 import os
-import socket
 from collections import Counter
 
 import httpx
@@ -155,20 +154,12 @@ bad_v2 = st.one_of(
 
 
 # -- the stack ---------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def stack(settings, tmp_path_factory):
-    ports = {name: free_port() for name in settings.serving.ports}
+def stack(settings, on_free_ports, tmp_path_factory):
     # Generous hop timeouts: this tests input handling, not latency, and a busy 2-core CI box can
     # take seconds for one valid turn (the router answers a timed-out hop with a 5xx).
-    serving = settings.serving.model_copy(update={"ports": ports, "router_port": free_port(),
-                                                  "step_timeout_s": 60.0, "graph_timeout_s": 120.0})
-    st_ = LocalStack(settings.model_copy(update={"serving": serving}), log_dir=tmp_path_factory.mktemp("fuzz-logs"))
+    served = on_free_ports(settings, step_timeout_s=60.0, graph_timeout_s=120.0)
+    st_ = LocalStack(served, log_dir=tmp_path_factory.mktemp("fuzz-logs"))
     try:
         st_.start(timeout_s=240)
         yield st_

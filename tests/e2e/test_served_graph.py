@@ -6,7 +6,6 @@ developer's own `make serve` can keep running.
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 
 import httpx
@@ -17,17 +16,9 @@ from components.local_stack import LocalStack
 SEED = {"user_id": "user_123", "text": "급식카드 되는 치킨집 추천해줘"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def stack(settings, tmp_path_factory):
-    ports = {name: free_port() for name in settings.serving.ports}
-    serving = settings.serving.model_copy(update={"ports": ports, "router_port": free_port()})
-    served = settings.model_copy(update={"serving": serving})
+def stack(settings, on_free_ports, tmp_path_factory):
+    served = on_free_ports(settings)
     logs = tmp_path_factory.mktemp("stack-logs")
     st = LocalStack(served, log_dir=logs)
     try:
