@@ -23,7 +23,6 @@ import kserve
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from kserve import model_server
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from pydantic import ValidationError
@@ -98,7 +97,7 @@ def guard_app(app: FastAPI) -> None:
 
     KServe's ModelServer builds one module-level FastAPI app and offers no hook for this; it adds
     its own handlers (InvalidInput -> 400, ...) at start, which these do not replace. Call before
-    the server starts (a model's ``load`` runs then); calling twice is harmless.
+    the server starts (components/server.py does); calling twice is harmless.
     """
     if getattr(app.state, "naviyam_guarded", False):
         return
@@ -186,7 +185,6 @@ class EnvelopeModel(kserve.Model):
         raise NotImplementedError
 
     def load(self) -> bool:
-        guard_app(model_server.app)
         self.load_parts()
         self.ready = True
         return self.ready
@@ -206,10 +204,3 @@ class EnvelopeModel(kserve.Model):
         # Model work is CPU-bound; keep the event loop free for health checks and other requests.
         result = await asyncio.to_thread(self.handle, body)
         return encode(result, form, self.name)
-
-
-def serve(model: kserve.Model, http_port: int, workers: int = 1) -> None:
-    """Start one KServe ModelServer for one model (REST v1 + v2; no gRPC on a laptop)."""
-    model.load()
-    kserve.ModelServer(http_port=http_port, workers=workers, enable_grpc=False,
-                       enable_latency_logging=False).start([model])

@@ -15,11 +15,9 @@ from typing import Any
 
 import kserve
 import numpy as np
-from kserve import model_server
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from components.envelope_model import guard_app
 from naviyam.config import Settings
 from naviyam.ranking.features import INPUT_NAMES, OUTPUT_NAME
 from naviyam.ranking.scorer import OnnxRanker
@@ -77,7 +75,6 @@ class RankerPredictor(kserve.Model):
         self.ready = False
 
     def load(self) -> bool:
-        guard_app(model_server.app)
         self.hot = HotModel(ModelRegistry.from_settings(self.settings), "ranker", OnnxRanker.load,
                             channel=self.channel, fallback_dir=self.settings.models_dir / "ranker",
                             min_check_interval_s=2.0)

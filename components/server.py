@@ -11,6 +11,7 @@ import logging
 
 from kserve import model_server
 
+from components.envelope_model import guard_app
 from naviyam.config import Settings
 
 COMPONENTS = ("naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg",
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     model.load()
     server = model_server.ModelServer(http_port=args.http_port, workers=1, enable_grpc=False,
                                       enable_latency_logging=False)
+    guard_app(model_server.app)  # body limit and non-echoing 422 on KServe's app, before it serves
     server.start([model])
     return 0
 
