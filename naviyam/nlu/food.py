@@ -46,8 +46,12 @@ EXTRA_CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
 # the word before, they count only when kiwipiepy read a noun containing them ("신라면").
 _NEEDS_NOUN_MORPHEME = frozenset({"라면", "빵"})
 _NOUN_TAGS = frozenset({"NNG", "NNP", "NNB", "SL", "XR"})
-# Right after a food word: the child does *not* want it.
-_NEGATED_AFTER = re.compile(r"^(?:은|는|이|가|을|를|도)?(?:말고|말구|빼고|아니고|대신|싫|별로|질려|질렸|지겨|지겹|안먹)")
+# Right after a food word: the child does *not* want it - or cannot have it ("돼지고기 알레르기
+#있어 치킨 먹고 싶어" asks for chicken; the allergy itself becomes a hard filter in safety.py).
+# "X 알레르기 있어" is about the child; "X 알레르기 정보 알려줘" asks about X, which stays the food.
+_NEGATED_AFTER = re.compile(r"^(?:은|는|이|가|을|를|도|에)?(?:말고|말구|빼고|아니고|대신|싫|별로|질려|질렸|지겨|지겹|안먹"
+                            r"|(?:알레르기|알러지|앨러지)(?:가|이)?(?:있|때문|라서|이라서|심해|생겼|나서)"
+                            r"|못먹|먹으면안|먹으면탈|들어간거빼|들어간건빼)")
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,9 @@ def test_location(tag, text, place):
     ("마라탕 먹을래", "중식", None), ("치킨먹고싶어", "치킨", None), ("햄버거세트", "햄버거", None),
     # the food the child rejects does not count
     ("치킨 말고 피자 먹을래", "피자", None), ("치킨은 싫고 초밥 먹을래", "일식", None), ("치킨 말고 다른 거", None, None),
+    # nor does one the child cannot eat (the allergy becomes a hard filter elsewhere)
+    ("돼지고기 알레르기 있어 치킨 먹고 싶어", "치킨", None), ("삼겹살 못 먹어서 피자 먹을래", "피자", None),
+    ("새우 알러지 있는데 짜장면 먹을래", "중식", "짜장면"), ("돼지고기 먹고 싶어", "한식", None),
     # "라면" as a grammatical ending, and food emoji only without food words
     ("만원이라면 뭐 먹어", None, None), ("라면 먹자", "분식", "라면"), ("배고파 🍗🍗", "치킨", None),
     ("떡볶이 먹을래 🍕", "분식", "떡볶이"), ("뭐 먹지", None, None),
