@@ -80,9 +80,16 @@ SELF_HARM_ANSWER = (
 UNSAFE_OUTPUT_ANSWER = "미안해요, 그 답은 보여 줄 수 없어요 🙏 다른 음식이나 가게를 물어봐 줄래요?"
 
 
+# The classifier can call a message unsafe with no listed word, so its kind is unknown - and it may
+# be distress in words no list has. The refusal then also says, gently, where help is.
+UNKNOWN_UNSAFE_CARE = " 혹시 마음이 힘든 일이 있다면 청소년상담전화 1388(문자 #1388)에 언제든 이야기해도 돼 💛"
+
+
 def _unsafe(verdict: SafetyVerdict | None) -> str:
     if verdict and verdict.self_harm:
         return SELF_HARM_ANSWER
+    if verdict is None or not verdict.kinds:
+        return UNSAFE_ANSWER + UNKNOWN_UNSAFE_CARE
     return UNSAFE_ANSWER
 
 

@@ -1,6 +1,6 @@
 from naviyam.nlg.grounding import check_grounding
 from naviyam.nlg.normalizer import normalise_for_children
-from naviyam.nlg.templates import UNSAFE_ANSWER, AnswerInput, allowed_amounts, compose_answer, josa
+from naviyam.nlg.templates import UNKNOWN_UNSAFE_CARE, UNSAFE_ANSWER, AnswerInput, allowed_amounts, compose_answer, josa
 from naviyam.safety import check_text
 from naviyam.schemas import (
     Entities, FollowUp, Intent, MenuItem, NLUResult, Recommendation, SearchFilters, UserProfile,
@@ -59,10 +59,14 @@ def test_unsafe_refusal_has_no_shop_and_self_harm_gets_help():
     assert "바삭치킨" not in help_text
 
 
-def test_classifier_only_refusal_is_the_refusal_template():
-    # The NLU may call a request unsafe without a listed word; the answer is still the refusal.
+def test_classifier_only_refusal_also_says_where_help_is():
+    # The NLU may call a request unsafe without a listed word: its kind is unknown and it may be
+    # distress in new words, so the refusal also names the youth helpline; a known kind does not.
     refusal = compose_answer(AnswerInput(nlu=nlu(Intent.UNSAFE_REQUEST), recommendations=recs(), profile=PROFILE))
-    assert refusal == UNSAFE_ANSWER and "바삭치킨" not in refusal
+    assert refusal == UNSAFE_ANSWER + UNKNOWN_UNSAFE_CARE and "바삭치킨" not in refusal and "1388" in refusal
+    alcohol = compose_answer(AnswerInput(nlu=nlu(Intent.UNSAFE_REQUEST), recommendations=[], profile=PROFILE,
+                                         safety=check_text("소주 파는 곳")))
+    assert alcohol == UNSAFE_ANSWER
 
 
 def test_budget_answer_states_balance_from_profile():
