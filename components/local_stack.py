@@ -229,7 +229,11 @@ class LocalStack:
             self.stop_component(name)
 
     def __enter__(self) -> "LocalStack":
-        self.start()
+        try:
+            self.start()
+        except BaseException:  # a server that failed to start must not orphan the ones that did
+            self.stop()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:

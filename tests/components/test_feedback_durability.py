@@ -139,6 +139,22 @@ def feedback_batches(client: int, shops: list[str], users: list[str]) -> list[li
     return batches
 
 
+
+def read_after_crash(db, query: str) -> list[tuple]:
+    """Rows of a store a killed writer left behind, read-only, after SQLite's own integrity check."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return conn.execute(query).fetchall()
+    finally:
+        conn.close()
+
+
+def assert_exactly_once(ids: list[str], acknowledged: set[str], what: str) -> None:
+    assert len(ids) == len(set(ids)), f"{what} stored twice"
+    assert acknowledged <= set(ids), f"acknowledged {what} lost in the crash"
+
+
 def test_acknowledged_feedback_survives_a_kill_mid_burst_exactly_once(home, tmp_path):
     shops = pd.read_parquet(home / "data" / "shops.parquet")["shop_id"].tolist()
     users = pd.read_parquet(home / "data" / "users.parquet")["user_id"].tolist()
@@ -168,15 +184,10 @@ def test_acknowledged_feedback_survives_a_kill_mid_burst_exactly_once(home, tmp_
     finally:
         server.stop()
 
-    conn = sqlite3.connect(f"file:{home / 'state' / 'events.sqlite'}?mode=ro", uri=True)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        rows = conn.execute("SELECT event_id, user_id, shop_id, feedback_type FROM feedback").fetchall()
-    finally:
-        conn.close()
+    rows = read_after_crash(home / "state" / "events.sqlite",
+                            "SELECT event_id, user_id, shop_id, feedback_type FROM feedback")
     ids = [r[0] for r in rows]
-    assert len(ids) == len(set(ids)), "an event was stored twice"
-    assert acked_before_kill <= set(ids), "an acknowledged event was lost in the crash"
+    assert_exactly_once(ids, acked_before_kill, "event")
     assert set(ids) == set(sent) and len(ids) == total
     assert all((sent[i]["user_id"], sent[i]["shop_id"], sent[i]["feedback_type"]) == (u, s, t) for i, u, s, t in rows)
     # The service's own log (DEBUG, both runs) names neither a child nor the token.
@@ -244,15 +255,9 @@ def test_acknowledged_interactions_survive_a_killed_writer_exactly_once(tmp_path
     retried = [t for t in turns if t["request_id"] not in acked_before_kill]
     assert run_writer(db, retried, kill_after=None) == {t["request_id"] for t in retried}
 
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        rows = conn.execute("SELECT request_id, payload FROM interactions").fetchall()
-    finally:
-        conn.close()
+    rows = read_after_crash(db, "SELECT request_id, payload FROM interactions")
     ids = [r[0] for r in rows]
-    assert len(ids) == len(set(ids)), "a turn was stored twice"
-    assert acked_before_kill <= set(ids), "an acknowledged turn was lost in the crash"
+    assert_exactly_once(ids, acked_before_kill, "turn")
     assert sorted(ids) == sorted(t["request_id"] for t in turns)
     by_id = {t["request_id"]: t for t in turns}
     assert all(json.loads(payload) == by_id[rid] for rid, payload in rows)

@@ -159,12 +159,8 @@ def stack(settings, on_free_ports, tmp_path_factory):
     # Generous hop timeouts: this tests input handling, not latency, and a busy 2-core CI box can
     # take seconds for one valid turn (the router answers a timed-out hop with a 5xx).
     served = on_free_ports(settings, step_timeout_s=60.0, graph_timeout_s=120.0)
-    st_ = LocalStack(served, log_dir=tmp_path_factory.mktemp("fuzz-logs"))
-    try:
-        st_.start(timeout_s=240)
+    with LocalStack(served, log_dir=tmp_path_factory.mktemp("fuzz-logs")) as st_:  # stopped even on failure
         yield st_
-    finally:
-        st_.stop()
 
 
 @pytest.fixture(scope="module")

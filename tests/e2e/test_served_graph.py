@@ -18,14 +18,8 @@ SEED = {"user_id": "user_123", "text": "급식카드 되는 치킨집 추천해�
 
 @pytest.fixture(scope="module")
 def stack(settings, on_free_ports, tmp_path_factory):
-    served = on_free_ports(settings)
-    logs = tmp_path_factory.mktemp("stack-logs")
-    st = LocalStack(served, log_dir=logs)
-    try:
-        st.start(timeout_s=240)
+    with LocalStack(on_free_ports(settings), log_dir=tmp_path_factory.mktemp("stack-logs")) as st:
         yield st
-    finally:
-        st.stop()
 
 
 @pytest.fixture(scope="module")
