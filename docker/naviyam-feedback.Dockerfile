@@ -21,6 +21,8 @@ RUN pip install -r /src/requirements.lock
 COPY pyproject.toml README.md /src/
 COPY naviyam /src/naviyam
 COPY components /src/components
+COPY inference_graph /src/inference_graph
+COPY pipelines /src/pipelines
 RUN pip install --no-deps /src
 
 # -- runtime: the virtualenv only, as an unprivileged user --------------------------------------

@@ -90,7 +90,7 @@ run() {
 CONTEXT="$(mktemp -d "${TMPDIR:-/tmp}/naviyam-image-context.XXXXXX")"
 trap 'rm -rf "$CONTEXT"' EXIT
 (cd "$ROOT" && tar --exclude='__pycache__' --exclude='*.pyc' -cf - \
-  pyproject.toml README.md requirements.lock naviyam components feature_repo) | tar -xf - -C "$CONTEXT"
+  pyproject.toml README.md requirements.lock naviyam components inference_graph pipelines feature_repo) | tar -xf - -C "$CONTEXT"
 
 ref() { echo "${REGISTRY:+$REGISTRY/}$1:$2"; }
 

@@ -42,3 +42,17 @@ def test_dry_run_builds_every_image_from_a_clean_context():
         assert any(f"registry.example.com/naviyam/{name}:0.1.0 " in b for b in builds), name
     assert any("naviyam-nlg:0.1.0-gpu" in b and "TORCH_INDEX_URL=" in b for b in builds)
     assert all("naviyam-image-context" in b for b in builds)  # never the checkout itself
+
+
+def test_every_image_and_the_build_context_carry_every_package():
+    # pyproject packages all four; an image missing one fails at import on the cluster only
+    # (the ranker transformer and the feedback service import inference_graph).
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = sorted(p.rstrip("*") for p in include)
+    context = next(line for line in SCRIPT.read_text().splitlines() if "requirements.lock naviyam" in line)
+    for pkg in packages:
+        assert f" {pkg} " in f" {context} ", f"tools/build_images.sh leaves {pkg} out of the build context"
+        for dockerfile in (ROOT / "docker").glob("*.Dockerfile"):
+            assert f"COPY {pkg} /src/{pkg}\n" in dockerfile.read_text(), f"{dockerfile.name} does not copy {pkg}"
