@@ -26,6 +26,7 @@ from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from inference_graph.request_body import BodyTooLarge, read_body
 from naviyam.config import Settings
 from naviyam.data.catalog import Catalog
 from naviyam.events import EventStore
@@ -66,14 +67,10 @@ def bearer_matches(authorization: str | None, token: str) -> bool:
 
 async def read_json(request: Request, limit: int, empty: Any = None) -> Any:
     """The JSON body (``empty`` for a blank body when given), 413 over ``limit``, 400 when broken."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:  # refuse before reading any of it
-        raise HTTPException(status_code=413, detail=f"body over {limit} bytes")
-    raw = bytearray()
-    async for chunk in request.stream():  # chunked bodies have no length: stop at the limit
-        raw += chunk
-        if len(raw) > limit:
-            raise HTTPException(status_code=413, detail=f"body over {limit} bytes")
+    try:
+        raw = await read_body(request, limit)
+    except BodyTooLarge:
+        raise HTTPException(status_code=413, detail=f"body over {limit} bytes") from None
     if empty is not None and not raw.strip():
         return empty
     try:

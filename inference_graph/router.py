@@ -50,6 +50,7 @@ from starlette.requests import Request  # module level: FastAPI resolves the han
 from starlette.responses import JSONResponse, Response
 
 from inference_graph.client import CALL_ERRORS, RetryPolicy, ServiceClient, TriesFailed, Upstream
+from inference_graph.request_body import BodyTooLarge, read_body
 from inference_graph.spec import (
     DATA_RESPONSE,
     DEFAULT_CRD_DIR,
@@ -117,13 +118,17 @@ class _Step:
     label: str  # name, or index as KServe's Ensemble uses
     path: str  # "node/label", for errors and logs
     node: str | None  # nodeName target
-    url: str | None  # resolved serviceName / serviceUrl (its first endpoint)
-    upstream: Upstream | None  # every endpoint of that service, with the retry policy
+    upstream: Upstream | None  # the resolved serviceName / serviceUrl: its endpoints and retry policy
     use_response: bool
     condition: str | None
     hard: bool
     weight: int
     map_predictions: bool
+
+    @property
+    def url(self) -> str | None:
+        """The service's first endpoint (for messages and readiness)."""
+        return self.upstream.urls[0] if self.upstream else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,9 +222,8 @@ class GraphRouter:
             elif s.service_url:
                 upstream = self._upstreams.setdefault(s.service_url, Upstream(s.service_url, [s.service_url],
                                                                               self.retry))
-            url = upstream.urls[0] if upstream else None
             steps.append(_Step(index=i, label=s.label(i), path=f"{name}/{s.label(i)}", node=s.node_name,
-                               url=url, upstream=upstream, use_response=s.data == DATA_RESPONSE,
+                               upstream=upstream, use_response=s.data == DATA_RESPONSE,
                                condition=s.condition,
                                hard=s.is_hard, weight=s.weight or 0,
                                map_predictions=bool(s.map_predictions_to_instances)))
@@ -498,16 +502,10 @@ def create_app(graph_path: str | Path, service_urls: Mapping[str, str | Sequence
 
     @app.post("/")
     async def infer(request: Request) -> Response:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_body_bytes:
+        try:
+            raw = await read_body(request, max_body_bytes)
+        except BodyTooLarge:
             return too_large()
-        chunks, size = [], 0
-        async for chunk in request.stream():  # chunked bodies have no length: stop at the limit
-            size += len(chunk)
-            if size > max_body_bytes:
-                return too_large()
-            chunks.append(chunk)
-        raw = b"".join(chunks)
         if not raw.strip():
             return bad_request("the request body is empty; send a JSON object")
         try:
