@@ -139,13 +139,10 @@ class RankerTransformer(EnvelopeModel):
             raise RuntimeError("no --predictor_host configured")
         if config.predictor_protocol != "v2":
             raise RuntimeError(f"the ranker predictor speaks v2; --predictor_protocol is {config.predictor_protocol}")
-        body, json_length = request.to_rest()
+        body, json_length = request.to_rest()  # every input is binary (_binary_input): JSON header + bytes
         out_headers = {k: v for k, v in (headers or {}).items() if k.lower() == "x-request-id"}
-        out_headers["content-type"] = "application/octet-stream" if json_length else "application/json"
-        if json_length:
-            out_headers[INFERENCE_CONTENT_LENGTH_HEADER] = str(json_length)
-        else:
-            body = json.dumps(body).encode("utf-8")
+        out_headers["content-type"] = "application/octet-stream"
+        out_headers[INFERENCE_CONTENT_LENGTH_HEADER] = str(json_length)
         url = f"{config.predictor_base_url}/v2/models/{self.name}/infer"
         async with asyncio.timeout(config.predictor_request_timeout_seconds):
             resp = await self.client.post(url, content=body, headers=out_headers)

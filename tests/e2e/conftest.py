@@ -5,11 +5,11 @@ If something is missing the session builds it first (slow once, then reused).
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable
 
 import pytest
 
+from components.local_stack import free_port
 from naviyam.build import build_all
 from naviyam.chatbot import NaviyamChatbot
 from naviyam.config import Settings
@@ -26,19 +26,13 @@ def settings() -> Settings:
     return s
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def on_free_ports() -> Callable[..., Settings]:
     """``on_free_ports(settings, **serving_overrides)``: the same settings with every server of the
     local stack on a free loopback port, so a developer's own `make serve` can keep running."""
     def make(base: Settings, **serving) -> Settings:
-        ports = {name: _free_port() for name in base.serving.ports}
-        updated = base.serving.model_copy(update={"ports": ports, "router_port": _free_port(), **serving})
+        ports = {name: free_port() for name in base.serving.ports}
+        updated = base.serving.model_copy(update={"ports": ports, "router_port": free_port(), **serving})
         return base.model_copy(update={"serving": updated})
     return make
 
