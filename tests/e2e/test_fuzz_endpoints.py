@@ -306,15 +306,17 @@ def predictor_body(draw, dims, version: str) -> bytes:
         name = draw(st.sampled_from(sorted(cols)))
         how = draw(st.sampled_from(["value", "value", "row", "width", "column", "drop", "dtype", "shape"]))
         rows = cols[name]
+        if not isinstance(rows, list):  # an earlier "column" mutation replaced it: nothing row-wise left
+            continue
         if how == "value" and rows:
             i = draw(st.integers(0, len(rows) - 1))
-            if name == "wide" and rows[i]:
+            if name == "wide" and isinstance(rows[i], list) and rows[i]:
                 rows[i][draw(st.integers(0, len(rows[i]) - 1))] = draw(bad_numbers)
             else:
                 rows[i] = draw(bad_numbers)
         elif how == "row":
             rows.append(rows[0] if rows else 0)
-        elif how == "width" and name == "wide":
+        elif how == "width" and name == "wide" and all(isinstance(r, list) for r in rows):
             cols["wide"] = [r + [0.5] for r in rows] if draw(st.booleans()) else [r[:-1] for r in rows]
         elif how == "column":
             cols[name] = draw(json_values)
