@@ -68,7 +68,7 @@ def bench_ranker(settings: Settings, n_candidates: int = 100, repeat: int = 300)
     import torch
 
     from naviyam.data.catalog import Catalog
-    from naviyam.dialogue import profile_for
+    from naviyam.dialogue.profile import profile_for
     from naviyam.ranking.scorer import OnnxRanker
     from naviyam.ranking.train import load_checkpoint
     from naviyam.schemas import RequestContext, UserInput, time_slot_of

@@ -15,14 +15,19 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from naviyam.data.catalog import haversine_km, walk_minutes
-from naviyam.dialogue import profile_for, resolve_origin, resolve_turn
+from naviyam.dialogue import policy, select
+from naviyam.dialogue.acts import Act, AvoidOp, ChitChat, FrameUpdate
+from naviyam.dialogue.profile import profile_for
+from naviyam.dialogue.references import resolve as resolve_reference
+from naviyam.dialogue.state import DialogueState
 from naviyam.filtering import allowed_menus, shop_mask
 from naviyam.memory import ConversationMemory, ShownShop
 from naviyam.metrics import ChatMetrics
 from naviyam.models import ModelBundle
 from naviyam.nlg.grounding import check_grounding
 from naviyam.nlg.normalizer import normalise_for_children
-from naviyam.nlg.templates import UNSAFE_OUTPUT_ANSWER, AnswerInput, allowed_amounts, compose_answer
+from naviyam.nlg.templates import UNSAFE_OUTPUT_ANSWER, AnswerInput, allowed_amounts, compose_answer, stated_words
+from naviyam.nlu.frame import frame_update
 from naviyam.safety import SafetyVerdict, check_answer, check_request, screen_recommendations, stated_allergies
 from naviyam.schemas import (
     ChatbotResponse, Envelope, Intent, Recommendation, ResponseMetadata, SearchFilters, UserInput,
@@ -34,6 +39,9 @@ log = logging.getLogger(__name__)
 # Intents that search for shops; the others are answered without retrieval or ranking.
 SEARCH_INTENTS = {Intent.FOOD_RECOMMENDATION, Intent.MENU_INQUIRY, Intent.SHOP_INFO, Intent.BUDGET_INQUIRY}
 RANKER_WEIGHT = 0.8  # personalised score vs. query relevance in the final order
+CHITCHAT_INTENT = {ChitChat.GREETING: Intent.GREETING, ChitChat.CAPABILITIES: Intent.GREETING,
+                   ChitChat.NAME: Intent.GREETING, ChitChat.THANKS: Intent.GOODBYE, ChitChat.GOODBYE: Intent.GOODBYE}
+NEAR_FILL_RELEVANCE = 0.05  # a qualifying nearby shop no step returned: last among equals
 OVER_ALLOWANCE_PENALTY = 0.7  # DATA.md: a shop whose cheapest meal exceeds the allowance is no top pick
 
 
@@ -79,33 +87,62 @@ class NaviyamChatbot:
         with timed_step(env, "nlu"):
             nlu = self.models.nlu.parse(env.preprocessed, self.models.shop_names)
             verdict = check_request(env.preprocessed)
-            if verdict.unsafe:
-                nlu = nlu.model_copy(update={"intent": Intent.UNSAFE_REQUEST})
             env.unsafe_terms, env.unsafe_kinds = list(verdict.terms), list(verdict.kinds)
             env.profile = profile_for(catalog, env.input)
-            origin = resolve_origin(catalog, env.input, env.profile, nlu.entities.location)
             previous = self.memory.last_turn(self._conversation(env))
-            env.nlu, env.filters, env.context = resolve_turn(
-                nlu, previous, env.profile, self.settings.candidates.max_distance_km, env.input.timestamp, origin
-            )
-            # "땅콩 알레르기 있어" is as binding as the profile's allergies (and memory carries it on).
+            state = previous.state if previous is not None and previous.state is not None else DialogueState()
+            update = nlu.frame or frame_update(nlu.intent, nlu.entities, nlu.followup, env.preprocessed.cleaned_text)
+            if verdict.unsafe or nlu.intent is Intent.UNSAFE_REQUEST:
+                update = FrameUpdate(act=Act.SAFETY)
+            # "땅콩 알레르기 있어" binds like the profile's allergies, for the rest of the conversation.
             stated = stated_allergies(env.preprocessed.cleaned_text)
-            if stated:
-                allergies = sorted(set(env.filters.allergies) | set(stated))
-                env.filters.allergies = env.nlu.filters.allergies = allergies
+            if stated and update.act is not Act.SAFETY:
+                update = update.model_copy(update={"ops": [*update.ops, AvoidOp(slot="allergens", op="add", value=stated)]})
+                if update.act in (Act.CHITCHAT, Act.ASK_SHOP) and not update.reference:
+                    update = update.model_copy(update={"act": Act.STATEMENT})
+            state = policy.apply(state, update)
+            found = policy.search(state, update, env.profile, env.input, catalog, self.settings.candidates.max_distance_km)
+            env.filters, env.context, env.dialogue, env.update = found.filters, found.context, state, update
+            if update.act is Act.ASK_SHOP:
+                origin = (env.context.origin_lat, env.context.origin_lon)
+                env.focus_shop = resolve_reference(update.reference, state, env.input.text,
+                                                   lambda sid: catalog.shops.at[sid, "name"],
+                                                   lambda name: self._shops_named(name, origin))
+            env.nlu = self._resolved(nlu, update, state, env.filters)
         env.model_versions["nlu"] = self.models.nlu.version
         env.needs_search = self.needs_search(env) and not env.unsafe_terms
         return env
 
+    @staticmethod
+    def _resolved(nlu, update: FrameUpdate, state: DialogueState, filters: SearchFilters):
+        """The NLU result as the conversation reads it: the intent of the act, the frame's entities."""
+        act = update.act
+        if act is Act.SAFETY:
+            intent = Intent.UNSAFE_REQUEST
+        elif act is Act.ASK_SHOP:
+            intent = Intent.SHOP_INFO
+        elif act is Act.CHITCHAT:
+            intent = CHITCHAT_INTENT.get(update.chitchat, Intent.OUT_OF_SCOPE)
+        elif nlu.intent in (Intent.MENU_INQUIRY, Intent.BUDGET_INQUIRY):
+            intent = nlu.intent
+        else:
+            intent = Intent.FOOD_RECOMMENDATION
+        entities = nlu.entities.model_copy(update={
+            "food_category": state.category, "menu_item": state.menu_items[-1] if state.menu_items else None,
+            "budget": state.per_person_budget if act is not Act.SAFETY else nlu.entities.budget,
+        })
+        return nlu.model_copy(update={"intent": intent, "entities": entities, "filters": filters})
+
     def needs_search(self, env: Envelope) -> bool:
-        nlu = env.nlu
-        if nlu is None or nlu.intent not in SEARCH_INTENTS:
+        update = env.update
+        if update is None or env.nlu is None or update.unknown_place:
             return False
-        if nlu.intent is Intent.BUDGET_INQUIRY:
-            return nlu.entities.budget is not None or nlu.entities.food_category is not None
-        if nlu.intent is Intent.SHOP_INFO:
-            return nlu.filters.shop_name is not None  # no known shop named: ask, never guess one
-        return True
+        if update.act in (Act.NEW_SEARCH, Act.REFINE):
+            if env.nlu.intent is Intent.BUDGET_INQUIRY:
+                return env.dialogue.budget is not None or env.dialogue.category is not None
+            return True
+        # A statement ("우유 알레르기 있어") applies to the search already on screen, at once.
+        return update.act is Act.STATEMENT and env.dialogue is not None and env.dialogue.searched
 
     # -- step 5A: retrieval ---------------------------------------------------------------
     def retrieve(self, env: Envelope) -> Envelope:
@@ -138,13 +175,6 @@ class NaviyamChatbot:
         futures = [self._pool.submit(self.retrieve, env), self._pool.submit(self.generate_candidates, env)]
         for fut in futures:
             fut.result()
-        if not env.retrieval and not env.candidates and env.filters.max_distance_km is not None:
-            # Nothing within walking distance: search further rather than answer with nothing.
-            env.filters = env.filters.model_copy(update={"max_distance_km": None})
-            env.relaxed_distance = True
-            futures = [self._pool.submit(self.retrieve, env), self._pool.submit(self.generate_candidates, env)]
-            for fut in futures:
-                fut.result()
         return env
 
     # -- step 6: personalised ranking ------------------------------------------------------
@@ -168,8 +198,10 @@ class NaviyamChatbot:
             ["4-funnel"] if env.candidates else [])
         env.recommendation_method = " + ".join(method) or "none"
         final = {sid: self._final_score(env, sid, personal.get(sid), rel) for sid, rel in pool.items()}
-        top = sorted(final, key=lambda s: final[s], reverse=True)[: self.settings.ranking.top_k]
-        env.recommendations = [self._recommendation(env, i + 1, sid, final[sid]) for i, sid in enumerate(top)]
+        picked = select.pick(self.models.catalog, final, env.filters, env.context, self.settings.ranking.top_k)
+        env.relaxed_distance = picked.widened
+        env.recommendations = [self._recommendation(env, i + 1, sid, final[sid], open_now=sid not in picked.closed)
+                               for i, sid in enumerate(picked.shop_ids)]
         return env
 
     def candidate_pool(self, env: Envelope) -> dict[str, float]:
@@ -179,23 +211,26 @@ class NaviyamChatbot:
             pool[hit.shop_id] = max(pool.get(hit.shop_id, 0.0), hit.rag_score)
         for cand in env.candidates or []:
             pool.setdefault(cand.shop_id, 0.5 * cand.base_score)
-        if env.nlu.intent is Intent.SHOP_INFO:
-            # Information about the shop the child named, or nothing; never a look-alike. The answer
-            # states the shop's own facts (meal card, hours), so search filters don't apply to it.
-            return {sid: 1.0 for sid in self._shops_named(env.filters)} if env.filters.shop_name else {}
-        if not pool:
-            return pool
         # Safety net: whatever a step returned, only shops meeting the hard filters go on.
         catalog = self.models.catalog
         mask = shop_mask(catalog, env.filters, (env.context.origin_lat, env.context.origin_lon))
-        allowed = set(catalog.shops["shop_id"].to_numpy()[mask])
-        return {sid: rel for sid, rel in pool.items() if sid in allowed}
+        pool = {sid: rel for sid, rel in pool.items() if mask[catalog.row_of(sid)]}
+        # Funnels rank by their own signals; qualifying shops within a child's walk that none of
+        # them returned still compete (a narrow frame - menu, allergy, time - leaves few).
+        near = select.near_qualifying(catalog, mask, env.context, env.filters, len(pool))
+        for sid in near:
+            pool.setdefault(sid, NEAR_FILL_RELEVANCE)
+        return pool
 
-    def _shops_named(self, filters: SearchFilters) -> list[str]:
+    def _shops_named(self, name: str, origin: tuple[float, float]) -> list[str]:
+        """Shops of the catalogue called ``name``, nearest first (a chain has branches everywhere)."""
         shops = self.models.catalog.shops
-        exact = shops[shops["name"] == filters.shop_name]
-        hits = exact if len(exact) else shops[shops["name"].str.contains(filters.shop_name, regex=False)]
-        return list(hits["shop_id"][:3])
+        exact = shops[shops["name"] == name]
+        hits = exact if len(exact) else shops[shops["name"].str.contains(name, regex=False)]
+        if not len(hits):
+            return []
+        dist = haversine_km(origin[0], origin[1], hits["lat"].to_numpy(), hits["lon"].to_numpy())
+        return list(hits["shop_id"].to_numpy()[dist.argsort()][:3])
 
     def _final_score(self, env: Envelope, shop_id: str, personal: float | None, relevance: float) -> float:
         score = relevance if personal is None else RANKER_WEIGHT * personal + (1 - RANKER_WEIGHT) * relevance
@@ -204,7 +239,8 @@ class NaviyamChatbot:
             score *= OVER_ALLOWANCE_PENALTY
         return score
 
-    def _recommendation(self, env: Envelope, rank: int, shop_id: str, score: float) -> Recommendation:
+    def _recommendation(self, env: Envelope, rank: int, shop_id: str, score: float, open_now: bool = True,
+                        n_menus: int | None = None) -> Recommendation:
         shop = self.models.catalog.shop(shop_id)
         dist_km = float(haversine_km(env.context.origin_lat, env.context.origin_lon, shop.lat, shop.lon))
         menus = allowed_menus(self.models.catalog, shop_id, env.filters)
@@ -212,14 +248,15 @@ class NaviyamChatbot:
         wanted = env.filters.menu_item
         # Show what the child asked for, then what fits their allowance, then the signatures.
         menus.sort(key=lambda m: (not (wanted and wanted in m.name), m.price > allowance, not m.is_signature, m.price))
-        n_menus = 4 if env.nlu.intent in (Intent.MENU_INQUIRY, Intent.SHOP_INFO) else 2
+        if n_menus is None:
+            n_menus = 4 if env.nlu.intent in (Intent.MENU_INQUIRY, Intent.SHOP_INFO) else 2
         funnel_scores = next((c.scores for c in env.candidates or [] if c.shop_id == shop_id), {})
         return Recommendation(
             rank=rank, shop_id=shop_id, name=shop.name, category=shop.category, address=shop.address,
             distance_m=int(dist_km * 1000), walk_minutes=walk_minutes(dist_km), menus=menus[:n_menus],
             min_price=shop.min_price, accepts_meal_card=shop.accepts_meal_card,
             is_good_influence_shop=shop.is_good_influence_shop, opening_hours=shop.opening_hours,
-            rating=shop.rating, personalized_score=round(score, 4), funnel_scores=funnel_scores,
+            phone=shop.phone[:32], open_now=open_now, rating=shop.rating, personalized_score=round(score, 4), funnel_scores=funnel_scores,
         )
 
     # -- step 7: NLG -----------------------------------------------------------------------
@@ -229,14 +266,18 @@ class NaviyamChatbot:
                                     terms=tuple(env.unsafe_terms))
             if verdict.unsafe:
                 env.recommendations = []
-            else:
+            elif env.update is not None and env.update.act is Act.ASK_SHOP:
+                env.recommendations = self.shown_again(env)
+            if not verdict.unsafe:
                 # Output check 1: whatever retrieval and ranking returned, no unsafe shop or menu goes out.
                 env.recommendations, dropped = screen_recommendations(env.recommendations)
                 if dropped:
                     log.error("unsafe recommendations dropped: %s", dropped)
                     env.errors["safety.output"] = "; ".join(dropped)[:300]
             inp = AnswerInput(nlu=env.nlu, recommendations=env.recommendations, profile=env.profile,
-                              safety=verdict, relaxed_distance=env.relaxed_distance)
+                              safety=verdict, relaxed_distance=env.relaxed_distance, update=env.update,
+                              state=env.dialogue, focus_shop=env.focus_shop,
+                              at=env.filters.open_at or env.filters.prefer_open_at if env.filters else None)
             category = env.nlu.entities.food_category
             text, nlg_version = None, "template-v1"
             answerer = self.models.answerer
@@ -261,7 +302,8 @@ class NaviyamChatbot:
                 env.recommendations = []
                 text = UNSAFE_OUTPUT_ANSWER
             elif not verdict.unsafe:
-                report = check_grounding(text, env.recommendations, self.models.shop_names, allowed_amounts(inp))
+                report = check_grounding(text, env.recommendations, self.models.shop_names, allowed_amounts(inp),
+                                         stated_words(inp))
                 if not report.ok:
                     # Both paths are checked before this; reaching here is a bug worth shouting about.
                     log.error("ungrounded answer: %s", report.violations)
@@ -270,6 +312,17 @@ class NaviyamChatbot:
             env.answer = text
             env.model_versions["nlg"] = nlg_version
         return env
+
+    def shown_again(self, env: Envelope) -> list[Recommendation]:
+        """The list on screen, rebuilt from the data; the shop asked about shows its whole menu."""
+        state, catalog = env.dialogue, self.models.catalog
+        ids = [sid for sid in (state.shown if state else []) if sid in catalog.shops.index]
+        focus = env.focus_shop
+        if focus is not None and focus not in ids:
+            ids = [focus]   # a shop the child named that was not on screen
+        at = env.filters.open_at or env.filters.prefer_open_at
+        return [self._recommendation(env, i + 1, sid, 0.0, open_now=select.is_open_at(catalog, sid, at),
+                                     n_menus=8 if sid == focus else 2) for i, sid in enumerate(ids)]
 
     # -- step 8: response, memory, log, metrics ---------------------------------------------
     def finish(self, env: Envelope) -> ChatbotResponse:
@@ -287,6 +340,7 @@ class NaviyamChatbot:
                 recommendation_method=env.recommendation_method, model_versions=env.model_versions,
                 timings_ms=env.timings_ms, degraded=env.degraded, nlu_backend=nlu.backend,
                 request_id=env.request_id, session_id=env.input.session_id,
+                dialogue_state=env.dialogue.goal() if env.dialogue is not None else None,
             ),
         )
         self._remember(env, response)
@@ -299,9 +353,13 @@ class NaviyamChatbot:
         now = env.input.timestamp.isoformat()
         shown = [ShownShop(r.shop_id, r.min_price, r.distance_m) for r in env.recommendations]
         try:
+            state = None
+            if env.dialogue is not None and env.update is not None:
+                ids = [r.shop_id for r in env.recommendations]
+                state = policy.after_answer(env.dialogue, env.update, ids, env.focus_shop)
             self.memory.add_turn(self._conversation(env), env.input.user_id, now, env.input.text,
                                  response.response, nlu.intent.value, env.filters or SearchFilters(), shown,
-                                 request_id=env.request_id)
+                                 request_id=env.request_id, state=state)
         except Exception as exc:  # noqa: BLE001 - memory is best effort; the answer still goes out
             record_failure(env, "memory", exc, self.metrics)
         try:
@@ -335,14 +393,18 @@ class NaviyamChatbot:
         return ConversationMemory.conversation_key(env.input.user_id, env.input.session_id)
 
     # -- all 8 steps ---------------------------------------------------------------------------
-    def process(self, user_input: UserInput) -> ChatbotResponse:
+    def steps(self, user_input: UserInput) -> Envelope:
+        """Steps 1-7 in-process (the served graph runs them one node each)."""
         env = self.start(user_input)
         self.understand(env)
         if env.needs_search:
             self.retrieve_and_generate(env)
             self.rank(env)
         self.answer(env)
-        return self.finish(env)
+        return env
+
+    def process(self, user_input: UserInput) -> ChatbotResponse:
+        return self.finish(self.steps(user_input))
 
     def chat(self, text: str, user_id: str = "guest", session_id: str | None = None,
              now: datetime | None = None) -> ChatbotResponse:
@@ -355,12 +417,7 @@ class NaviyamChatbot:
         The first call into each library (numpy kernels, onnxruntime, thread pools) is slow;
         paying it here keeps the first real child's request inside the funnel timeouts.
         """
-        env = self.start(UserInput(user_id="warmup", text="급식카드 되는 치킨집 추천해줘"))
-        self.understand(env)
-        if env.needs_search:
-            self.retrieve_and_generate(env)
-            self.rank(env)
-        self.answer(env)
+        self.steps(UserInput(user_id="warmup", text="급식카드 되는 치킨집 추천해줘"))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

@@ -184,6 +184,8 @@ def cmd_eval(args) -> int:
         if not (model_dir / "meta.json").exists():
             raise UsageError("no trained ranker; run `naviyam train ranker` (or `make build`) first")
         metrics = evaluate_ranker(settings, Catalog.load(settings.data_dir), load_events(settings.data_dir), model_dir)
+    elif args.what == "dialogue":
+        return _eval_dialogue(settings, args)
     else:
         from naviyam.build import read_jsonl
         from naviyam.evaluation.nlu_metrics import evaluate_nlu
@@ -196,6 +198,49 @@ def cmd_eval(args) -> int:
         print(_dump(metrics))
     else:
         for key, value in metrics.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+def _eval_dialogue(settings, args) -> int:
+    """Whole conversations: turn success and joint goal accuracy, in-process or through the graph.
+
+    In-process turns go to a throw-away memory and interaction log, never into the home's state:
+    evaluation traffic is not children's traffic.
+    """
+    import tempfile
+
+    from naviyam.data.catalog import Catalog
+    from naviyam.evaluation.dialogue import CORPUS_DIR, evaluate_dialogues, in_process_turn, load_corpus, served_turn
+
+    files = [Path(args.file)] if args.file else [
+        CORPUS_DIR / f"{name}.jsonl" for name in (("dev", "test") if args.split == "all" else (args.split,))]
+    conversations = [c for f in files for c in load_corpus(f)]
+    catalog = Catalog.load(settings.data_dir)
+    shops = {r.shop_id: (float(r.lat), float(r.lon)) for r in catalog.shops.itertuples()}
+    if args.url:
+        report = evaluate_dialogues(served_turn(args.url), conversations, shops)
+    else:
+        from naviyam.chatbot import NaviyamChatbot
+        from naviyam.events import EventStore
+        from naviyam.memory import ConversationMemory
+        from naviyam.models import ModelBundle
+
+        with tempfile.TemporaryDirectory(prefix="naviyam-eval-") as tmp:
+            bot = NaviyamChatbot(ModelBundle(settings), ConversationMemory(Path(tmp) / "memory.sqlite"),
+                                 EventStore(Path(tmp) / "events.sqlite"))
+            try:
+                report = evaluate_dialogues(in_process_turn(bot), conversations, shops)
+            finally:
+                bot.close()
+    summary = {"conversations": len(conversations), **report.summary()}
+    if args.json:
+        print(_dump({**summary, "failures": report.failures}))
+    else:
+        if args.show_failures:
+            for line in report.failures:
+                print("FAIL", line)
+        for key, value in summary.items():
             print(f"{key}: {value}")
     return 0
 
@@ -258,9 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("eval", help="evaluate a model on held-out data")
-    evaluate.add_argument("what", choices=["ranker", "nlu"])
+    evaluate.add_argument("what", choices=["ranker", "nlu", "dialogue"])
     evaluate.add_argument("--json", action="store_true")
-    evaluate.add_argument("--file", help="NLU: labelled JSONL to evaluate on")
+    evaluate.add_argument("--file", help="NLU: labelled JSONL; dialogue: a conversation corpus (JSONL)")
+    evaluate.add_argument("--split", choices=["dev", "test", "all"], default="all",
+                          help="dialogue: which split of the packaged corpus (default all)")
+    evaluate.add_argument("--url", help="dialogue: run through the served graph at this URL instead of in-process")
+    evaluate.add_argument("--show-failures", action="store_true", help="dialogue: print every failed turn")
     evaluate.set_defaults(func=cmd_eval)
 
     pipeline = sub.add_parser("pipeline", help="Kubeflow pipelines: compile, run locally (kfp.local), submit")

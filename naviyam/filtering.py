@@ -5,6 +5,8 @@ shop excluded in one place can never slip back in through another.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from naviyam.data.catalog import Catalog, haversine_km
@@ -47,9 +49,29 @@ def shop_mask(catalog: Catalog, filters: SearchFilters, origin: tuple[float, flo
         mask &= dist <= filters.max_distance_km
     if filters.open_at:
         mask &= open_mask(catalog.open_minutes, catalog.close_minutes, _minutes(filters.open_at))
-    if filters.max_price is not None or filters.allergies or filters.menu_item:
+    if filters.good_shop:
+        mask &= shops["is_good_influence_shop"].to_numpy(dtype=bool)
+    if filters.cheaper_than is not None:
+        mask &= (shops["min_price"] < filters.cheaper_than).to_numpy()
+    if filters.max_price is not None or filters.allergies or filters.menu_item or filters.avoid_words or filters.not_spicy:
         mask &= _menu_mask(catalog, filters)
+    for item in filters.menu_items:
+        if item != filters.menu_item:   # each asked item on the menu ("짜장면" and "탕수육도")
+            mask &= _menu_mask(catalog, SearchFilters(menu_item=item))
     return mask
+
+
+# Menus a child who "can't eat spicy" should not be shown (names carry it in the data).
+SPICY_MENU = re.compile(r"매운|매콤|불닭|마라|짬뽕|떡볶이|라볶이|쫄면|제육|김치찌개|양념|닭강정|핫|고추|낙지|육개장|부대찌개")
+MILD_MENU = re.compile(r"궁중|로제|짜장|크림|간장")
+
+
+def is_spicy(name: str) -> bool:
+    return bool(SPICY_MENU.search(name)) and not MILD_MENU.search(name)
+
+
+def _avoided(name: str, filters: SearchFilters) -> bool:
+    return any(word in name for word in filters.avoid_words) or (filters.not_spicy and is_spicy(name))
 
 
 def _menu_mask(catalog: Catalog, filters: SearchFilters) -> np.ndarray:
@@ -63,6 +85,8 @@ def _menu_mask(catalog: Catalog, filters: SearchFilters) -> np.ndarray:
             ok &= ~catalog.menu_allergen_masks[allergen]
     if filters.menu_item:
         ok &= menus["name"].str.contains(filters.menu_item, regex=False).to_numpy()
+    if filters.avoid_words or filters.not_spicy:
+        ok &= ~menus["name"].map(lambda n: _avoided(n, filters)).to_numpy(dtype=bool)
     good_shops = set(menus.loc[ok, "shop_id"])
     return catalog.shops["shop_id"].isin(good_shops).to_numpy()
 
@@ -74,7 +98,7 @@ def allowed_menus(catalog: Catalog, shop_id: str, filters: SearchFilters):
     for item in catalog.menus_of(shop_id):
         if filters.max_price is not None and item.price > filters.max_price:
             continue
-        if banned.intersection(item.allergens):
+        if banned.intersection(item.allergens) or _avoided(item.name, filters):
             continue
         out.append(item)
     return out

@@ -206,6 +206,96 @@ SELF_HARM_LATIN: tuple[str, ...] = (
     "kill myself", "want to die", "wanna die", "suicide", "suicidal", "self harm", "self-harm", "end my life",
     "hurt myself", "cut myself",
 )
+# --- Cue grammar for grooming and distress (naviyam.safety.cue_verdict) --------------------------
+# No single word here is unsafe: "사준대" is fine from 엄마, "힘들어" is fine after an exam. A kind
+# fires only when cues of two groups meet in one message (see safety.py). All entries are matched
+# on the spacing-free, lower-cased text, so they are written without spaces; typos are listed.
+# Grooming, group 1: a person the child does not know (a word for "stranger" before a person word).
+GROOMING_STRANGER_WORDS: tuple[str, ...] = (
+    "모르는", "몰르는", "모르눈", "모루는", "모른는", "처음보는", "처음본", "첨보는", "첨본", "처음만난", "첨만난",
+    "낯선", "낮선", "어떤", "어느", "지나가던", "지나가는", "길에서만난", "길에서본", "밖에서만난", "놀이터에서만난",
+)
+GROOMING_PERSON_WORDS: tuple[str, ...] = (
+    "사람", "아저씨", "아자씨", "아조씨", "아찌", "아재", "아줌마", "아주머니", "형", "횽", "행님", "누나", "누님", "눈나",
+    "오빠", "오바", "언니", "어른", "삼촌", "이모", "할아버지", "할아부지", "할머니", "남자", "여자", "대학생",
+    "고등학생", "고딩", "분이", "분께", "분한테", "분들",
+)
+# Group 1 also: someone met online, "<place> [에서] [만난] <person>" ("게임에서 만난 누나", "오픈채팅 오빠").
+GROOMING_ONLINE_WORDS: tuple[str, ...] = (
+    "인터넷", "온라인", "랜선", "게임", "겜", "오픈채팅", "오픈톡", "오픈카톡", "오챗", "오톡", "랜덤채팅", "랜챗", "채팅앱",
+    "채팅", "톡방", "단톡", "카톡", "디엠", "dm", "sns", "인스타", "페북", "페이스북", "틱톡", "트위터", "디코", "디스코드",
+    "로블록스", "제페토", "메타버스", "마인크래프트", "쪽지", "댓글",
+)
+# Online places where a bare "친구" is someone met online too ("온라인 친구"); "게임 친구" may be a classmate.
+GROOMING_ONLINE_ONLY_WORDS: tuple[str, ...] = (
+    "인터넷", "온라인", "랜선", "오픈채팅", "오픈톡", "오픈카톡", "오챗", "랜덤채팅", "랜챗", "채팅앱", "디엠", "dm", "sns",
+)
+GROOMING_MET_WORDS: tuple[str, ...] = (
+    "만난", "만났던", "알게된", "알게됐던", "알게되", "친해진", "사귄", "연락온", "연락한", "연락하는", "연락주는", "말건",
+    "말걸은", "말걸어온", "채팅한", "채팅하는", "톡하는", "대화한", "친추한", "팔로우한", "본", "보낸", "온",
+)
+# Grooming, group 2: an offer (food, money, gifts) or a meeting, a ride, a secret.
+GROOMING_OFFER_WORDS: tuple[str, ...] = (
+    "사준", "사줄", "사주겠", "사주기로", "사주신", "사주께", "사주면", "사줌", "쏜대", "쏜다", "쏠게", "쏴준", "쏴줄", "대접",
+    "용돈", "선물", "기프티콘", "깊티", "기프트카드", "문상", "문화상품권", "상품권", "게임머니", "현질", "캐시", "아이템",
+    "스킨", "쿠폰", "돈준", "돈을준", "돈줄", "돈을줄", "돈보내", "돈을보내", "알바",
+)
+GROOMING_MEETING_WORDS: tuple[str, ...] = (
+    "나오래", "나오레", "나오라", "나와", "나올래", "나오면", "만나자", "만나쟈", "만나재", "만나쟤", "만나래", "만나라",
+    "만나기로", "만날래", "만나도", "만나러", "만나서", "만나면", "만날까", "만나볼", "보자고", "보재", "보쟤", "얼굴보",
+    "같이놀", "놀자", "놀러", "데리러", "데려", "데리고", "태워", "차타", "차에타", "차를타", "따라오", "따라가", "따라와",
+    "비밀로", "비밀이래", "비밀이라", "말하지말", "말하지마", "아무한테도", "단둘이", "둘이서만", "둘이만", "혼자와",
+    "혼자오", "혼자나", "주소", "사진보내", "사진달", "번호달", "번호알려", "전화번호", "어디살", "어디사는", "집이어디",
+    "같이먹", "같이가", "먹자고", "먹으러가자", "에오래", "로오래", "러오래", "에오라", "로오라", "러오라", "집에가자",
+)
+# Grooming without a stranger: an adult asking to keep money or a meeting from parents.
+GROOMING_SECRECY_WORDS: tuple[str, ...] = (
+    "말하지말래", "말하지마래", "말하지말라", "말하지말랬", "말하면안된대", "비밀로하래", "비밀로하라", "비밀로해달래",
+    "비밀이래",
+)
+GROOMING_SECRET_OFFER_WORDS: tuple[str, ...] = (
+    "용돈", "돈준", "돈줄", "돈을", "게임머니", "현질", "기프티콘", "깊티", "상품권", "나오래", "나오라", "만나자", "만나재",
+    "만나래", "차타", "데리러", "집에오", "사진",
+)
+# Distress, group 1: a feeling ("외로워", "힘들어서", "슬퍼"), any form.
+DISTRESS_FEELING_WORDS: tuple[str, ...] = (
+    "외로", "외롭", "외러", "힘들어", "힘드러", "힘들다", "힘듦", "힘듬", "힘들고", "힘든데", "힘드네", "힘들었", "힘들당",
+    "우울", "슬퍼", "슬프", "슬픔", "슬포", "괴로", "괴롭", "속상", "지쳐", "지쳤", "지친다", "지침", "무서워", "무섭",
+    "아무도없", "혼자라서", "혼자라", "나혼자", "다싫", "다귀찮", "귀찮고", "다짜증", "서러", "서럽", "서운", "눈물",
+    "울고싶", "울었", "울것같", "울뻔", "불안", "마음이아파", "맘이아파", "상처", "스트레스", "짜증나서", "외톨이",
+    "기분이안좋", "기분안좋", "기분이나빠", "기분나빠", "기분이별로", "마음이안좋", "맘이안좋", "혼자있기싫", "혼자있는게싫",
+)
+# Distress, a feeling that is a statement on its own ("외로워", "우울해", "너무 힘들어"): with no food
+# request in the message it is distress; "외로운 사람을 위한 혼밥집" or "힘들었어 치킨 먹자" stay food.
+DISTRESS_STRONG_WORDS: tuple[str, ...] = (
+    "외로워", "외로와", "외롭", "외로움", "외로운데", "외러워", "우울",
+    "너무힘들어", "넘힘들어", "너무힘드러", "넘힘드러", "진짜힘들어", "요즘힘들어", "요새힘들어", "너무힘들다", "너무힘듦",
+    "사는게힘들", "슬퍼", "슬프다", "슬포", "괴로워", "괴롭다", "괴로움", "서러워", "서럽다", "울고싶", "눈물나", "눈물이나",
+    "마음이아파", "맘이아파", "속상해", "속상하다", "지쳤어", "너무지쳐", "넘지쳐", "다싫어", "다싫다", "다귀찮",
+    "나만빼고", "나만빼놓", "왕따", "따돌", "괴롭힘", "아무도안놀", "같이안놀아", "친구가없", "외톨이",
+    "힘들어죽겠", "혼자있기싫", "혼자있는게싫", "학대", "의욕이없", "의욕없", "살맛", "아무것도하기싫",
+    "아무것도하고싶지않", "아무것도안하고싶", "말할사람이없", "말할사람없", "얘기할사람이없", "얘기할사람없",
+)
+# Distress, group 2: withdrawal. Hard ones count with any feeling; soft ones (appetite) only when the
+# message asks for no food ("입맛 없는데 시원한 거 추천해줘" is a food request).
+DISTRESS_HARD_WITHDRAWAL_WORDS: tuple[str, ...] = (
+    "아무것도먹기싫", "아무것도안먹", "아무것도못먹", "아무것도먹고싶지않", "아무거또먹기싫", "밥도안넘어", "밥이안넘어",
+    "안넘어가", "목구멍으로", "먹을기분아니", "먹을기분이아니", "아무것도하기싫", "아무것도하고싶지않", "아무것도싫",
+    "아무것도안하고싶", "살맛", "의욕이없", "의욕없", "잠이안와", "잠도안와", "잠을못자", "학교가기싫", "말할사람이없",
+    "말할사람없", "얘기할사람이없", "얘기할사람없", "기댈사람", "아무랑도", "나만빼고", "나만빼놓", "왕따", "따돌",
+    "괴롭혀", "괴롭힘", "아무도안놀", "같이안놀아", "때려", "때리", "학대", "폭력",
+)
+DISTRESS_SOFT_WITHDRAWAL_WORDS: tuple[str, ...] = (
+    "밥맛이없", "밥맛없", "밥맛도없", "입맛이없", "입맛없", "입맛도없", "식욕이없", "식욕없", "먹기싫", "먹기시러",
+    "안먹고싶", "먹고싶지않", "못먹겠", "배도안고파", "맛있는것도맛없", "뭘먹어도맛없", "뭐먹어도맛없", "먹어도맛없",
+)
+# A food request in the same message keeps a soft feeling a food request ("힘들었어 치킨 먹자").
+# Category and menu words of the lexicon count too (safety.py adds them).
+FOOD_REQUEST_CUES: tuple[str, ...] = (
+    "먹고싶", "먹을래", "먹자", "먹으러", "먹을데", "먹을곳", "먹을만", "먹을거", "먹을까", "뭐먹지", "뭘먹지", "먹어야지",
+    "먹고파", "먹고프", "추천", "알려줘", "알려주", "찾아줘", "찾아봐", "땡겨", "땡긴", "땡김", "맛집", "맛있는", "시켜",
+    "배달", "배고", "배곺", "출출", "혼밥", "가게", "식당", "간식",
+)
 # Allergen label (as on menus) -> words a child uses for it. "해산물" means all the sea allergens.
 ALLERGEN_WORDS: dict[str, tuple[str, ...]] = {
     "땅콩": ("땅콩", "피넛", "견과류", "견과", "peanut", "peanuts", "nut", "nuts"),

@@ -1,7 +1,8 @@
 """SQLite conversation memory: what was asked and shown, so follow-ups can refer back.
 
 "거기 말고 다른 데는?" needs the previous turn's filters and shops; "더 싼 곳" needs their prices.
-One row per turn, keyed by the conversation (session id, or the user id when there is none).
+Each turn also stores the conversation's frame after it (``DialogueState``): the next turn
+starts from it. One row per turn, keyed by the conversation (session id, or the user id when there is none).
 A turn carries its request id, stored once: the graph router may retry an NLG call whose first try
 was only slow, and both tries then finish (the interaction log is idempotent the same way).
 """
@@ -13,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from naviyam.dialogue.state import DialogueState
 from naviyam.schemas import SearchFilters
 
 _SCHEMA = """
@@ -27,6 +29,7 @@ CREATE TABLE IF NOT EXISTS turns (
     filters TEXT NOT NULL,
     shown TEXT NOT NULL,
     request_id TEXT,
+    state TEXT,
     PRIMARY KEY (conversation, turn_no)
 )
 """
@@ -47,6 +50,7 @@ class Turn:
     intent: str
     filters: SearchFilters
     shown: tuple[ShownShop, ...]
+    state: DialogueState | None = None
 
     @property
     def category(self) -> str | None:
@@ -62,6 +66,8 @@ class ConversationMemory:
         columns = {row[1] for row in self._conn.execute("PRAGMA table_info(turns)")}
         if "request_id" not in columns:  # a memory file from before request ids: add the column
             self._conn.execute("ALTER TABLE turns ADD COLUMN request_id TEXT")
+        if "state" not in columns:  # from before the dialogue frame: old turns have none
+            self._conn.execute("ALTER TABLE turns ADD COLUMN state TEXT")
         self._conn.execute(_REQUEST_INDEX)
         self._lock = threading.Lock()
         self._max_turns = max_turns
@@ -73,17 +79,19 @@ class ConversationMemory:
     def last_turn(self, conversation: str) -> Turn | None:
         with self._lock:
             row = self._conn.execute(
-                "SELECT text, response, intent, filters, shown FROM turns WHERE conversation=? "
+                "SELECT text, response, intent, filters, shown, state FROM turns WHERE conversation=? "
                 "ORDER BY turn_no DESC LIMIT 1",
                 (conversation,),
             ).fetchone()
         if row is None:
             return None
         shown = tuple(ShownShop(**s) for s in json.loads(row[4]))
-        return Turn(row[0], row[1], row[2], SearchFilters.model_validate_json(row[3]), shown)
+        state = DialogueState.model_validate_json(row[5]) if row[5] else None
+        return Turn(row[0], row[1], row[2], SearchFilters.model_validate_json(row[3]), shown, state)
 
     def add_turn(self, conversation: str, user_id: str, created_at: str, text: str, response: str,
-                 intent: str, filters: SearchFilters, shown: list[ShownShop], request_id: str | None = None) -> bool:
+                 intent: str, filters: SearchFilters, shown: list[ShownShop], request_id: str | None = None,
+                 state: DialogueState | None = None) -> bool:
         """Store a turn; False when a turn with this ``request_id`` is already stored (a retry)."""
         shown_json = json.dumps([s.__dict__ for s in shown], ensure_ascii=False)
         with self._lock:
@@ -97,9 +105,11 @@ class ConversationMemory:
                     "SELECT COALESCE(MAX(turn_no), 0) FROM turns WHERE conversation=?", (conversation,)
                 ).fetchone()
                 self._conn.execute(
-                    "INSERT INTO turns VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO turns (conversation, turn_no, user_id, created_at, text, response, intent, filters,"
+                    " shown, request_id, state) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                     (conversation, last + 1, user_id, created_at, text, response, intent,
-                     filters.model_dump_json(), shown_json, request_id),
+                     filters.model_dump_json(), shown_json, request_id,
+                     state.model_dump_json() if state is not None else None),
                 )
                 # Keep memory bounded: follow-ups only ever look a few turns back.
                 self._conn.execute(

@@ -6,6 +6,11 @@ Children also hide words on purpose ("소 주", "담.배", "ㅅㅗㅈㅜ", "s0ju
 checked in several views: normalised, with letter-spaced syllables glued back, spacing-free (for
 self-harm phrases), typed-out jamo recomposed, Latin words with leetspeak undone, and emoji.
 
+Grooming (a stranger or someone met online + an offer of food, money, a gift or a meeting) and
+distress (a feeling + withdrawal, or a feeling on its own with no food asked for) are no single word:
+``cue_verdict`` reads them from cue pairs, for requests only (``check_request``), so that our own help
+answers never trip ``check_answer``.
+
 The same module holds the output side: ``screen_recommendations`` drops a shop or a menu whose
 name or category is unsafe, ``check_answer`` rechecks the final text; and ``stated_allergies``
 reads allergies from the message so that they become hard filters like the profile's.
@@ -18,8 +23,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from naviyam.lexicon import (
-    ALLERGEN_WORDS, SAFE_LOOKALIKES, SEA_ALLERGENS, SEA_ALLERGY_WORDS, SELF_HARM_LATIN, SELF_HARM_WORDS,
-    UNSAFE_EMOJI_BY_KIND, UNSAFE_LATIN_BY_KIND, UNSAFE_WHOLE_WORDS, UNSAFE_WORDS_BY_KIND,
+    ALLERGEN_WORDS, CATEGORY_SYNONYMS, DISTRESS_FEELING_WORDS, DISTRESS_HARD_WITHDRAWAL_WORDS,
+    DISTRESS_SOFT_WITHDRAWAL_WORDS, DISTRESS_STRONG_WORDS, FOOD_REQUEST_CUES, GROOMING_MEETING_WORDS,
+    GROOMING_MET_WORDS, GROOMING_OFFER_WORDS, GROOMING_ONLINE_ONLY_WORDS, GROOMING_ONLINE_WORDS, GROOMING_PERSON_WORDS,
+    GROOMING_SECRECY_WORDS, GROOMING_SECRET_OFFER_WORDS, GROOMING_STRANGER_WORDS, MENUS, SAFE_LOOKALIKES, SEA_ALLERGENS,
+    SEA_ALLERGY_WORDS, SELF_HARM_LATIN, SELF_HARM_WORDS, UNSAFE_EMOJI_BY_KIND, UNSAFE_LATIN_BY_KIND, UNSAFE_WHOLE_WORDS,
+    UNSAFE_WORDS_BY_KIND,
 )
 from naviyam.schemas import Recommendation
 
@@ -79,6 +88,14 @@ class SafetyVerdict:
     @property
     def self_harm(self) -> bool:
         return "self_harm" in self.kinds
+
+    @property
+    def grooming(self) -> bool:
+        return "grooming" in self.kinds
+
+    @property
+    def distress(self) -> bool:
+        return "distress" in self.kinds
 
 
 def _compose_jamo(run: str) -> str:
@@ -151,15 +168,113 @@ def check_request(pre) -> SafetyVerdict:
     standalone = [m.form for m in morphemes if m.form in _SHORT_TERMS and m.form in outside_lookalikes]
     emoji = "".join(e for e in _EMOJI_TERMS if e in pre.original_text)
     verdict = check_text(f"{pre.cleaned_text} {emoji}", standalone)
+    cues = cue_verdict(pre.cleaned_text)
     if not verdict.unsafe:
-        return verdict
+        return cues
     split_by_grammar = {
         a.form + b.form for a, b in zip(morphemes, morphemes[1:]) if b.tag.startswith(_GRAMMAR_TAG_PREFIXES)
     }
     nouns = {m.form for m in morphemes if m.tag.startswith(("NN", "SL", "XR"))}
     terms = tuple(t for t in verdict.terms if t in nouns or t not in split_by_grammar)
-    kinds = tuple(dict.fromkeys(_KIND_OF[t] for t in terms))
+    kinds = tuple(dict.fromkeys(_KIND_OF[t] for t in terms)) + cues.kinds
+    terms += cues.terms
     return SafetyVerdict(unsafe=bool(terms), kinds=kinds, terms=terms)
+
+
+# -- cue grammar: grooming and distress (requests only) ---------------------------------------------------
+# No word of these kinds is unsafe alone ("사준대" from 엄마, "힘들었어" after an exam), so they are not in
+# ``check_text``: they would also fire on our own help answers ("외로울 땐 1388에 전화해요") in
+# ``check_answer``. A kind fires when cues of two groups meet in one message, on the spacing-free text.
+def _alt(words: Iterable[str]) -> str:
+    return "|".join(re.escape(_NOT_LETTER.sub("", w.lower())) for w in sorted(set(words), key=len, reverse=True))
+
+
+# "이모" in "이모티콘", "형" in "형태" and "아재" in "아재개그" are not people.
+_PERSON = rf"(?:{_alt(GROOMING_PERSON_WORDS)})(?!티콘|태|식|편|광|개그)"
+_GAP = rf"(?:방|톡방)?(?:에서|서|상|에|으로|로)?(?:{_alt(GROOMING_MET_WORDS)})"
+# Stranger: "모르는 아저씨", "처음 보는 어른"; online acquaintance: "게임에서 만난 누나", "오픈채팅 오빠",
+# "온라인 친구", "게임에서 알게 된 친구" (a bare "게임 친구" may be a classmate).
+_STRANGER = re.compile(
+    rf"(?:{_alt(GROOMING_STRANGER_WORDS)}){_PERSON}"
+    rf"|(?:{_alt(GROOMING_ONLINE_WORDS)})(?:방|톡방)?(?:에서|서|상|에)?{_PERSON}"
+    rf"|(?:{_alt(GROOMING_ONLINE_WORDS)}){_GAP}(?:{_PERSON}|친구)"
+    rf"|(?:{_alt(GROOMING_ONLINE_ONLY_WORDS)})(?:방|톡방)?(?:에서|서|상|에)?친구"
+)
+_OFFER = re.compile(
+    rf"{_alt(GROOMING_OFFER_WORDS + GROOMING_MEETING_WORDS)}"
+    # "맛있는 거 준대", "사탕 준다고": something to eat given, not bought.
+    r"|(?:거|걸|것|간식|과자|사탕|젤리|초콜릿|초콜렛|음료수|밥|음식|치킨|피자|떡볶이|햄버거)(?:를|을|도|좀)?"
+    r"(?:준|줄|주겠|주신|줌|챙겨준)"
+)
+_SECRECY = re.compile(_alt(GROOMING_SECRECY_WORDS))
+_SECRET_OFFER = re.compile(_alt(GROOMING_SECRET_OFFER_WORDS))
+# An intensifier may sit inside a feeling: "기분이 너무 안 좋아", "혼자 있는 게 진짜 싫어".
+_INTENSIFIER = r"(?:너무|넘|진짜|완전|정말|좀|많이|계속|맨날)?"
+_FEELING = re.compile(
+    _alt(DISTRESS_FEELING_WORDS)
+    + rf"|(?:기분|마음|맘)(?:이|은|도|가)?{_INTENSIFIER}(?:안좋|나빠|별로|최악|우울|이상해)"
+    + rf"|혼자(?:있는게|있기|지내는게|인게){_INTENSIFIER}(?:싫|무서)"
+)
+_STRONG_FEELING = re.compile(
+    _alt(DISTRESS_STRONG_WORDS) + rf"|혼자(?:있는게|있기|지내는게|인게){_INTENSIFIER}(?:싫|무서)"
+)
+_HARD_WITHDRAWAL = re.compile(_alt(DISTRESS_HARD_WITHDRAWAL_WORDS))
+_SOFT_WITHDRAWAL = re.compile(_alt(DISTRESS_SOFT_WITHDRAWAL_WORDS))
+_FOOD_WORDS = FOOD_REQUEST_CUES + tuple(w for words in CATEGORY_SYNONYMS.values() for w in words) + tuple(
+    m for menus in MENUS.values() for m in menus
+)
+_FOOD_REQUEST = re.compile(_alt(_FOOD_WORDS))
+
+
+def _grooming(squashed: str) -> tuple[str, ...]:
+    if (stranger := _STRANGER.search(squashed)) and (offer := _OFFER.search(squashed)):
+        return stranger.group(0), offer.group(0)
+    if (secret := _SECRECY.search(squashed)) and (offer := _SECRET_OFFER.search(squashed)):
+        return secret.group(0), offer.group(0)
+    return ()
+
+
+def _feeling_besides(squashed: str, cue: re.Match, *patterns: re.Pattern) -> re.Match | None:
+    """A feeling outside ``cue`` ("괴롭" inside "괴롭혀" is the same cue, not a second one)."""
+    rest = squashed[: cue.start()] + " " + squashed[cue.end():]
+    return next((m for p in (_FEELING, *patterns) if (m := p.search(rest))), None)
+
+
+def _distress(squashed: str) -> tuple[str, ...]:
+    # A feeling, or a second withdrawal ("괴롭혀서 학교 가기 싫어"), next to a hard withdrawal.
+    hard = _HARD_WITHDRAWAL.search(squashed)
+    if hard and (feeling := _feeling_besides(squashed, hard, _HARD_WITHDRAWAL)):
+        return feeling.group(0), hard.group(0)
+    # Appetite alone, or a feeling said on its own, yields to a food request in the same message:
+    # "입맛 없는데 시원한 거 추천해줘", "시험 끝나서 너무 힘들었어 치킨 먹자", "외로운 사람을 위한 혼밥집".
+    # The food cue is looked for outside the feeling/withdrawal cues ("밥맛이 없어" asks for no 밥).
+    cues = (_FEELING, _STRONG_FEELING, _HARD_WITHDRAWAL, _SOFT_WITHDRAWAL)
+    rest = squashed
+    for pattern in cues:
+        rest = pattern.sub(" ", rest)
+    if _FOOD_REQUEST.search(rest):
+        return ()
+    if (soft := _SOFT_WITHDRAWAL.search(squashed)) and (feeling := _feeling_besides(squashed, soft)):
+        return feeling.group(0), soft.group(0)
+    if strong := _STRONG_FEELING.search(squashed):
+        return (strong.group(0),)
+    return ()
+
+
+def cue_verdict(text: str) -> SafetyVerdict:
+    """Grooming (a stranger or online acquaintance + an offer or meeting) and distress (a feeling +
+    withdrawal, or a feeling said on its own with no food asked for) in a child's message.
+
+    Only for requests (``check_request``); the matched cues are the verdict's terms.
+    """
+    squashed = _NOT_LETTER.sub("", _normalise(text))
+    terms: list[str] = []
+    kinds: list[str] = []
+    for kind, found in (("grooming", _grooming(squashed)), ("distress", _distress(squashed))):
+        if found:
+            kinds.append(kind)
+            terms.append(f"{kind}:{'+'.join(found)}")
+    return SafetyVerdict(unsafe=bool(terms), kinds=tuple(kinds), terms=tuple(terms))
 
 
 # -- output side ----------------------------------------------------------------------------------

@@ -19,31 +19,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-CATEGORIES: tuple[str, ...] = (
-    "치킨", "피자", "햄버거", "분식", "한식", "중식", "일식", "양식",
-    "카페·디저트", "베이커리", "편의점", "도시락",
+from naviyam.bounds import (  # noqa: F401 - re-exported: the boundary types live with the schemas
+    CATEGORIES, ID_PATTERN, MAX_BUDGET_WON, MAX_ENVELOPE_STR, MAX_SHOP_LIST, MAX_STEP_MAP, MAX_TERMS, MAX_TEXT_CHARS,
+    Bounded, Id, Latitude, Longitude, ShopList, StepMap, StepTextMap, Terms, UserId,
 )
-MAX_TEXT_CHARS = 1000
-
-# Ids travel into SQLite keys, log lines, file names and Feast entity keys: one pattern for all.
-ID_PATTERN = r"^[A-Za-z0-9_\-.:]+$"
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN)]
-UserId = Annotated[str, Field(min_length=1, max_length=64, pattern=ID_PATTERN)]
-# More than any menu costs: a child's "1억원" means "no limit", so the NLU's amount is capped here
-# rather than refused (and numpy's int64 price filters can never overflow).
-MAX_BUDGET_WON = 100_000_000
-# Envelope bounds: generous for real turns (the catalogue has a few thousand shops, a turn a few
-# hundred candidates), small enough that a forged envelope cannot make a node do unbounded work.
-MAX_ENVELOPE_STR = 4096
-MAX_SHOP_LIST = 5000
-MAX_STEP_MAP = 64
-MAX_TERMS = 256
-ShopList = Annotated[list[Id], Field(max_length=MAX_SHOP_LIST)]
-Terms = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=MAX_TERMS)]
-StepMap = Annotated[dict[Annotated[str, Field(max_length=64)], float], Field(max_length=MAX_STEP_MAP)]
-StepTextMap = Annotated[dict[Annotated[str, Field(max_length=64)], str], Field(max_length=MAX_STEP_MAP)]
-Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
-Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+from naviyam.dialogue.acts import FrameUpdate
+from naviyam.dialogue.state import DialogueState
 
 # Whitespace a child can type; every other C0/C1 control character is refused.
 _ORDINARY_WHITESPACE = frozenset("\t\n\r")
@@ -127,12 +108,6 @@ class UserInput(BaseModel):
         return value
 
 
-class Bounded(BaseModel):
-    """Base of everything an Envelope carries: no string longer than ``MAX_ENVELOPE_STR``."""
-
-    model_config = ConfigDict(str_max_length=MAX_ENVELOPE_STR)
-
-
 class Morpheme(Bounded):
     form: str = Field(max_length=MAX_TEXT_CHARS)
     tag: str = Field(max_length=16)
@@ -186,6 +161,16 @@ class SearchFilters(Bounded):
     max_distance_km: float | None = Field(default=None, ge=0, le=40_075, allow_inf_nan=False)
     open_at: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # shop must be open then
     prefer_good_influence: bool = False   # soft: boosts 착한가게, never excludes
+    # From the conversation's frame (naviyam.dialogue.policy):
+    menu_items: Terms = Field(default_factory=list)      # every one must be on the shop's menu
+    good_shop: bool = False                              # only 착한가게 / 선한영향력가게
+    avoid_words: Terms = Field(default_factory=list)     # menus naming these ("치즈") are not shown
+    not_spicy: bool = False                              # spicy menus are not shown
+    cheaper_than: int | None = Field(default=None, ge=0, le=MAX_BUDGET_WON)  # "더 싼 데": min_price below
+    # Soft preferences the final order applies (hard limits above, these only order and widen):
+    prefer_walk_min: int | None = Field(default=None, ge=1, le=120)   # a child's walk unless they said
+    prefer_open_at: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # "now": open first
+    sort: Literal["relevance", "nearest", "cheapest"] = "relevance"
 
     @field_validator("max_price")
     @classmethod
@@ -215,6 +200,20 @@ class SearchFilters(Bounded):
             out.append(f"within_km:{self.max_distance_km:g}")
         if self.open_at:
             out.append(f"open_at:{self.open_at}")
+        if self.menu_items:
+            out.append("menus:" + ",".join(self.menu_items))
+        if self.good_shop:
+            out.append("good_shop")
+        if self.avoid_words:
+            out.append("avoid:" + ",".join(self.avoid_words))
+        if self.not_spicy:
+            out.append("not_spicy")
+        if self.cheaper_than is not None:
+            out.append(f"cheaper_than:{self.cheaper_than}")
+        if self.prefer_walk_min is not None:
+            out.append(f"prefer_walk_min:{self.prefer_walk_min}")
+        if self.sort != "relevance":
+            out.append(f"sort:{self.sort}")
         return out
 
 
@@ -227,6 +226,8 @@ class NLUResult(Bounded):
     followup: FollowUp = FollowUp.NONE
     backend: str = Field(default="fast", max_length=64)
     intent_scores: StepMap = Field(default_factory=dict)
+    # What the turn does to the conversation (the contract every NLU backend fills).
+    frame: FrameUpdate | None = None
 
 
 class MenuItem(Bounded):
@@ -304,6 +305,8 @@ class Recommendation(Bounded):
     accepts_meal_card: bool
     is_good_influence_shop: bool
     opening_hours: str
+    phone: str = Field(default="", max_length=32)
+    open_now: bool = True          # open at the time the child asked about (or now)
     rating: float
     personalized_score: float
     funnel_scores: StepMap = Field(default_factory=dict)
@@ -320,6 +323,7 @@ class ResponseMetadata(BaseModel):
     nlu_backend: str = "fast"
     request_id: str = ""
     session_id: str | None = None
+    dialogue_state: dict | None = None   # the conversation's frame after this turn (DialogueState.goal())
 
 
 class ChatbotResponse(BaseModel):
@@ -391,6 +395,9 @@ class Envelope(Bounded):
     unsafe_kinds: Terms = Field(default_factory=list)
     filters: SearchFilters | None = None
     context: RequestContext | None = None
+    dialogue: DialogueState | None = None     # the conversation's frame after this turn's act
+    update: FrameUpdate | None = None         # the act applied (the NLU's, or SAFETY)
+    focus_shop: Id | None = None              # the shown shop a reference resolved to
     relaxed_distance: bool = False
     needs_search: bool = False  # the graph's Switch routes on this
     retrieval: list[RetrievalHit] | None = Field(default=None, max_length=MAX_SHOP_LIST)

@@ -55,6 +55,7 @@ class Catalog:
     menu_allergen_masks: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     open_minutes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32), repr=False)
     close_minutes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32), repr=False)
+    _rows: dict[str, int] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, data_dir: Path) -> "Catalog":
@@ -88,6 +89,12 @@ class Catalog:
         self.menu_allergen_masks = {n: np.array([n in a for a in allergens], dtype=bool) for n in names}
         to_min = lambda col: np.array([int(t[:2]) * 60 + int(t[3:5]) for t in self.shops[col]], dtype=np.int32)  # noqa: E731
         self.open_minutes, self.close_minutes = to_min("open_time"), to_min("close_time")
+
+    def row_of(self, shop_id: str) -> int:
+        """Position of a shop in ``shops`` (masks from naviyam.filtering are row-aligned)."""
+        if len(self._rows) != len(self.shops):
+            self._rows = {sid: i for i, sid in enumerate(self.shops["shop_id"].to_numpy())}
+        return self._rows[shop_id]
 
     def has_shop(self, shop_id: str) -> bool:
         return shop_id in self.shops.index

@@ -36,8 +36,11 @@ def check_grounding(
     recommendations: list[Recommendation],
     all_shop_names: Iterable[str],
     allowed_amounts: Iterable[int] = (),
+    stated_words: Iterable[str] = (),
 ) -> GroundingReport:
-    """``allowed_amounts``: numbers the answer may state besides menu prices (budget, balance)."""
+    """``allowed_amounts``: numbers the answer may state besides menu prices (budget, balance);
+    ``stated_words``: what the child said they avoid, which the answer may repeat ("치즈 빼고")."""
+    stated = set(stated_words)
     report = GroundingReport()
     rec_names = {r.name for r in recommendations}
     prices = {m.price for r in recommendations for m in r.menus} | set(allowed_amounts)
@@ -59,7 +62,7 @@ def check_grounding(
         if amount not in prices:
             report.violations.append(f"price not in data: {match.group(0)}")
     for menu in _ALL_MENU_NAMES:
-        if menu in text and menu not in rec_menus and not _is_part_of_shown(menu, rec_menus | rec_names):
+        if menu in text and menu not in rec_menus and menu not in stated and not _is_part_of_shown(menu, rec_menus | rec_names):
             report.violations.append(f"menu not shown for any recommended shop: {menu}")
     _check_properties(text, recommendations, report)
     verdict = check_text(text)

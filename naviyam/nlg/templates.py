@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from naviyam.dialogue.acts import Act, FrameUpdate
+from naviyam.dialogue.state import DialogueState
+from naviyam.nlg import conversation
+from naviyam.nlg.words import MAX_WALK_MINUTES, josa, won  # noqa: F401 - part of this module's API
 from naviyam.safety import SELF_HARM_RESOURCES, SafetyVerdict
 from naviyam.schemas import FollowUp, Intent, NLUResult, Recommendation, UserProfile
 
 
-MAX_WALK_MINUTES = 45  # beyond this "걸어서 N분" is not advice a child should get; give the distance
 
 
 @dataclass(frozen=True)
@@ -20,19 +23,11 @@ class AnswerInput:
     recommendations: list[Recommendation]
     profile: UserProfile
     safety: SafetyVerdict | None = None
-    relaxed_distance: bool = False  # nothing was near, so the search went further
-
-
-def won(amount: int) -> str:
-    return f"{amount:,}원"
-
-
-def josa(word: str, with_batchim: str, without: str) -> str:
-    """Pick the Korean particle for ``word`` (을/를, 은/는, 이/가) from its last syllable."""
-    last = word[-1] if word else ""
-    if "가" <= last <= "힣":
-        return word + (with_batchim if (ord(last) - 0xAC00) % 28 else without)
-    return word + with_batchim
+    relaxed_distance: bool = False  # too few were near, so the list reaches a bit further
+    update: FrameUpdate | None = None       # the turn's act (None: a bare single-turn answer)
+    state: DialogueState | None = None      # the conversation's frame after it
+    focus_shop: str | None = None           # the shown shop a reference points at
+    at: str | None = None                   # "HH:MM" the shops' opening is judged at
 
 
 def allowed_amounts(inp: AnswerInput) -> set[int]:
@@ -45,10 +40,28 @@ def allowed_amounts(inp: AnswerInput) -> set[int]:
     return out
 
 
+def stated_words(inp: AnswerInput) -> set[str]:
+    """Words the child said that an answer may repeat back ("우유 들어간 메뉴는 빼고")."""
+    state = inp.state
+    return set(state.allergens) | set(state.avoid_foods) if state else set()
+
+
 def compose_answer(inp: AnswerInput) -> str:
     intent = inp.nlu.intent
     if intent is Intent.UNSAFE_REQUEST or (inp.safety and inp.safety.unsafe):
         return _unsafe(inp.safety)
+    act = inp.update.act if inp.update else None
+    if act is Act.CHITCHAT:
+        return conversation.chitchat(inp.update.chitchat)
+    if inp.update is not None and inp.update.unknown_place:
+        return conversation.unknown_place(inp.update.unknown_place)
+    if act is Act.ASK_SHOP:
+        return conversation.shop_answer(inp)
+    if act is Act.STATEMENT:
+        ack = conversation.acknowledge(inp)
+        if not inp.state or not inp.state.searched:
+            return ack + " 뭐 먹고 싶어요? 😊"
+        return ack + "\n" + _recommendations(inp)
     if intent is Intent.GREETING:
         return "안녕! 나는 맛집 친구 나비얌이야. 배고프면 \"급식카드 되는 분식집 알려줘\"처럼 물어봐 줘! 😊"
     if intent is Intent.GOODBYE:
@@ -85,9 +98,30 @@ UNSAFE_OUTPUT_ANSWER = "미안해요, 그 답은 보여 줄 수 없어요 🙏 �
 UNKNOWN_UNSAFE_CARE = " 혹시 마음이 힘든 일이 있다면 청소년상담전화 1388(문자 #1388)에 언제든 이야기해도 돼 💛"
 
 
+# Grooming cue (a stranger or someone met online offering food, money, a gift or a meeting): no shop,
+# no blame; don't go, tell a trusted adult first, 112 in danger.
+GROOMING_ANSWER = (
+    "말해 줘서 고마워요. 모르는 사람이나 인터넷·게임에서 만난 사람이 음식이나 돈, 선물을 준다며 만나자고 하면 "
+    "혼자 가지도, 만나지도 말아요. 꼭 부모님이나 선생님, 믿을 수 있는 어른께 먼저 말해요. "
+    "무섭거나 위험하다고 느껴지면 바로 112에 전화해요. 🙏"
+)
+# Distress without a self-harm word (lonely, sad, left out, no appetite): warmth and 1388 before any food.
+DISTRESS_ANSWER = (
+    "많이 외롭고 힘들었겠어요. 그런 마음을 말해 줘서 고마워요. 혼자 참지 않아도 괜찮아요. "
+    "믿을 수 있는 어른께 이야기하거나, 청소년상담전화 1388(문자 #1388, 카카오톡 상담도 돼요)에 언제든 연락해요. "
+    "배가 고파지면 그때 같이 먹을 곳을 찾아봐요. 🫶"
+)
+# Both at once ("외로워서 게임에서 만난 형 만나러 갈래"): the danger first, then the feeling.
+GROOMING_DISTRESS_CARE = " 마음이 힘들 때는 청소년상담전화 1388에 언제든 이야기해도 돼요."
+
+
 def _unsafe(verdict: SafetyVerdict | None) -> str:
     if verdict and verdict.self_harm:
         return SELF_HARM_ANSWER
+    if verdict and "grooming" in verdict.kinds:
+        return GROOMING_ANSWER + (GROOMING_DISTRESS_CARE if "distress" in verdict.kinds else "")
+    if verdict and "distress" in verdict.kinds:
+        return DISTRESS_ANSWER
     if verdict is None or not verdict.kinds:
         return UNSAFE_ANSWER + UNKNOWN_UNSAFE_CARE
     return UNSAFE_ANSWER
@@ -96,6 +130,8 @@ def _unsafe(verdict: SafetyVerdict | None) -> str:
 def _headline(inp: AnswerInput) -> str:
     ents, follow = inp.nlu.entities, inp.nlu.followup
     what = f"{ents.food_category} 가게" if ents.food_category else "맛집"
+    if ents.menu_item and not ents.food_category:
+        what = f"{ents.menu_item} 파는 곳"
     if ents.food_category == "치킨":
         what = "치킨집"
     if follow is FollowUp.CHEAPER:
@@ -111,7 +147,7 @@ def _headline(inp: AnswerInput) -> str:
     return f"근처 {josa(what, '을', '를')} 추천해 줄게요!"
 
 
-def _shop_lines(rec: Recommendation) -> list[str]:
+def shop_lines(rec: Recommendation) -> list[str]:
     if rec.walk_minutes and rec.walk_minutes <= MAX_WALK_MINUTES:
         where = f" (걸어서 {rec.walk_minutes}분)"
     elif rec.distance_m is not None:
@@ -125,6 +161,9 @@ def _shop_lines(rec: Recommendation) -> list[str]:
     if rec.is_good_influence_shop:
         tags.append("착한가게 💚")
     tags.append(f"여는 시간 {rec.opening_hours}")
+    if not rec.open_now:
+        # Never a closed shop as if open: say when it opens.
+        tags.append(f"지금은 문을 닫았어요 ({rec.opening_hours.split('-')[0]}에 열어요)")
     lines.append("   · " + " · ".join(tags))
     return lines
 
@@ -141,9 +180,9 @@ def _recommendations(inp: AnswerInput) -> str:
         return _none_found(inp)
     lines = [_headline(inp)]
     if inp.relaxed_distance:
-        lines.append("가까운 곳에는 없어서 조금 더 먼 곳까지 찾아봤어요.")
+        lines.append("걸어서 금방 가는 곳이 적어서 조금 더 먼 곳까지 찾아봤어요.")
     for rec in recs:
-        lines.extend(_shop_lines(rec))
+        lines.extend(shop_lines(rec))
     if all(r.accepts_meal_card for r in recs) and inp.nlu.filters.meal_card:
         lines.append("모두 급식카드를 쓸 수 있는 곳이에요. 어디가 마음에 들어요? 😊")
     else:
@@ -175,7 +214,7 @@ def _menu_info(inp: AnswerInput) -> str:
     item = inp.nlu.entities.menu_item
     lines = [f"{item} 파는 곳을 알려 줄게요!" if item else "메뉴를 알려 줄게요!"]
     for rec in inp.recommendations:
-        lines.extend(_shop_lines(rec))
+        lines.extend(shop_lines(rec))
     return "\n".join(lines)
 
 
@@ -190,7 +229,7 @@ def _budget(inp: AnswerInput) -> str:
         if budget is not None:
             lines.append(f"{won(budget)}으로 먹을 수 있는 곳이에요!")
         for rec in inp.recommendations:
-            lines.extend(_shop_lines(rec))
+            lines.extend(shop_lines(rec))
     elif not lines:
         lines.append(_none_found(inp))
     return "\n".join(lines)

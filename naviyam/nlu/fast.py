@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from naviyam.nlu.entities import Tagged, tag_entities
 from naviyam.nlu.features import cue_text, masked_text, morpheme_text
 from naviyam.nlu.filters import semantic_query, to_filters
 from naviyam.nlu.followup import detect_followup
+from naviyam.nlu.frame import frame_update
 from naviyam.nlu.shops import ShopHit, ShopMatcher
 from naviyam.nlu.unsafe import unsafe_terms
 from naviyam.schemas import Intent, NLUResult, Preprocessed
@@ -102,7 +104,7 @@ class FastNLU:
     def parse(self, pre: Preprocessed, known_shop_names: Sequence[str] = ()) -> NLUResult:
         text = pre.cleaned_text
         matcher = self._matcher(known_shop_names)
-        shop = matcher.find(text, fuzzy=False) if matcher is not None else None
+        shop = _named_shop(matcher, text, fuzzy=False)
         tagged, scores = self._read(pre, shop if shop is None or shop.exact else None)
         top = Intent(_best(scores))
         if shop is not None and not shop.exact:
@@ -114,7 +116,7 @@ class FastNLU:
             if Intent(shop_top) in SHOP_INTENTS and as_shop[1][shop_top] >= scores[top.value]:
                 tagged, scores = as_shop
         elif shop is None and matcher is not None and top in SHOP_INTENTS:
-            typo = matcher.find(text, fuzzy=True)   # "맛잇는치킨하우스 어디야"
+            typo = _named_shop(matcher, text, fuzzy=True)   # "맛잇는치킨하우스 어디야"
             if typo is not None:
                 tagged, scores = self._read(pre, typo)
 
@@ -128,6 +130,7 @@ class FastNLU:
             filters=to_filters(entities),
             semantic_query=semantic_query(entities, pre.keywords),
             followup=followup,
+            frame=frame_update(decision.intent, entities, followup, text),
             backend=self.backend,
             intent_scores={k: round(v, 4) for k, v in sorted(scores.items(), key=lambda kv: -kv[1])},
         )
@@ -148,6 +151,18 @@ class FastNLU:
         matcher = ShopMatcher(key)
         self._shops = (key, matcher)
         return matcher
+
+
+# Shop names made of a place a child would name and a food ("학교앞분식", "우리동네피자"): without
+# their branch ("… 이매점"), the same words are a description of what the child wants.
+_DESCRIPTIVE_NAME = re.compile(r"^(?:학교|학원|우리|동네|집|교문|정문|후문)(?:앞|옆|근처|동네)?")
+
+
+def _named_shop(matcher: ShopMatcher | None, text: str, fuzzy: bool) -> ShopHit | None:
+    hit = matcher.find(text, fuzzy=fuzzy) if matcher is not None else None
+    if hit is not None and " " not in hit.name and _DESCRIPTIVE_NAME.match(text[hit.start:hit.end].replace(" ", "")):
+        return None   # "학교 앞 분식" describes where and what; it is not the shop 학교앞분식
+    return hit
 
 
 def _best(scores: dict[str, float]) -> str:

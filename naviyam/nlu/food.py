@@ -69,13 +69,45 @@ class FoodHit:
     negated: bool
 
 
+# Spellings of a menu the data writes one way ("돈까스" is 돈가스 on every menu board here).
+MENU_VARIANTS: dict[str, tuple[str, ...]] = {
+    "돈가스": ("돈까스", "돈카스", "돈가쓰", "돈까쓰", "돈깟", "돈까쯔", "tonkatsu"),
+    "떡볶이": ("떡볶기", "떡뽀끼", "떡복기", "떡뽁기", "떡보끼", "떡볶잉", "떡뽁이", "떡복이", "떡볶", "tteokbokki"),
+    "김밥": ("김빱", "김반", "gimbap", "kimbap"),
+    "짜장면": ("자장면", "짜장", "짜짱면", "jjajangmyeon"),
+    "짬뽕": ("짬봉", "짭뽕"),
+    "탕수육": ("탕슉", "탕수욕", "탕수유"),
+    "라면": ("라멘", "ramen", "ramyeon"),
+    "감자튀김": ("감튀", "프렌치프라이", "후렌치후라이", "fries", "french fries"),
+    "샌드위치": ("샌드이치", "샌위치", "sandwich"),
+    "샐러드": ("salad",),
+    "빙수": ("팥빙수", "빙스"),
+    "와플": ("waffle",),
+    "우동": ("udon",),
+    "마카롱": ("macaron",),
+}
+# English food words children mix in ("pizza 먹고싶어"): category words, not menu names.
+ENGLISH_CATEGORY_WORDS: dict[str, tuple[str, ...]] = {
+    "치킨": ("chicken", "fried chicken"), "피자": ("pizza", "piza"), "햄버거": ("burger", "hamburger", "burgers"),
+    "분식": ("snack bar",), "한식": ("korean food", "bibimbap"), "중식": ("chinese food", "chinese"),
+    "일식": ("japanese food", "japanese"), "양식": ("pasta", "spaghetti", "steak", "western food"),
+    "카페·디저트": ("cafe", "coffee", "dessert", "ice cream", "cake", "smoothie"),
+    "베이커리": ("bakery", "bread", "donut", "bagel"), "편의점": ("convenience store",),
+    "도시락": ("lunchbox", "dosirak", "bento"),
+}
+
+
 def _vocabulary() -> dict[str, FoodEntry]:
     vocab: dict[str, FoodEntry] = {}
     # Menus first, in lexicon order, so "샌드위치" is 베이커리 like lexicon.category_of_word says.
     for category, menus in lexicon.MENUS.items():
         for menu in menus:
             vocab.setdefault(_key(menu), FoodEntry(category, menu))
-    for table in (lexicon.CATEGORY_SYNONYMS, EXTRA_CATEGORY_WORDS):
+    menu_category = {menu: category for category, menus in lexicon.MENUS.items() for menu in menus}
+    for menu, variants in MENU_VARIANTS.items():
+        for word in variants:
+            vocab.setdefault(_key(word), FoodEntry(menu_category[menu], menu))
+    for table in (lexicon.CATEGORY_SYNONYMS, EXTRA_CATEGORY_WORDS, ENGLISH_CATEGORY_WORDS):
         for category, words in table.items():
             for word in words:
                 vocab.setdefault(_key(word), FoodEntry(category, None))

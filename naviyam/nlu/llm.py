@@ -1,4 +1,4 @@
-"""Step 4 with the language model: message -> strict JSON {intent, entities, confidence}.
+"""Step 4 with the language model: message -> strict JSON {intent, entities, frame, confidence}.
 
     nlu = LLMNLU(llm, min_confidence=settings.nlu.min_confidence)
     result = nlu.parse(pre, shop_names)       # NLUResult(backend="llm") or None
@@ -23,10 +23,13 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from naviyam.dialogue import places
+from naviyam.dialogue.acts import FrameUpdate
 from naviyam.llm.prompts import nlu_prompt
 from naviyam.nlu.budget import find_amounts
 from naviyam.nlu.filters import semantic_query, to_filters
 from naviyam.nlu.followup import detect_followup
+from naviyam.nlu.frame import frame_update
 from naviyam.schemas import Entities, Intent, NLUResult, Preprocessed
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,9 @@ class LLMNLUOutput(BaseModel):
     model_config = ConfigDict(extra="forbid")
     intent: Intent
     entities: StrictEntities = Field(default_factory=StrictEntities)
+    # The dialogue act and slot operations (the same contract the fast NLU fills); optional, so a
+    # model trained before the frame existed still parses: the frame is then read from the entities.
+    frame: FrameUpdate | None = None
     confidence: float = Field(ge=0.0, le=1.0)
 
 
@@ -85,6 +91,35 @@ def supported_entities(entities: Entities, text: str) -> Entities:
     if entities.budget is not None and entities.budget not in {a.value for a in find_amounts(text)}:
         update["budget"] = None
     return entities.model_copy(update=update) if update else entities
+
+
+def supported_frame(frame: FrameUpdate | None, entities: Entities, text: str) -> FrameUpdate | None:
+    """The model's frame update when the message supports it, else None (read it from the entities).
+
+    Food and money operations must agree with the supported entities (a hallucinated value would
+    become a hard filter), and a place must be one the gazetteer finds in the message, with the
+    gazetteer's coordinates, never the model's.
+    """
+    if frame is None:
+        return None
+    menus = {entities.menu_item} - {None}
+    found = {p.place.name: p.place for p in places.find_places(text)}
+    ops = []
+    for op in frame.ops:
+        value = getattr(op, "value", None)
+        if op.slot == "category" and op.op == "set" and value != entities.food_category:
+            return None
+        if op.slot == "menu_items" and op.op in ("set", "add") and not set(value or []) <= menus:
+            return None
+        if op.slot == "budget" and op.op == "set" and value != entities.budget:
+            return None
+        if op.slot == "place" and op.op == "set":
+            if value is None or value.name not in found:
+                return None
+            place = found[value.name]
+            op = op.model_copy(update={"value": value.model_copy(update={"lat": place.lat, "lon": place.lon})})
+        ops.append(op)
+    return frame.model_copy(update={"ops": ops})
 
 
 def intent_probability(generation, tokenizer, text: str, intent: str) -> float | None:
@@ -161,6 +196,10 @@ class LLMNLU:
             self._count("low_confidence")
             return None
         entities = supported_entities(Entities.model_validate(out.entities.model_dump()), text)
+        followup = detect_followup(pre.cleaned_text)
+        frame = supported_frame(out.frame, entities, pre.cleaned_text)
+        if frame is None:
+            frame = frame_update(out.intent, entities, followup, pre.cleaned_text)
         self._count("ok")
         return NLUResult(
             intent=out.intent,
@@ -168,7 +207,8 @@ class LLMNLU:
             confidence=round(confidence, 4),
             filters=to_filters(entities),
             semantic_query=semantic_query(entities, pre.keywords),
-            followup=detect_followup(pre.cleaned_text),
+            followup=followup,
+            frame=frame,
             backend=self.backend,
             intent_scores={out.intent.value: round(confidence, 4)},
         )

@@ -1,0 +1,93 @@
+"""Which scored shops a child is shown: the hard and soft rules of a child's walk and the clock.
+
+Applied where the final list is made (``NaviyamChatbot.order``), which the in-process chat and
+the served ranker both call, so every path picks alike:
+- open at the time asked: a stated time is a hard filter upstream; otherwise open shops come first
+  and a closed one is shown (with its opening time) only when no open shop qualifies;
+- a short walk: without a stated limit, shops within ``prefer_walk_min`` minutes; the next ring is
+  added only when fewer than ``MIN_NEAR`` qualify, and that is said in the answer;
+- "가까운 순" / "제일 싼 데": the order the child asked for, after the hard rules.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from naviyam.data.catalog import WALK_METERS_PER_MINUTE, Catalog, haversine_km
+from naviyam.filtering import _minutes, open_mask
+from naviyam.schemas import RequestContext, SearchFilters
+
+MIN_NEAR = 3                 # fewer qualifying shops within the walk than this: widen one ring
+WIDER_WALK_MIN = 25          # the ring added then; farther still only when nothing is in it
+NEAR_FILL_MAX = 30           # qualifying nearby shops added to a pool that lacks them
+
+
+@dataclass(frozen=True)
+class Picked:
+    shop_ids: list[str]
+    closed: frozenset[str]   # shown although closed at the time asked (nothing open qualified)
+    widened: bool            # shops beyond the child's walk are in the list
+
+
+def walk_of(catalog: Catalog, shop_ids: list[str], context: RequestContext) -> np.ndarray:
+    rows = catalog.shops.loc[shop_ids]
+    km = haversine_km(context.origin_lat, context.origin_lon, rows["lat"].to_numpy(), rows["lon"].to_numpy())
+    return np.ceil(km * 1000 / WALK_METERS_PER_MINUTE)
+
+
+def open_flags(catalog: Catalog, shop_ids: list[str], at: str | None) -> np.ndarray:
+    if not at or not shop_ids:
+        return np.ones(len(shop_ids), dtype=bool)
+    rows = [catalog.row_of(sid) for sid in shop_ids]
+    return open_mask(catalog.open_minutes[rows], catalog.close_minutes[rows], _minutes(at))
+
+
+def is_open_at(catalog: Catalog, shop_id: str, at: str | None) -> bool:
+    return bool(open_flags(catalog, [shop_id], at)[0])
+
+
+def pick(catalog: Catalog, scores: dict[str, float], filters: SearchFilters, context: RequestContext,
+         top_k: int) -> Picked:
+    ids = sorted(scores, key=lambda s: scores[s], reverse=True)
+    if not ids:
+        return Picked([], frozenset(), False)
+    walk = dict(zip(ids, walk_of(catalog, ids, context)))
+    is_open = dict(zip(ids, open_flags(catalog, ids, filters.prefer_open_at)))
+    open_ids = [s for s in ids if is_open[s]]
+    closed: frozenset[str] = frozenset()
+    if not open_ids:
+        open_ids, closed = ids, frozenset(ids)   # only closed ones qualify: shown with their hours
+    ids = open_ids
+    widened = False
+    if filters.prefer_walk_min is not None:
+        near = [s for s in ids if walk[s] <= filters.prefer_walk_min]
+        if len(near) < MIN_NEAR:
+            ring = [s for s in ids if filters.prefer_walk_min < walk[s] <= WIDER_WALK_MIN]
+            widened = bool(ring)
+            near = near + ring
+            if not near:
+                near, widened = ids, True
+        ids = near
+    if filters.sort == "nearest":
+        ids = sorted(ids, key=lambda s: walk[s])
+    elif filters.sort == "cheapest":
+        price = catalog.shops.loc[ids, "min_price"].to_dict()
+        ids = sorted(ids, key=lambda s: price[s])
+    chosen = ids[:top_k]
+    return Picked(chosen, frozenset(s for s in chosen if s in closed), widened)
+
+
+def near_qualifying(catalog: Catalog, mask: np.ndarray, context: RequestContext, filters: SearchFilters,
+                    pool_size: int) -> list[str]:
+    """Shops passing every hard filter within the child's walk (nearest first), to add to the pool."""
+    limit_min = filters.prefer_walk_min or WIDER_WALK_MIN
+    shops = catalog.shops
+    idx = np.flatnonzero(mask)
+    if not len(idx):
+        return []
+    km = haversine_km(context.origin_lat, context.origin_lon, shops["lat"].to_numpy()[idx], shops["lon"].to_numpy()[idx])
+    minutes = np.ceil(km * 1000 / WALK_METERS_PER_MINUTE)
+    ring = WIDER_WALK_MIN if filters.prefer_walk_min is not None else limit_min
+    keep = idx[minutes <= ring][np.argsort(minutes[minutes <= ring], kind="stable")][:NEAR_FILL_MAX]
+    return list(shops["shop_id"].to_numpy()[keep])
