@@ -21,7 +21,10 @@ QUERIES = (
     "급식카드 되는 치킨집 추천해줘", "떡볶이 먹고 싶어", "만원으로 뭐 먹지", "짜장면 먹을래",
     "학교 앞 분식집 알려줘", "피자 먹고싶다 ㅋㅋ", "점심에 한식 먹을 곳", "편의점 도시락 어디서 사?",
     "햄버거 세트 오천원 이하", "카페 가고 싶어", "거기 말고 다른 데는?", "더 싼 곳은?",
+    "우유 알레르기 있어", "두 번째 가게 몇 시까지 해?", "친구랑 둘이 만원", "강남역 근처 햄버거집", "걸어서 10분 안에",
+    "저녁 8시 반에 갈 수 있는 떡볶이집",
 )
+UNDERSTANDING_TARGET_MS = 6.0   # preprocess + NLU + dialogue state, p50
 
 
 def percentiles(samples_ms: list[float], digits: int = 2) -> dict[str, float]:
@@ -42,7 +45,7 @@ def bench_inprocess(settings: Settings, rounds: int) -> dict:
         bot = NaviyamChatbot(models, ConversationMemory(Path(tmp) / "m.sqlite"), EventStore(Path(tmp) / "e.sqlite"))
         for q in QUERIES[:3]:  # warm caches and thread pools
             bot.chat(q, user_id="user_1")
-        total, steps = [], {}
+        total, steps, understanding = [], {}, []
         for i in range(rounds):
             for j, q in enumerate(QUERIES):
                 start = time.perf_counter()
@@ -50,8 +53,11 @@ def bench_inprocess(settings: Settings, rounds: int) -> dict:
                 total.append((time.perf_counter() - start) * 1000)
                 for step, ms in resp.metadata.timings_ms.items():
                     steps.setdefault(step, []).append(ms)
+                timings = resp.metadata.timings_ms
+                understanding.append(timings.get("preprocess", 0.0) + timings.get("nlu", 0.0))
         bot.close()
-    return {"chat_ms": percentiles(total), "steps_ms": {k: percentiles(v) for k, v in steps.items()}}
+    return {"chat_ms": percentiles(total), "steps_ms": {k: percentiles(v) for k, v in steps.items()},
+            "understanding_ms": percentiles(understanding)}
 
 
 def _timeit(fn, repeat: int) -> list[float]:
@@ -114,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
           f"p99 {chat['p99']} ms")
     for step, stats in report["inprocess"]["steps_ms"].items():
         print(f"  step {step:<12} p50 {stats['p50']:>7} ms  p95 {stats['p95']:>7} ms")
+    u = report["inprocess"]["understanding_ms"]
+    print(f"understanding (preprocess + NLU + dialogue state): p50 {u['p50']} ms  p95 {u['p95']} ms "
+          f"(target p50 <= {UNDERSTANDING_TARGET_MS} ms: {'ok' if u['p50'] <= UNDERSTANDING_TARGET_MS else 'MISSED'})")
     r = report["ranker"]
     print(f"ranker, {r['candidates']} candidates: onnxruntime p50 {r['onnx_ms']['p50']} ms vs eager torch p50 "
           f"{r['torch_ms']['p50']} ms -> ONNX {r['speedup_p50']}x faster (target >= 3x); "

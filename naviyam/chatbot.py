@@ -27,7 +27,7 @@ from naviyam.models import ModelBundle
 from naviyam.nlg.grounding import check_grounding
 from naviyam.nlg.normalizer import normalise_for_children
 from naviyam.nlg.templates import UNSAFE_OUTPUT_ANSWER, AnswerInput, allowed_amounts, compose_answer, stated_words
-from naviyam.nlu.frame import frame_update
+from naviyam.nlu.frame import frame_update, intent_of
 from naviyam.safety import SafetyVerdict, check_answer, check_request, screen_recommendations, stated_allergies
 from naviyam.schemas import (
     ChatbotResponse, Envelope, Intent, Recommendation, ResponseMetadata, SearchFilters, UserInput,
@@ -39,8 +39,6 @@ log = logging.getLogger(__name__)
 # Intents that search for shops; the others are answered without retrieval or ranking.
 SEARCH_INTENTS = {Intent.FOOD_RECOMMENDATION, Intent.MENU_INQUIRY, Intent.SHOP_INFO, Intent.BUDGET_INQUIRY}
 RANKER_WEIGHT = 0.8  # personalised score vs. query relevance in the final order
-CHITCHAT_INTENT = {ChitChat.GREETING: Intent.GREETING, ChitChat.CAPABILITIES: Intent.GREETING,
-                   ChitChat.NAME: Intent.GREETING, ChitChat.THANKS: Intent.GOODBYE, ChitChat.GOODBYE: Intent.GOODBYE}
 NEAR_FILL_RELEVANCE = 0.05  # a qualifying nearby shop no step returned: last among equals
 OVER_ALLOWANCE_PENALTY = 0.7  # DATA.md: a shop whose cheapest meal exceeds the allowance is no top pick
 
@@ -100,6 +98,10 @@ class NaviyamChatbot:
                 update = update.model_copy(update={"ops": [*update.ops, AvoidOp(slot="allergens", op="add", value=stated)]})
                 if update.act in (Act.CHITCHAT, Act.ASK_SHOP) and not update.reference:
                     update = update.model_copy(update={"act": Act.STATEMENT})
+            if update.act is Act.ASK_SHOP and update.reference is None and not state.shown and (
+                    nlu.intent in (Intent.GREETING, Intent.GOODBYE, Intent.OUT_OF_SCOPE)):
+                # A question about no shop on screen ("방학 언제 해?") is small talk.
+                update = update.model_copy(update={"act": Act.CHITCHAT, "questions": [], "chitchat": ChitChat.OTHER})
             state = policy.apply(state, update)
             found = policy.search(state, update, env.profile, env.input, catalog, self.settings.candidates.max_distance_km)
             env.filters, env.context, env.dialogue, env.update = found.filters, found.context, state, update
@@ -117,16 +119,7 @@ class NaviyamChatbot:
     def _resolved(nlu, update: FrameUpdate, state: DialogueState, filters: SearchFilters):
         """The NLU result as the conversation reads it: the intent of the act, the frame's entities."""
         act = update.act
-        if act is Act.SAFETY:
-            intent = Intent.UNSAFE_REQUEST
-        elif act is Act.ASK_SHOP:
-            intent = Intent.SHOP_INFO
-        elif act is Act.CHITCHAT:
-            intent = CHITCHAT_INTENT.get(update.chitchat, Intent.OUT_OF_SCOPE)
-        elif nlu.intent in (Intent.MENU_INQUIRY, Intent.BUDGET_INQUIRY):
-            intent = nlu.intent
-        else:
-            intent = Intent.FOOD_RECOMMENDATION
+        intent = intent_of(update, nlu.intent)
         entities = nlu.entities.model_copy(update={
             "food_category": state.category, "menu_item": state.menu_items[-1] if state.menu_items else None,
             "budget": state.per_person_budget if act is not Act.SAFETY else nlu.entities.budget,

@@ -27,7 +27,7 @@ from naviyam.nlu.entities import Tagged, tag_entities
 from naviyam.nlu.features import cue_text, masked_text, morpheme_text
 from naviyam.nlu.filters import semantic_query, to_filters
 from naviyam.nlu.followup import detect_followup
-from naviyam.nlu.frame import frame_update
+from naviyam.nlu.frame import frame_update, intent_of
 from naviyam.nlu.shops import ShopHit, ShopMatcher
 from naviyam.nlu.unsafe import unsafe_terms
 from naviyam.schemas import Intent, NLUResult, Preprocessed
@@ -123,14 +123,15 @@ class FastNLU:
         followup = detect_followup(text)
         decision = decide(scores, tagged.entities, followup, bool(unsafe_terms(pre)), text)
         entities = tagged.entities
+        frame = frame_update(decision.intent, entities, followup, text)
         return NLUResult(
-            intent=decision.intent,
+            intent=decision.intent if decision.intent is Intent.UNSAFE_REQUEST else intent_of(frame, decision.intent),
             entities=entities,
             confidence=round(decision.confidence, 4),
             filters=to_filters(entities),
             semantic_query=semantic_query(entities, pre.keywords),
             followup=followup,
-            frame=frame_update(decision.intent, entities, followup, text),
+            frame=frame,
             backend=self.backend,
             intent_scores={k: round(v, 4) for k, v in sorted(scores.items(), key=lambda kv: -kv[1])},
         )

@@ -102,6 +102,27 @@ def frame_update(intent: Intent, entities: Entities, followup: FollowUp, text: s
     })
 
 
+CHITCHAT_INTENT = {ChitChat.GREETING: Intent.GREETING, ChitChat.CAPABILITIES: Intent.GREETING,
+                   ChitChat.NAME: Intent.GREETING, ChitChat.THANKS: Intent.GOODBYE, ChitChat.GOODBYE: Intent.GOODBYE}
+
+
+def intent_of(update: FrameUpdate, intent: Intent) -> Intent:
+    """The intent a turn's act stands for: one reading for the metadata, the metrics and the graph."""
+    act = update.act
+    if act is Act.SAFETY:
+        return Intent.UNSAFE_REQUEST
+    if act is Act.ASK_SHOP:
+        if update.reference is None and intent in _CHITCHAT_INTENTS:
+            return intent   # "방학 언제 해?": a question, about no shop; the conversation decides
+        return intent if intent in (Intent.SHOP_INFO, Intent.MENU_INQUIRY) else Intent.SHOP_INFO
+    if act is Act.CHITCHAT:
+        fallback = intent if intent in (Intent.GREETING, Intent.GOODBYE, Intent.BUDGET_INQUIRY) else Intent.OUT_OF_SCOPE
+        return CHITCHAT_INTENT.get(update.chitchat, fallback)
+    if intent in (Intent.MENU_INQUIRY, Intent.BUDGET_INQUIRY):
+        return intent
+    return Intent.FOOD_RECOMMENDATION
+
+
 def _names_category(text: str, category: str) -> bool:
     """Does the message name the category itself ("분식집 떡볶이"), not only a dish of it?"""
     return any(h.entry.menu is None and h.entry.category == category and not h.negated for h in find_food(text))
@@ -117,8 +138,8 @@ def _asks_about_shown(reference: Reference | None, slots: SlotReadings, searchin
     """
     if reference is not None:
         return bool(slots.questions) or reference.ordinal is not None or reference.name is not None
-    if searching or slots.time is not None:
-        return False
+    if searching or slots.time is not None or intent is Intent.BUDGET_INQUIRY:
+        return False   # "잔액 얼마 남았어?" is about the card, not a shop
     return bool(slots.questions) and not slots.asks_for_shops or intent is Intent.SHOP_INFO
 
 

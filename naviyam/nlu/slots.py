@@ -81,8 +81,8 @@ _DEMONSTRATIVE = re.compile(r"(?:^|[^가-힣])?(?:거기|저기|그집|그가게
 _FACTS: tuple[tuple[ShopFact, re.Pattern], ...] = (
     (ShopFact.OPEN, re.compile(r"몇시(?:에|부터)(?:문)?(?:열|오픈|시작|해)|언제(?:문)?(?:열|오픈)|오픈(?:시간|언제|몇)|여는시간|문여")),
     (ShopFact.CLOSE, re.compile(r"몇시까지|언제(?:까지|문닫|닫)|마감|문닫|닫아|닫는|끝나|영업끝")),
-    (ShopFact.HOURS, re.compile(r"영업시간|운영시간|몇시|언제(?:가|해)|시간(?:알려|이|은|좀)|열어\?|열었|문열었|열려|하는시간|지금해|지금하")),
-    (ShopFact.ADDRESS, re.compile(r"주소|위치|어디(?:야|에있|있|임|예요|에요|쯤|인지|에)|어떻게가|가는길|찾아가")),
+    (ShopFact.HOURS, re.compile(r"영업시간|운영시간|영업(?:해|중|하|했)|쉬는날|휴무|지금가도|몇시|언제(?:가|해)|시간(?:알려|이|은|좀)|열어\?|열었|문열었|열려|하는시간|지금해|지금하")),
+    (ShopFact.ADDRESS, re.compile(r"주소|위치|어딨|어디(?:야|에있|있|임|예요|에요|쯤|인지|에)|어떻게가|가는길|찾아가")),
     (ShopFact.WALK, re.compile(r"몇분|얼마나걸|얼마나멀|멀어\?|멀어|가까워|거리|걸어서|걸려")),
     (ShopFact.PHONE, re.compile(r"전화|번호|연락처|폰번")),
     (ShopFact.MEAL_CARD, re.compile(r"(?:급식카드|꿈나무카드|아동급식카드|급식|카드)(?:돼|되|받|써|사용|가능|결제)")),
@@ -99,7 +99,7 @@ _CHITCHAT: tuple[tuple[ChitChat, re.Pattern], ...] = (
     (ChitChat.GREETING, re.compile(r"안녕|하이|ㅎㅇ|hello|^hi|반가워|방가|헬로")),
 )
 # Words that ask for shops: a statement with one of these is also a search ("밀가루 못 먹는데 뭐 먹지").
-_REQUEST = re.compile(r"추천|알려|먹을|먹고|먹지|먹자|먹어야|먹으러|먹을래|먹을까|뭐먹|머먹|어디|찾아|보여|골라|있어\?|있나|있을까"
+_REQUEST = re.compile(r"추천|ㅊㅊ|맛집|맛있는데|알려|먹을|먹고|먹지|먹자|먹어야|먹으러|먹을래|먹을까|뭐먹|머먹|어디|찾아|보여|골라|있어\?|있나|있을까"
                       r"|ㄱㄱ|고고|가자|갈래|갈까|데있|곳있|집있|데는|곳은|데로|곳으로|데만|곳만|집만|땡|당겨|배고|출출|시켜|주문|갈만한|갈수")
 _ADD_MENU = re.compile(r"도(?:있|파|되|팔|나오|같이|함께)|도같이|랑같이|도먹|도\s?있는")
 

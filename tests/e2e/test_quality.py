@@ -9,7 +9,7 @@ def test_nlu_held_out_accuracy(settings, models):
     rows = read_jsonl(settings.data_dir / "nlu" / "nlu_test.jsonl")
     metrics = evaluate_nlu(models.nlu, rows, models.preprocessor)
     assert metrics["intent_accuracy"] >= 0.95, metrics
-    assert metrics["food_category_accuracy"] >= 0.90, metrics
+    assert metrics["food_category_accuracy"] >= 0.95, metrics
 
 
 def test_ranker_beats_popularity(settings, models):
