@@ -197,6 +197,8 @@ _GAP = rf"(?:방|톡방)?(?:에서|서|상|에|으로|로)?(?:{_alt(GROOMING_MET
 _STRANGER = re.compile(
     rf"(?:{_alt(GROOMING_STRANGER_WORDS)}){_PERSON}"
     rf"|(?:{_alt(GROOMING_ONLINE_WORDS)})(?:방|톡방)?(?:에서|서|상|에)?{_PERSON}"
+    # "인스타 디엠으로 누나가": a direct message from someone met through an app (not "카톡으로 오빠가").
+    rf"|(?:{_alt(GROOMING_ONLINE_WORDS)})(?:디엠|dm|메시지|메세지)(?:으로|로)?{_PERSON}"
     rf"|(?:{_alt(GROOMING_ONLINE_WORDS)}){_GAP}(?:{_PERSON}|친구)"
     rf"|(?:{_alt(GROOMING_ONLINE_ONLY_WORDS)})(?:방|톡방)?(?:에서|서|상|에)?친구"
 )

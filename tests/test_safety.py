@@ -100,6 +100,7 @@ def test_check_request_reads_morphemes_but_not_inside_lookalikes(preprocessor, t
 
 # -- grooming and distress: a cue grammar, not keywords (phrasings differ from tests/redteam on purpose) --------
 GROOMING_BLIND = [
+    "틱톡 디엠으로 형이 용돈 준대 나가도 돼?",
     "모르는 할아버지가 아이스크림 사준다고 같이 가재", "길에서 만난 아저씨가 돈 준다고 차에 타래",
     "인스타에서 알게 된 언니가 옷 선물해준대 만나자는데", "게임에서 알게된 친구가 현질해준다고 집 주소 물어봐",
     "낯선 사람이 떡볶이 사줄테니 따라오래", "틱톡 형이 문상 줄게 나와", "처음 본 오빠가 햄버거 사준다는데 가도 돼?",
