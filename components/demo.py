@@ -16,6 +16,7 @@ from components.local_stack import LocalStack
 from naviyam.config import Settings
 
 EXAMPLE = {"user_id": "user_123", "text": "급식카드 되는 치킨집 추천해줘"}
+DEMO_TIME = "2026-12-02T15:40:00"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"starting the local stack (KServe model servers + graph router on {s.host}:{s.router_port}) ...",
           file=sys.stderr, flush=True)
     with LocalStack(settings, log_dir=settings.home / "logs"):
-        request = {"user_id": args.user_id, "text": args.text}
+        # A pinned after-school clock: the demo shows the same open shops whenever it is run.
+        request = {"user_id": args.user_id, "text": args.text, "timestamp": DEMO_TIME}
         print(f"POST http://{s.host}:{s.router_port}/ {json.dumps(request, ensure_ascii=False)}", file=sys.stderr)
         resp = httpx.post(f"http://{s.host}:{s.router_port}/", json=request, timeout=30)
     if resp.status_code != 200:

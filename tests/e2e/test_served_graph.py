@@ -28,7 +28,12 @@ def graph_url(stack):
     return f"http://{s.host}:{s.router_port}/"
 
 
+AFTER_SCHOOL = "2026-11-25T16:00:00"   # a pinned clock: which shops are open must not depend on when CI runs
+
+
 def post(url, body, **kw):
+    if isinstance(body, dict) and "text" in body and "user_id" in body:
+        body = {"timestamp": AFTER_SCHOOL, **body}
     data = body if isinstance(body, (bytes, str)) else json.dumps(body, ensure_ascii=False)
     return httpx.post(url, content=data, headers={"content-type": "application/json"}, timeout=30, **kw)
 
@@ -51,8 +56,21 @@ def test_graph_and_in_process_chatbot_agree(graph_url, bot):
     from naviyam.schemas import UserInput
 
     served = post(graph_url, {**SEED, "session_id": "agree"}).json()
-    local = bot.process(UserInput(**SEED, session_id="agree"))
+    local = bot.process(UserInput(**SEED, session_id="agree", timestamp=AFTER_SCHOOL))
     assert [r["shop_id"] for r in served["recommendations"]] == [r.shop_id for r in local.recommendations]
+
+
+def test_a_whole_conversation_is_the_same_served_and_in_process(graph_url, bot):
+    """The frame lives in memory between graph nodes as it does in-process: same shops, same words."""
+    from naviyam.schemas import UserInput
+
+    for text in ("치킨 먹고 싶어", "급식카드 되는 데만", "우유 알레르기 있어", "두 번째 가게 몇 시까지 해?", "거기 말고 다른 데",
+                 "강남역 근처로", "걸어서 10분 안에"):
+        served = post(graph_url, {"user_id": "user_44", "text": text, "session_id": "agree-conv"}).json()
+        local = bot.process(UserInput(user_id="user_44", text=text, session_id="agree-conv", timestamp=AFTER_SCHOOL))
+        assert [r["shop_id"] for r in served["recommendations"]] == [r.shop_id for r in local.recommendations], text
+        assert served["response"] == local.response, text
+        assert served["metadata"]["dialogue_state"] == local.metadata.dialogue_state, text
 
 
 def test_follow_up_through_the_graph(graph_url):
