@@ -74,6 +74,8 @@ def shop_answer(inp: AnswerInput) -> str:
     lines = [f"{josa(rec.name, '은', '는')} 이래요!"]
     for fact in dict.fromkeys(questions):
         lines.append(_FACTS[fact](rec))
+    if not rec.open_now and not {ShopFact.HOURS, ShopFact.OPEN, ShopFact.CLOSE} & set(questions):
+        lines.append(f"지금은 문을 닫았어요 ({rec.opening_hours.split('-')[0]}에 열어요).")
     return "\n".join(line for line in lines if line)
 
 
