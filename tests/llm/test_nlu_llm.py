@@ -124,3 +124,35 @@ def test_unsafe_detection_of_the_fast_path_always_wins():
     result = combined.parse(pre("이상한 거 사고 싶어"))                  # the classifier flags it
     assert result.intent is Intent.UNSAFE_REQUEST and result.backend == "fast" and llm.prompts == []
     assert CombinedNLU(StubFast(), None).parse(pre("안녕")).backend == "fast"
+
+
+def test_the_llm_fills_the_same_frame_contract():
+    """The dialogue act and slot operations the fast NLU fills; parsed strictly, checked against the text."""
+    frame = {"act": "refine", "ops": [{"slot": "meal_card", "op": "set"},
+                                      {"slot": "place", "op": "set", "value": {"name": "강남역", "lat": 1.0, "lon": 2.0}}]}
+    answer = json.dumps({"intent": "FOOD_RECOMMENDATION", "entities": {"payment_method": "meal_card"}, "frame": frame,
+                         "confidence": 0.9}, ensure_ascii=False)
+    result = LLMNLU(StubLLM(answer)).parse(pre("강남역 근처 급식카드 되는 데만"))
+    assert result.frame.act.value == "refine"
+    place = next(op for op in result.frame.ops if op.slot == "place").value
+    assert (place.lat, place.lon) == (37.4979, 127.0276)   # the gazetteer's coordinates, never the model's
+
+
+@pytest.mark.parametrize("frame", [
+    {"act": "new_search", "ops": [{"slot": "category", "op": "set", "value": "피자"}]},      # food the text lacks
+    {"act": "refine", "ops": [{"slot": "place", "op": "set", "value": {"name": "홍대입구역", "lat": 37.5, "lon": 126.9}}]},
+])
+def test_a_frame_the_message_does_not_support_is_read_from_the_entities_instead(frame):
+    answer = json.dumps({"intent": "FOOD_RECOMMENDATION", "entities": {"food_category": "치킨"}, "frame": frame,
+                         "confidence": 0.9}, ensure_ascii=False)
+    result = LLMNLU(StubLLM(answer)).parse(pre("치킨 먹고 싶어"))
+    assert result.frame.act.value == "new_search"
+    assert [op.model_dump() for op in result.frame.ops if op.slot == "category"] == [
+        {"slot": "category", "op": "set", "value": "치킨"}]
+    assert not [op for op in result.frame.ops if op.slot == "place"]
+
+
+def test_a_malformed_frame_rejects_the_whole_output():
+    answer = json.dumps({"intent": "FOOD_RECOMMENDATION", "entities": {}, "confidence": 0.9,
+                         "frame": {"act": "refine", "ops": [{"slot": "time", "op": "set", "value": "25:99"}]}})
+    assert LLMNLU(StubLLM(answer)).parse(pre("치킨")) is None
