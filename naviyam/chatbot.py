@@ -36,8 +36,6 @@ from naviyam.events import EventStore
 
 log = logging.getLogger(__name__)
 
-# Intents that search for shops; the others are answered without retrieval or ranking.
-SEARCH_INTENTS = {Intent.FOOD_RECOMMENDATION, Intent.MENU_INQUIRY, Intent.SHOP_INFO, Intent.BUDGET_INQUIRY}
 RANKER_WEIGHT = 0.8  # personalised score vs. query relevance in the final order
 NEAR_FILL_RELEVANCE = 0.05  # a qualifying nearby shop no step returned: last among equals
 OVER_ALLOWANCE_PENALTY = 0.7  # DATA.md: a shop whose cheapest meal exceeds the allowance is no top pick
@@ -210,7 +208,7 @@ class NaviyamChatbot:
         pool = {sid: rel for sid, rel in pool.items() if mask[catalog.row_of(sid)]}
         # Funnels rank by their own signals; qualifying shops within a child's walk that none of
         # them returned still compete (a narrow frame - menu, allergy, time - leaves few).
-        near = select.near_qualifying(catalog, mask, env.context, env.filters, len(pool))
+        near = select.near_qualifying(catalog, mask, env.context, env.filters)
         for sid in near:
             pool.setdefault(sid, NEAR_FILL_RELEVANCE)
         return pool

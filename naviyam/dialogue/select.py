@@ -78,16 +78,16 @@ def pick(catalog: Catalog, scores: dict[str, float], filters: SearchFilters, con
     return Picked(chosen, frozenset(s for s in chosen if s in closed), widened)
 
 
-def near_qualifying(catalog: Catalog, mask: np.ndarray, context: RequestContext, filters: SearchFilters,
-                    pool_size: int) -> list[str]:
-    """Shops passing every hard filter within the child's walk (nearest first), to add to the pool."""
-    limit_min = filters.prefer_walk_min or WIDER_WALK_MIN
-    shops = catalog.shops
+def near_qualifying(catalog: Catalog, mask: np.ndarray, context: RequestContext, filters: SearchFilters) -> list[str]:
+    """Shops passing every hard filter (``mask``) within the widest ring a child is shown by default,
+    nearest first, to add to the pool (a stated walking limit is already in the mask)."""
     idx = np.flatnonzero(mask)
     if not len(idx):
         return []
+    shops = catalog.shops
     km = haversine_km(context.origin_lat, context.origin_lon, shops["lat"].to_numpy()[idx], shops["lon"].to_numpy()[idx])
     minutes = np.ceil(km * 1000 / WALK_METERS_PER_MINUTE)
-    ring = WIDER_WALK_MIN if filters.prefer_walk_min is not None else limit_min
-    keep = idx[minutes <= ring][np.argsort(minutes[minutes <= ring], kind="stable")][:NEAR_FILL_MAX]
+    if filters.prefer_walk_min is not None:
+        idx, minutes = idx[minutes <= WIDER_WALK_MIN], minutes[minutes <= WIDER_WALK_MIN]
+    keep = idx[np.argsort(minutes, kind="stable")][:NEAR_FILL_MAX]
     return list(shops["shop_id"].to_numpy()[keep])
