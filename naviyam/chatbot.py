@@ -16,7 +16,7 @@ from datetime import datetime
 
 from naviyam.data.catalog import haversine_km, walk_minutes
 from naviyam.dialogue import policy, select
-from naviyam.dialogue.acts import Act, AvoidOp, ChitChat, FrameUpdate
+from naviyam.dialogue.acts import Act, FrameUpdate
 from naviyam.dialogue.profile import profile_for
 from naviyam.dialogue.references import resolve as resolve_reference
 from naviyam.dialogue.state import DialogueState
@@ -88,18 +88,8 @@ class NaviyamChatbot:
             previous = self.memory.last_turn(self._conversation(env))
             state = previous.state if previous is not None and previous.state is not None else DialogueState()
             update = nlu.frame or frame_update(nlu.intent, nlu.entities, nlu.followup, env.preprocessed.cleaned_text)
-            if verdict.unsafe or nlu.intent is Intent.UNSAFE_REQUEST:
-                update = FrameUpdate(act=Act.SAFETY)
-            # "땅콩 알레르기 있어" binds like the profile's allergies, for the rest of the conversation.
-            stated = stated_allergies(env.preprocessed.cleaned_text)
-            if stated and update.act is not Act.SAFETY:
-                update = update.model_copy(update={"ops": [*update.ops, AvoidOp(slot="allergens", op="add", value=stated)]})
-                if update.act in (Act.CHITCHAT, Act.ASK_SHOP) and not update.reference:
-                    update = update.model_copy(update={"act": Act.STATEMENT})
-            if update.act is Act.ASK_SHOP and update.reference is None and not state.shown and (
-                    nlu.intent in (Intent.GREETING, Intent.GOODBYE, Intent.OUT_OF_SCOPE)):
-                # A question about no shop on screen ("방학 언제 해?") is small talk.
-                update = update.model_copy(update={"act": Act.CHITCHAT, "questions": [], "chitchat": ChitChat.OTHER})
+            update = policy.settle(update, state, nlu.intent, unsafe=verdict.unsafe or nlu.intent is Intent.UNSAFE_REQUEST,
+                                   stated_allergens=stated_allergies(env.preprocessed.cleaned_text))
             state = policy.apply(state, update)
             found = policy.search(state, update, env.profile, env.input, catalog, self.settings.candidates.max_distance_km)
             env.filters, env.context, env.dialogue, env.update = found.filters, found.context, state, update
@@ -283,9 +273,10 @@ class NaviyamChatbot:
                     env.errors["nlg.llm"] = f"{type(exc).__name__}: {exc}"[:300]
                     text = None
             if text is None:
-                # No food emoji on a refusal or a help answer.
-                refusing = verdict.unsafe or env.nlu.intent is Intent.UNSAFE_REQUEST
-                text = normalise_for_children(compose_answer(inp), None if refusing else category)
+                # No food emoji on a refusal, a help answer or small talk ("고마워" -> no 🍗).
+                plain = verdict.unsafe or env.nlu.intent is Intent.UNSAFE_REQUEST or (
+                    env.update is not None and env.update.act is Act.CHITCHAT)
+                text = normalise_for_children(compose_answer(inp), None if plain else category)
             if not verdict.unsafe and (out := check_answer(text)).unsafe:
                 # Output check 2: the final text, from the template or the LLM, said something unsafe.
                 log.error("unsafe answer withheld: %s", out.terms)

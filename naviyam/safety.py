@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from naviyam.lexicon import (
-    ALLERGEN_WORDS, CATEGORY_SYNONYMS, DISTRESS_FEELING_WORDS, DISTRESS_HARD_WITHDRAWAL_WORDS,
+    ALLERGEN_WORDS, CATEGORY_SYNONYMS, FOOD_ALLERGENS, DISTRESS_FEELING_WORDS, DISTRESS_HARD_WITHDRAWAL_WORDS,
     DISTRESS_SOFT_WITHDRAWAL_WORDS, DISTRESS_STRONG_WORDS, FOOD_REQUEST_CUES, GROOMING_MEETING_WORDS,
     GROOMING_MET_WORDS, GROOMING_OFFER_WORDS, GROOMING_ONLINE_ONLY_WORDS, GROOMING_ONLINE_WORDS, GROOMING_PERSON_WORDS,
     GROOMING_SECRECY_WORDS, GROOMING_SECRET_OFFER_WORDS, GROOMING_STRANGER_WORDS, MENUS, SAFE_LOOKALIKES, SEA_ALLERGENS,
@@ -309,16 +309,22 @@ def screen_recommendations(recommendations: list[Recommendation]) -> tuple[list[
 
 # -- allergies stated in the message ------------------------------------------------------------------
 _ALLERGY_CUE = r"(?:알레르기|알러지|알레르|알러르기|알르레기|알라지|allergy|allergic)"
-_AVOID_CUE = _ALLERGY_CUE + r"|못\s?먹|먹으면\s?안|먹으면\s?큰일|안\s?들어간|빼고|없는|없이|free"
+_AVOID_CUE = (_ALLERGY_CUE + r"|못\s?먹|못\s?머|먹으면\s?안|먹음\s?안|먹으면\s?큰일|안\s?들어간|빼고|빼\s?줘|빼서|없는|없이"
+              r"|안\s?[돼되됨]|free")
 _WORD_TO_ALLERGENS: dict[str, tuple[str, ...]] = {w: (label,) for label, words in ALLERGEN_WORDS.items() for w in words}
 _WORD_TO_ALLERGENS.update({w: SEA_ALLERGENS for w in SEA_ALLERGY_WORDS})
+for _food, _labels in FOOD_ALLERGENS.items():
+    _WORD_TO_ALLERGENS.setdefault(_food, _labels)
+# "계란이랑 우유 둘 다 못 먹어", "치즈는 진짜 안 돼".
+_INTENSIFIER_WORDS = r"(?:좀|진짜|정말|절대|아예|다|둘\s?다|셋\s?다|모두|전부|잘|하나도)"
 _ALLERGEN_WORD = "|".join(re.escape(w) for w in sorted(_WORD_TO_ALLERGENS, key=len, reverse=True))
 _PARTICLE = r"(?:이랑|하고|이나|이|가|은|는|을|를|도|만|랑|류|에|과|와)?"
 _LIST_SEP = r"(?:\s*[,/·&]\s*|\s+and\s+|\s+)"
 _WORD_LIST = rf"((?:(?:{_ALLERGEN_WORD}){_PARTICLE}{_LIST_SEP}?)+)"
 # "땅콩(이랑 우유) 알레르기", "계란 못 먹어", "새우 들어간 거 빼고", "peanut allergy".
 _BEFORE_CUE = re.compile(
-    rf"(?<![가-힣a-z]){_WORD_LIST}\s*(?:들어간\s*(?:거|것|음식|메뉴)?\s*)?(?:{_AVOID_CUE})"
+    rf"(?<![가-힣a-z]){_WORD_LIST}\s*(?:(?:가|이)?\s*(?:들어간|들어있는|들은|든)\s*(?:거|것|음식|메뉴|건|걸)?\s*)?"
+    rf"(?:은|는|도)?\s*(?:{_INTENSIFIER_WORDS}\s*)?(?:{_AVOID_CUE})"
 )
 # "알레르기 있어: 땅콩, 우유", "allergic to peanuts and milk".
 _AFTER_CUE = re.compile(
@@ -327,16 +333,24 @@ _AFTER_CUE = re.compile(
 _WORD = re.compile(rf"(?<![가-힣a-z])({_ALLERGEN_WORD})(?![a-z])")
 
 
-def stated_allergies(text: str) -> list[str]:
-    """Allergen labels the message asks to avoid ("땅콩 알레르기 있어" -> ["땅콩"]).
+def stated_avoidance(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(allergen labels, the words the child used) the message asks to avoid:
+    "치즈 못 먹어" -> (("우유",), ("치즈",)); "땅콩 알레르기 있어" -> (("땅콩",), ("땅콩",)).
 
     Reading too much only narrows the search; reading too little could hurt a child, so any
-    allergen word next to an allergy or avoid cue counts (even "땅콩 알레르기는 없어").
+    allergen or food word next to an allergy or avoid cue counts (even "땅콩 알레르기는 없어").
     """
     norm = _normalise(text)
-    found: set[str] = set()
+    labels: dict[str, None] = {}
+    words: dict[str, None] = {}
     for pattern in (_BEFORE_CUE, _AFTER_CUE):
         for match in pattern.finditer(norm):
             for word in _WORD.findall(match.group(1)):
-                found.update(_WORD_TO_ALLERGENS[word])
-    return sorted(found)
+                words[word] = None
+                labels.update(dict.fromkeys(_WORD_TO_ALLERGENS[word]))
+    return tuple(sorted(labels)), tuple(words)
+
+
+def stated_allergies(text: str) -> list[str]:
+    """Allergen labels the message asks to avoid ("땅콩 알레르기 있어" -> ["땅콩"])."""
+    return list(stated_avoidance(text)[0])

@@ -11,13 +11,34 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from naviyam.data.catalog import WALK_METERS_PER_MINUTE, Catalog, haversine_km
-from naviyam.dialogue.acts import Act, FrameUpdate
+from naviyam.dialogue.acts import Act, AvoidOp, ChitChat, FrameUpdate
 from naviyam.dialogue.state import DialogueState
-from naviyam.schemas import RequestContext, SearchFilters, UserInput, UserProfile, time_slot_of
+from naviyam.schemas import Intent, RequestContext, SearchFilters, UserInput, UserProfile, time_slot_of
 
 CHILD_WALK_MIN = 15     # the default pick is within a short walk; widened only when too few qualify
 _LIST_SLOTS = {"menu_items", "allergens", "avoid_foods"}
 _DEFAULTS = DialogueState()
+
+
+def settle(update: FrameUpdate, state: DialogueState, intent: Intent, *, unsafe: bool,
+           stated_allergens: list[str]) -> FrameUpdate:
+    """The act the conversation applies, from the NLU's (any backend's) and what only this layer knows.
+
+    - An unsafe request is a safety act, whatever the backend read.
+    - An allergy the child stated binds whatever the backend read ("never ignore an allergy").
+    - A question about a shop when none is on screen and the classifier heard small talk
+      ("방학 언제 해?") is small talk.
+    """
+    if unsafe:
+        return FrameUpdate(act=Act.SAFETY)
+    if stated_allergens:
+        update = update.model_copy(update={"ops": [*update.ops, AvoidOp(slot="allergens", op="add", value=stated_allergens)]})
+        if update.act in (Act.CHITCHAT, Act.ASK_SHOP) and not update.reference:
+            update = update.model_copy(update={"act": Act.STATEMENT})
+    if update.act is Act.ASK_SHOP and update.reference is None and not state.shown and intent in (
+            Intent.GREETING, Intent.GOODBYE, Intent.OUT_OF_SCOPE):
+        update = update.model_copy(update={"act": Act.CHITCHAT, "questions": [], "chitchat": ChitChat.OTHER})
+    return update
 
 
 def apply(state: DialogueState, update: FrameUpdate) -> DialogueState:

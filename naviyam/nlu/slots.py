@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from naviyam.data.catalog import WALK_METERS_PER_MINUTE
 from naviyam.dialogue.acts import ChitChat, Reference, ShopFact
-from naviyam.lexicon import ALLERGEN_WORDS, SEA_ALLERGENS, SEA_ALLERGY_WORDS
 from naviyam.nlu.text_index import Squashed
+from naviyam.safety import stated_avoidance
 
 
 WALKABLE_MIN = 15   # "걸어서 갈 만한 데": what a child walks without complaint
@@ -49,27 +49,6 @@ _CHEAPEST = re.compile(r"(?:제일|가장|젤|최대한)(?:싼|싸|저렴)|(?:�
 _NOT_SPICY = re.compile(r"안매운|안맵|맵지않|덜매운|맵찔|매운(?:거|것|건|걸|음식|거는|건|거를|것은)?"
                         r"(?:진짜|정말|잘|아예|좀|너무|전혀|하나도)?(?:못|싫|안|별로|빼|무리|노노|ㄴㄴ)")
 _GOOD_SHOP = re.compile(r"착한(?:가게|식당|집|곳|데)|선한영향력|선영가|착한가계")
-# "치즈 못 먹어", "계란 안 돼", "새우 빼고", "우유 들어간 거 못 먹어", "밀가루 알레르기".
-_CANNOT = r"(?:못먹|못머|먹으면안|먹음안|먹으면큰일|안돼|안되|알레르기|알러지|앨러지|알레르|빼고|빼줘|빼주|빼서|없는거|없는걸|못해)"
-_FOOD_ALLERGENS: dict[str, tuple[str, ...]] = {
-    **{w: (label,) for label, words in ALLERGEN_WORDS.items() for w in words},
-    **{w: SEA_ALLERGENS for w in SEA_ALLERGY_WORDS},
-    # Foods named for what is in them: the child says the food, the data lists the allergen.
-    "치즈": ("우유",), "버터": ("우유",), "크림": ("우유",), "생크림": ("우유",), "요거트": ("우유",),
-    "요구르트": ("우유",), "아이스크림": ("우유",), "라떼": ("우유",), "마요네즈": ("달걀",), "마요": ("달걀",),
-    "두부": ("대두",), "간장": ("대두",), "햄": ("돼지고기",), "베이컨": ("돼지고기",), "소시지": ("돼지고기",),
-    "소세지": ("돼지고기",), "삼겹살": ("돼지고기",), "빵": ("밀",), "국수": ("밀",), "파스타": ("밀",),
-    "튀김": ("밀",), "꽃게": ("새우",), "랍스터": ("새우",), "오징어": ("오징어",), "어묵": ("생선",),
-    "참치": ("생선",), "연어": ("생선",), "멸치": ("생선",), "땅콩버터": ("땅콩",), "아몬드": ("땅콩",), "호두": ("땅콩",),
-    "피넛": ("땅콩",), "닭": ("닭고기",), "치킨": ("닭고기",), "소고기": ("쇠고기",), "돼지": ("돼지고기",),
-}
-_AVOID_WORD = "|".join(sorted((re.escape(w) for w in _FOOD_ALLERGENS), key=len, reverse=True))
-_AVOID = re.compile(
-    rf"(?P<words>(?:(?:{_AVOID_WORD})(?:이랑|하고|이나|랑|과|와|이|가|은|는|을|를|도|만|류|,|/|·)?)+)"
-    rf"(?:들어간|들어있는|들은|든|가들어간|이들어간)?(?:거|것|음식|메뉴|건|걸)?(?:은|는|도)?(?:좀|진짜|절대|아예|다|둘다|셋다|모두|전부|잘|하나도|정말)?{_CANNOT}"
-)
-_AVOID_SPLIT = re.compile(_AVOID_WORD)
-
 # -- references to shown shops -------------------------------------------------------------------
 _ORDINALS = {"첫": 1, "첫째": 1, "1": 1, "한": 1, "일": 1, "두": 2, "둘째": 2, "2": 2, "이": 2, "세": 3, "셋째": 3, "3": 3,
              "삼": 3, "네": 4, "넷째": 4, "4": 4, "사": 4, "다섯": 5, "다섯째": 5, "5": 5, "오": 5}
@@ -126,7 +105,7 @@ def read_slots(text: str, has_shop_name: bool = False) -> SlotReadings:
     sq = Squashed.of(text).text
     reference = _reference(sq)
     questions = _questions(sq)
-    allergens, foods = _avoid(sq)
+    allergens, foods = stated_avoidance(text)
     return SlotReadings(
         time=_time(sq), party=_party(sq), walk_max_min=_walk(sq), sort=_sort(sq),
         not_spicy=bool(_NOT_SPICY.search(sq)), good_shop=bool(_GOOD_SHOP.search(sq)),
@@ -226,17 +205,6 @@ def _sort(sq: str) -> str | None:
     if _CHEAPEST.search(sq):
         return "cheapest"
     return None
-
-
-def _avoid(sq: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    allergens: dict[str, None] = {}
-    foods: dict[str, None] = {}
-    for m in _AVOID.finditer(sq):
-        for word in _AVOID_SPLIT.findall(m.group("words")):
-            foods[word] = None
-            for label in _FOOD_ALLERGENS[word]:
-                allergens[label] = None
-    return tuple(sorted(allergens)), tuple(foods)
 
 
 def _reference(sq: str) -> Reference | None:
