@@ -214,7 +214,7 @@ def _eval_dialogue(settings, args) -> int:
     from naviyam.evaluation.dialogue import CORPUS_DIR, evaluate_dialogues, in_process_turn, load_corpus, served_turn
 
     files = [Path(args.file)] if args.file else [
-        CORPUS_DIR / f"{name}.jsonl" for name in (("dev", "test") if args.split == "all" else (args.split,))]
+        CORPUS_DIR / f"{name}.jsonl" for name in (("dev", "test", "blind") if args.split == "all" else (args.split,))]
     conversations = [c for f in files for c in load_corpus(f)]
     catalog = Catalog.load(settings.data_dir)
     shops = {r.shop_id: (float(r.lat), float(r.lon)) for r in catalog.shops.itertuples()}
@@ -306,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("what", choices=["ranker", "nlu", "dialogue"])
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--file", help="NLU: labelled JSONL; dialogue: a conversation corpus (JSONL)")
-    evaluate.add_argument("--split", choices=["dev", "test", "all"], default="all",
+    evaluate.add_argument("--split", choices=["dev", "test", "blind", "all"], default="all",
                           help="dialogue: which split of the packaged corpus (default all)")
     evaluate.add_argument("--url", help="dialogue: run through the served graph at this URL instead of in-process")
     evaluate.add_argument("--show-failures", action="store_true", help="dialogue: print every failed turn")

@@ -275,6 +275,7 @@ DISTRESS_STRONG_WORDS: tuple[str, ...] = (
     "나만빼고", "나만빼놓", "왕따", "따돌", "괴롭힘", "아무도안놀", "같이안놀아", "친구가없", "외톨이",
     "힘들어죽겠", "혼자있기싫", "혼자있는게싫", "학대", "의욕이없", "의욕없", "살맛", "아무것도하기싫",
     "아무것도하고싶지않", "아무것도안하고싶", "말할사람이없", "말할사람없", "얘기할사람이없", "얘기할사람없",
+    "아무도나안좋아", "아무도안좋아", "아무도나를안좋아", "맨날혼자", "늘혼자", "항상혼자", "친구없어", "친구하나없",
 )
 # Distress, group 2: withdrawal. Hard ones count with any feeling; soft ones (appetite) only when the
 # message asks for no food ("입맛 없는데 시원한 거 추천해줘" is a food request).

@@ -318,9 +318,13 @@ for _food, _labels in FOOD_ALLERGENS.items():
 # "계란이랑 우유 둘 다 못 먹어", "치즈는 진짜 안 돼".
 _INTENSIFIER_WORDS = r"(?:좀|진짜|정말|절대|아예|다|둘\s?다|셋\s?다|모두|전부|잘|하나도)"
 _ALLERGEN_WORD = "|".join(re.escape(w) for w in sorted(_WORD_TO_ALLERGENS, key=len, reverse=True))
+# After an allergy cue only allergen names count: "우유 알레르기 있는데 빵집 추천해줘" is no bread allergy.
+_STRICT_ALLERGEN_WORD = "|".join(re.escape(w) for w in sorted(
+    {w for words in ALLERGEN_WORDS.values() for w in words} | set(SEA_ALLERGY_WORDS), key=len, reverse=True))
 _PARTICLE = r"(?:이랑|하고|이나|이|가|은|는|을|를|도|만|랑|류|에|과|와)?"
 _LIST_SEP = r"(?:\s*[,/·&]\s*|\s+and\s+|\s+)"
 _WORD_LIST = rf"((?:(?:{_ALLERGEN_WORD}){_PARTICLE}{_LIST_SEP}?)+)"
+_STRICT_WORD_LIST = rf"((?:(?:{_STRICT_ALLERGEN_WORD})(?![가-힣]){_PARTICLE}{_LIST_SEP}?)+)"
 # "땅콩(이랑 우유) 알레르기", "계란 못 먹어", "새우 들어간 거 빼고", "peanut allergy".
 _BEFORE_CUE = re.compile(
     rf"(?<![가-힣a-z]){_WORD_LIST}\s*(?:(?:가|이)?\s*(?:들어간|들어있는|들은|든)\s*(?:거|것|음식|메뉴|건|걸)?\s*)?"
@@ -328,7 +332,7 @@ _BEFORE_CUE = re.compile(
 )
 # "알레르기 있어: 땅콩, 우유", "allergic to peanuts and milk".
 _AFTER_CUE = re.compile(
-    rf"{_ALLERGY_CUE}\s*(?:가|는|이)?\s*(?:있어요|있어|있는데|있음|있고|있다|to)?\s*:?\s*{_WORD_LIST}"
+    rf"{_ALLERGY_CUE}\s*(?:가|는|이)?\s*(?:있어요|있어|있는데|있음|있고|있다|to)?\s*:?\s*{_STRICT_WORD_LIST}"
 )
 _WORD = re.compile(rf"(?<![가-힣a-z])({_ALLERGEN_WORD})(?![a-z])")
 

@@ -103,10 +103,12 @@ def _vocabulary() -> dict[str, FoodEntry]:
     for category, menus in lexicon.MENUS.items():
         for menu in menus:
             vocab.setdefault(_key(menu), FoodEntry(category, menu))
+            vocab.setdefault(_key(menu) + "집", FoodEntry(category, menu))   # "김밥집": where the dish is
     menu_category = {menu: category for category, menus in lexicon.MENUS.items() for menu in menus}
     for menu, variants in MENU_VARIANTS.items():
         for word in variants:
             vocab.setdefault(_key(word), FoodEntry(menu_category[menu], menu))
+            vocab.setdefault(_key(word) + "집", FoodEntry(menu_category[menu], menu))
     for table in (lexicon.CATEGORY_SYNONYMS, EXTRA_CATEGORY_WORDS, ENGLISH_CATEGORY_WORDS):
         for category, words in table.items():
             for word in words:

@@ -42,7 +42,7 @@ def frame_update(intent: Intent, entities: Entities, followup: FollowUp, text: s
         ops.append({"slot": "budget", "op": "set", "value": entities.budget})
     if slots.party:
         ops.append({"slot": "party_size", "op": "set", "value": slots.party})
-    if entities.payment_method == "meal_card":
+    if entities.payment_method == "meal_card" or (entities.payment_method is None and slots.card_ok):
         ops.append({"slot": "meal_card", "op": "set"})
     if slots.good_shop:
         ops.append({"slot": "good_shop", "op": "set"})

@@ -48,6 +48,8 @@ _NEAREST = re.compile(r"(?:제일|가장|젤|젤루|최대한|젤로)가까|가�
 _CHEAPEST = re.compile(r"(?:제일|가장|젤|최대한)(?:싼|싸|저렴)|(?:싼|저렴한|가격)(?:순|순서)|가격낮은순")
 _NOT_SPICY = re.compile(r"안매운|안맵|맵지않|덜매운|맵찔|매운(?:거|것|건|걸|음식|거는|건|거를|것은)?"
                         r"(?:진짜|정말|잘|아예|좀|너무|전혀|하나도)?(?:못|싫|안|별로|빼|무리|노노|ㄴㄴ)")
+# "카드 되는 곳", "카드도 돼야 됨": in this app a card that pays is the child's meal card.
+_CARD_OK = re.compile(r"(?<!체크)(?<!신용)(?<!엄마)(?<!아빠)카드(?:도|로|는|만|가)?(?:돼|되|됨|받|써|쓸|결제|가능|ㄱㄴ|ok|오케)")
 _GOOD_SHOP = re.compile(r"착한(?:가게|식당|집|곳|데)|선한영향력|선영가|착한가계")
 # -- references to shown shops -------------------------------------------------------------------
 _ORDINALS = {"첫": 1, "첫째": 1, "1": 1, "한": 1, "일": 1, "두": 2, "둘째": 2, "2": 2, "이": 2, "세": 3, "셋째": 3, "3": 3,
@@ -91,6 +93,7 @@ class SlotReadings:
     sort: str | None = None            # "nearest" | "cheapest"
     not_spicy: bool = False
     good_shop: bool = False
+    card_ok: bool = False
     allergens: tuple[str, ...] = ()
     avoid_foods: tuple[str, ...] = ()
     reference: Reference | None = None
@@ -108,7 +111,7 @@ def read_slots(text: str, has_shop_name: bool = False) -> SlotReadings:
     allergens, foods = stated_avoidance(text)
     return SlotReadings(
         time=_time(sq), party=_party(sq), walk_max_min=_walk(sq), sort=_sort(sq),
-        not_spicy=bool(_NOT_SPICY.search(sq)), good_shop=bool(_GOOD_SHOP.search(sq)),
+        not_spicy=bool(_NOT_SPICY.search(sq)), good_shop=bool(_GOOD_SHOP.search(sq)), card_ok=bool(_CARD_OK.search(sq)),
         allergens=allergens, avoid_foods=foods, reference=reference, questions=questions,
         chitchat=_chitchat(sq), asks_for_shops=bool(_REQUEST.search(sq)), adds_menu=bool(_ADD_MENU.search(sq)),
     )

@@ -91,3 +91,14 @@ def test_chitchat(text, kind):
 def test_good_shop_words():
     assert read_slots("착한가게 있어?").good_shop and read_slots("선한영향력가게 알려줘").good_shop
     assert not read_slots("착하다").good_shop
+
+
+@pytest.mark.parametrize("text, ok", [("카드 되는 곳으로요", True), ("카드도 돼야됨ㅋㅋ", True), ("체크카드 돼?", False),
+                                      ("카드 게임 하자", False)])
+def test_a_card_that_pays_is_the_meal_card(text, ok):
+    assert read_slots(text).card_ok is ok
+
+
+def test_after_an_allergy_cue_only_allergen_names_count():
+    assert read_slots("나 우유알레르기 있는데 빵집 추천해줘").allergens == ("우유",)
+    assert read_slots("알레르기 있어: 땅콩, 우유").allergens == ("땅콩", "우유")
