@@ -107,7 +107,7 @@ class NaviyamChatbot:
     def _resolved(nlu, update: FrameUpdate, state: DialogueState, filters: SearchFilters):
         """The NLU result as the conversation reads it: the intent of the act, the frame's entities."""
         act = update.act
-        intent = intent_of(update, nlu.intent)
+        intent = intent_of(update, nlu.intent, shops_on_screen=bool(state.shown))
         entities = nlu.entities.model_copy(update={
             "food_category": state.category, "menu_item": state.menu_items[-1] if state.menu_items else None,
             "budget": state.per_person_budget if act is not Act.SAFETY else nlu.entities.budget,

@@ -106,13 +106,16 @@ CHITCHAT_INTENT = {ChitChat.GREETING: Intent.GREETING, ChitChat.CAPABILITIES: In
                    ChitChat.NAME: Intent.GREETING, ChitChat.THANKS: Intent.GOODBYE, ChitChat.GOODBYE: Intent.GOODBYE}
 
 
-def intent_of(update: FrameUpdate, intent: Intent) -> Intent:
-    """The intent a turn's act stands for: one reading for the metadata, the metrics and the graph."""
+def intent_of(update: FrameUpdate, intent: Intent, shops_on_screen: bool = False) -> Intent:
+    """The intent a turn's act stands for: one reading for the metadata, the metrics and the graph.
+
+    ``shops_on_screen``: the conversation knows a question without a reference is about a shown shop.
+    """
     act = update.act
     if act is Act.SAFETY:
         return Intent.UNSAFE_REQUEST
     if act is Act.ASK_SHOP:
-        if update.reference is None and intent in _CHITCHAT_INTENTS:
+        if update.reference is None and intent in _CHITCHAT_INTENTS and not shops_on_screen:
             return intent   # "방학 언제 해?": a question, about no shop; the conversation decides
         return intent if intent in (Intent.SHOP_INFO, Intent.MENU_INQUIRY) else Intent.SHOP_INFO
     if act is Act.CHITCHAT:
