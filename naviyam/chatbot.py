@@ -98,16 +98,16 @@ class NaviyamChatbot:
                 env.focus_shop = resolve_reference(update.reference, state, env.input.text,
                                                    lambda sid: catalog.shops.at[sid, "name"],
                                                    lambda name: self._shops_named(name, origin))
-            env.nlu = self._resolved(nlu, update, state, env.filters)
+            env.nlu = self._resolved(nlu, update, state, env.filters, env.preprocessed.cleaned_text)
         env.model_versions["nlu"] = self.models.nlu.version
         env.needs_search = self.needs_search(env) and not env.unsafe_terms
         return env
 
     @staticmethod
-    def _resolved(nlu, update: FrameUpdate, state: DialogueState, filters: SearchFilters):
+    def _resolved(nlu, update: FrameUpdate, state: DialogueState, filters: SearchFilters, text: str):
         """The NLU result as the conversation reads it: the intent of the act, the frame's entities."""
         act = update.act
-        intent = intent_of(update, nlu.intent, shops_on_screen=bool(state.shown))
+        intent = intent_of(update, nlu.intent, shops_on_screen=bool(state.shown), text=text)
         entities = nlu.entities.model_copy(update={
             "food_category": state.category, "menu_item": state.menu_items[-1] if state.menu_items else None,
             "budget": state.per_person_budget if act is not Act.SAFETY else nlu.entities.budget,
@@ -119,8 +119,9 @@ class NaviyamChatbot:
         if update is None or env.nlu is None or update.unknown_place:
             return False
         if update.act in (Act.NEW_SEARCH, Act.REFINE):
-            if env.nlu.intent is Intent.BUDGET_INQUIRY:
-                return env.dialogue.budget is not None or env.dialogue.category is not None
+            if env.nlu.intent is Intent.BUDGET_INQUIRY:   # "잔액 얼마야" searches nothing; "만원으로 뭐 먹지" does
+                state = env.dialogue
+                return state.budget is not None or state.category is not None or bool(state.menu_items)
             return True
         # A statement ("우유 알레르기 있어") applies to the search already on screen, at once.
         return update.act is Act.STATEMENT and env.dialogue is not None and env.dialogue.searched

@@ -20,7 +20,7 @@ DISAGREEMENT_FACTOR = 0.75
 
 # "거기/그 가게/여기" stand for the shop of the previous answer.
 _SHOP_ANAPHORA = re.compile(r"거기|여기|그\s?(?:가게|집|곳|식당)|아까|저기|그데")
-_BALANCE_WORDS = re.compile(r"잔액|잔고|남았|남은|한도|얼마|충전|금액|돈")
+BALANCE_WORDS = re.compile(r"잔액|잔고|남았|남은|한도|얼마|충전|금액|돈")
 _MENU_WORDS = re.compile(r"메뉴|가격|얼마|뭐\s?팔|맛있")
 
 
@@ -56,7 +56,7 @@ def _consistent(intent: Intent, entities: Entities, text: str) -> bool:
                     or _MENU_WORDS.search(text) or _SHOP_ANAPHORA.search(text))
     if intent is Intent.BUDGET_INQUIRY:
         return (entities.budget is not None or entities.payment_method == "meal_card"
-                or _BALANCE_WORDS.search(text) is not None)
+                or BALANCE_WORDS.search(text) is not None)
     if intent in (Intent.GREETING, Intent.GOODBYE, Intent.OUT_OF_SCOPE):
         return not (entities.food_category or entities.menu_item or entities.budget or entities.shop_name)
     return True

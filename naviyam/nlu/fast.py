@@ -125,7 +125,7 @@ class FastNLU:
         entities = tagged.entities
         frame = frame_update(decision.intent, entities, followup, text)
         return NLUResult(
-            intent=decision.intent if decision.intent is Intent.UNSAFE_REQUEST else intent_of(frame, decision.intent),
+            intent=decision.intent if decision.intent is Intent.UNSAFE_REQUEST else intent_of(frame, decision.intent, text=text),
             entities=entities,
             confidence=round(decision.confidence, 4),
             filters=to_filters(entities),

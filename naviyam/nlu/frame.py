@@ -10,6 +10,7 @@ import re
 
 from naviyam.dialogue import places
 from naviyam.dialogue.acts import Act, ChitChat, FrameUpdate, Reference
+from naviyam.nlu.decision import BALANCE_WORDS
 from naviyam.nlu.food import find_food
 from naviyam.nlu.slots import SlotReadings, read_slots
 from naviyam.schemas import Entities, FollowUp, Intent
@@ -106,7 +107,7 @@ CHITCHAT_INTENT = {ChitChat.GREETING: Intent.GREETING, ChitChat.CAPABILITIES: In
                    ChitChat.NAME: Intent.GREETING, ChitChat.THANKS: Intent.GOODBYE, ChitChat.GOODBYE: Intent.GOODBYE}
 
 
-def intent_of(update: FrameUpdate, intent: Intent, shops_on_screen: bool = False) -> Intent:
+def intent_of(update: FrameUpdate, intent: Intent, shops_on_screen: bool = False, text: str = "") -> Intent:
     """The intent a turn's act stands for: one reading for the metadata, the metrics and the graph.
 
     ``shops_on_screen``: the conversation knows a question without a reference is about a shown shop.
@@ -121,6 +122,9 @@ def intent_of(update: FrameUpdate, intent: Intent, shops_on_screen: bool = False
     if act is Act.CHITCHAT:
         fallback = intent if intent in (Intent.GREETING, Intent.GOODBYE, Intent.BUDGET_INQUIRY) else Intent.OUT_OF_SCOPE
         return CHITCHAT_INTENT.get(update.chitchat, fallback)
+    if intent is Intent.BUDGET_INQUIRY and act is Act.REFINE and update.ops and not any(
+            op.slot == "budget" for op in update.ops) and not BALANCE_WORDS.search(text):
+        return Intent.FOOD_RECOMMENDATION   # "꿈나무카드로" narrows the search; it asks no balance
     if intent in (Intent.MENU_INQUIRY, Intent.BUDGET_INQUIRY):
         return intent
     return Intent.FOOD_RECOMMENDATION
