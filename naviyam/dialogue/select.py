@@ -21,6 +21,7 @@ from naviyam.schemas import RequestContext, SearchFilters
 MIN_NEAR = 3                 # fewer qualifying shops within the walk than this: widen one ring
 WIDER_WALK_MIN = 25          # the ring added then; farther still only when nothing is in it
 NEAR_FILL_MAX = 30           # qualifying nearby shops added to a pool that lacks them
+SCORE_RESOLUTION = 0.01
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,14 @@ def is_open_at(catalog: Catalog, shop_id: str, at: str | None) -> bool:
 
 def pick(catalog: Catalog, scores: dict[str, float], filters: SearchFilters, context: RequestContext,
          top_k: int) -> Picked:
-    ids = sorted(scores, key=lambda s: scores[s], reverse=True)
-    if not ids:
+    if not scores:
         return Picked([], frozenset(), False)
+    ids = list(scores)
     walk = dict(zip(ids, walk_of(catalog, ids, context)))
+    # Scores within SCORE_RESOLUTION are a tie, and the nearer shop goes first: a personal score is
+    # no finer than that (served Feast features and in-process ones differ in the third decimal),
+    # and the served and in-process paths must give the same list.
+    ids.sort(key=lambda s: (-round(scores[s] / SCORE_RESOLUTION), walk[s], s))
     is_open = dict(zip(ids, open_flags(catalog, ids, filters.prefer_open_at)))
     open_ids = [s for s in ids if is_open[s]]
     closed: frozenset[str] = frozenset()
@@ -70,10 +75,10 @@ def pick(catalog: Catalog, scores: dict[str, float], filters: SearchFilters, con
                 near, widened = ids, True
         ids = near
     if filters.sort == "nearest":
-        ids = sorted(ids, key=lambda s: walk[s])
+        ids = sorted(ids, key=lambda s: (walk[s], -scores[s], s))
     elif filters.sort == "cheapest":
         price = catalog.shops.loc[ids, "min_price"].to_dict()
-        ids = sorted(ids, key=lambda s: price[s])
+        ids = sorted(ids, key=lambda s: (price[s], -scores[s], s))
     chosen = ids[:top_k]
     return Picked(chosen, frozenset(s for s in chosen if s in closed), widened)
 
