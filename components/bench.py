@@ -19,7 +19,8 @@ import httpx
 import psutil
 
 from components.local_stack import LocalStack
-from naviyam.bench import QUERIES, percentiles
+from naviyam.bench import BENCH_TIME, QUERIES, percentiles
+from naviyam.bounds import TRAFFIC_HEADER
 from naviyam.config import Settings
 
 TARGET_P50_MS, TARGET_P95_MS = 150, 400
@@ -34,7 +35,7 @@ def bench_texts(settings: Settings) -> list[str]:
 
 
 async def _client(client: httpx.AsyncClient, url: str, deadline: float, seed: int, out: dict,
-                  texts: list[str]) -> None:
+                  texts: list[str], traffic: str) -> None:
     started = out["started"]
     rng = random.Random(seed)
     session = f"bench-{seed}"
@@ -42,7 +43,7 @@ async def _client(client: httpx.AsyncClient, url: str, deadline: float, seed: in
         body = {"user_id": f"user_{rng.randint(1, 5000)}", "text": rng.choice(texts), "session_id": session}
         start = time.perf_counter()
         try:
-            resp = await client.post(url, json=body)
+            resp = await client.post(url, json=body, headers={TRAFFIC_HEADER: traffic})
             ok = resp.status_code == 200
         except httpx.HTTPError:
             ok, resp = False, None
@@ -57,9 +58,11 @@ async def _client(client: httpx.AsyncClient, url: str, deadline: float, seed: in
             out["steps"].setdefault(step, []).append(ms)
 
 
-async def load(url: str, clients: int, seconds: float, texts: list[str] = QUERIES, out: dict | None = None) -> dict:
+async def load(url: str, clients: int, seconds: float, texts: list[str] = QUERIES, out: dict | None = None,
+               traffic: str = "bench") -> dict:
     """Closed-loop load: ``clients`` concurrent clients, each sending its next request when the last
-    one is answered. ``out`` (optional) is filled as requests complete, for a concurrent observer."""
+    one is answered. ``out`` (optional) is filled as requests complete, for a concurrent observer.
+    Every request carries the ``traffic`` label, so the learning loop never trains on it."""
     out = out if out is not None else {}
     out.update({"latency_ms": [], "at_s": [], "errors": 0, "steps": {}, "searches": 0,
                 "started": time.perf_counter()})
@@ -67,7 +70,7 @@ async def load(url: str, clients: int, seconds: float, texts: list[str] = QUERIE
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         deadline = time.perf_counter() + seconds
         started = time.perf_counter()
-        await asyncio.gather(*(_client(client, url, deadline, i, out, list(texts)) for i in range(clients)))
+        await asyncio.gather(*(_client(client, url, deadline, i, out, list(texts), traffic) for i in range(clients)))
         elapsed = time.perf_counter() - started
     n = len(out["latency_ms"])
     return {
@@ -111,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    # A pinned server clock: which shops are open, and so the work per turn, must not follow the
+    # time of day the benchmark happens to run at.
     settings = Settings.load()
+    settings = settings.model_copy(update={"clock": settings.clock.model_copy(update={"pinned_at": BENCH_TIME})})
     results, soaked = [], None
     with LocalStack(settings, log_dir=settings.home / "logs") as stack:
         url = f"http://{settings.serving.host}:{settings.serving.router_port}/"

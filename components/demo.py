@@ -9,10 +9,13 @@ import argparse
 import json
 import logging
 import sys
+from datetime import datetime
 
 import httpx
 
 from components.local_stack import LocalStack
+from naviyam.bounds import TRAFFIC_HEADER
+from naviyam.clock import LOCAL_TZ
 from naviyam.config import Settings
 
 EXAMPLE = {"user_id": "user_123", "text": "급식카드 되는 치킨집 추천해줘"}
@@ -27,14 +30,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     settings = Settings.load()
+    # The demo shows a child asking on a Wednesday after school, whenever it is run: the stack's
+    # clock is pinned there (a pinned clock never advances), and the turn is labelled as a demo
+    # so the learning loop does not train on it.
+    settings = settings.model_copy(update={"clock": settings.clock.model_copy(
+        update={"pinned_at": datetime.fromisoformat(DEMO_TIME).replace(tzinfo=LOCAL_TZ)})})
     s = settings.serving
     print(f"starting the local stack (KServe model servers + graph router on {s.host}:{s.router_port}) ...",
           file=sys.stderr, flush=True)
     with LocalStack(settings, log_dir=settings.home / "logs"):
-        # A pinned after-school clock: the demo shows the same open shops whenever it is run.
         request = {"user_id": args.user_id, "text": args.text, "timestamp": DEMO_TIME}
         print(f"POST http://{s.host}:{s.router_port}/ {json.dumps(request, ensure_ascii=False)}", file=sys.stderr)
-        resp = httpx.post(f"http://{s.host}:{s.router_port}/", json=request, timeout=30)
+        resp = httpx.post(f"http://{s.host}:{s.router_port}/", json=request, timeout=30,
+                          headers={TRAFFIC_HEADER: "demo"})
     if resp.status_code != 200:
         print(f"error {resp.status_code}: {resp.text}", file=sys.stderr)
         return 1

@@ -198,9 +198,13 @@ class EnvelopeModel(kserve.Model):
     def handle(self, body: dict) -> dict:
         raise NotImplementedError
 
+    def handle_request(self, body: dict, headers: dict[str, str]) -> dict:
+        """``handle`` with the request's headers (KServe passes them lower-cased)."""
+        return self.handle(body)
+
     async def predict(self, payload: Any, headers: dict[str, str] | None = None,
                       response_headers: dict[str, str] | None = None) -> Any:
         body, form = decode(payload)
         # Model work is CPU-bound; keep the event loop free for health checks and other requests.
-        result = await asyncio.to_thread(self.handle, body)
+        result = await asyncio.to_thread(self.handle_request, body, headers or {})
         return encode(result, form, self.name)

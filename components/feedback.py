@@ -27,11 +27,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inference_graph.request_body import BodyTooLarge, read_body
+from naviyam.clock import Clock
 from naviyam.config import Settings
 from naviyam.data.catalog import Catalog
 from naviyam.events import EventStore
 from naviyam.registry import MODEL_RE, ModelRegistry, NoVersionError
-from naviyam.schemas import FeedbackEvent, validation_problems
+from naviyam.schemas import TRAFFIC_HEADER, FeedbackEvent, traffic_kind, validation_problems
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
@@ -95,6 +96,7 @@ def create_app(settings: Settings, store: EventStore | None = None, shop_ids: se
     known_shops = shop_ids if shop_ids is not None else set(Catalog.load(settings.data_dir).shops["shop_id"])
     registry = registry or ModelRegistry.from_settings(settings)
     token = settings.serving.feedback_token
+    clock = Clock.from_settings(settings)
     admin_token = settings.serving.admin_token
 
     def require_admin(authorization: str | None) -> None:
@@ -120,6 +122,11 @@ def create_app(settings: Settings, store: EventStore | None = None, shop_ids: se
         if token and not bearer_matches(authorization, token):
             log.warning("feedback refused: missing or wrong bearer token")
             raise HTTPException(status_code=401, detail="missing or wrong bearer token", headers=BEARER_CHALLENGE)
+        received_at = clock.now()  # the event time: the device's clock is kept, never trusted
+        try:
+            traffic = traffic_kind(request.headers.get(TRAFFIC_HEADER))
+        except ValueError as exc:
+            raise HTTPException(status_code=400, detail=str(exc)) from None
         body = await read_json(request, MAX_BODY_BYTES)
         items = body.get("events") if isinstance(body, dict) and "events" in body else [body]
         if not isinstance(items, list) or not items:
@@ -146,7 +153,7 @@ def create_app(settings: Settings, store: EventStore | None = None, shop_ids: se
             return JSONResponse(status_code=422, content={"detail": "invalid feedback", "problems": problems})
         # Each event is committed (synchronous=FULL) before this returns: an acknowledged event
         # survives a crash; a crash before the answer makes the client retry, stored once by id.
-        stored = sum(store.add_feedback(e) for e in events)
+        stored = sum(store.add_feedback(e, received_at, traffic) for e in events)
         log.debug("feedback: %d stored, %d duplicates", stored, len(events) - stored)
         return {"stored": stored, "duplicates": len(events) - stored}
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from naviyam.bounds import TRAFFIC_HEADER
 from naviyam.config import Settings
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,8 @@ class LocalStack:
                 "--step-timeout", str(s.step_timeout_s), "--graph-timeout", str(s.graph_timeout_s),
                 "--retries", str(s.retry_attempts), "--per-try-timeout", str(s.per_try_timeout_s),
                 "--retry-on", ",".join(s.retry_on), "--ejection", str(s.outlier_ejection_s),
-                "--propagate-header", "^x-request-id$"]
+                # Canonical names, as KServe's router matches them; the traffic label reaches naviyam-nlu.
+                "--propagate-header", "^X-Request-Id$", "--propagate-header", f"^{TRAFFIC_HEADER}$"]
 
     def health_url(self, name: str) -> str:
         s = self.settings.serving

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from components.envelope_model import EnvelopeModel, parse_envelope, safe_text
 from naviyam.chatbot import NaviyamChatbot
 from naviyam.models import ModelBundle
-from naviyam.schemas import UserInput, validation_problems
+from naviyam.schemas import TRAFFIC_HEADER, UserInput, traffic_kind, validation_problems
 
 
 class ChatNode(EnvelopeModel):
@@ -35,13 +35,20 @@ class NLUNode(ChatNode):
             self.bot.models.warm_up(("llm",))
 
     def handle(self, body: dict) -> dict:
+        return self.handle_request(body, {})
+
+    def handle_request(self, body: dict, headers: dict[str, str]) -> dict:
         self.bot.models.refresh_adapter()  # a promoted LoRA adapter goes live without a restart
         raw = body.get("input", body)
+        try:
+            traffic = traffic_kind(headers.get(TRAFFIC_HEADER.lower()))
+        except ValueError as exc:
+            raise InvalidInput(safe_text(str(exc))) from None
         try:
             user_input = UserInput.model_validate(raw)
         except ValidationError as exc:
             raise InvalidInput(safe_text(f"invalid chat request: {'; '.join(validation_problems(exc))}")) from None
-        env = self.bot.start(user_input)
+        env = self.bot.start(user_input, traffic)
         return self.bot.understand(env).model_dump(mode="json")
 
 

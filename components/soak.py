@@ -62,7 +62,7 @@ async def soak(url: str, pids: dict[str, int], *, clients: int, seconds: float, 
     seconds = min(seconds, MAX_SOAK_S)
     tracks = [MemoryTrack(n, p) for n, p in process_tree(pids).items()]
     out: dict = {}
-    task = asyncio.create_task(load(url, clients, seconds, texts, out=out))
+    task = asyncio.create_task(load(url, clients, seconds, texts, out=out, traffic="soak"))
     started = time.perf_counter()
     while not task.done():
         await asyncio.sleep(sample_every_s)

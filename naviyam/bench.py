@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from naviyam.clock import Clock
 from naviyam.config import Settings
 
 QUERIES = (
@@ -43,14 +44,16 @@ def bench_inprocess(settings: Settings, rounds: int) -> dict:
     models = ModelBundle(settings)
     models.warm_up()
     with tempfile.TemporaryDirectory() as tmp:
-        bot = NaviyamChatbot(models, ConversationMemory(Path(tmp) / "m.sqlite"), EventStore(Path(tmp) / "e.sqlite"))
+        bot = NaviyamChatbot(models, ConversationMemory(Path(tmp) / "m.sqlite"), EventStore(Path(tmp) / "e.sqlite"),
+                             clock=Clock(BENCH_TIME))
         for q in QUERIES[:3]:  # warm caches and thread pools
-            bot.chat(q, user_id="user_1")
+            bot.chat(q, user_id="user_1", traffic="bench")
         total, steps, understanding = [], {}, []
         for i in range(rounds):
             for j, q in enumerate(QUERIES):
                 start = time.perf_counter()
-                resp = bot.chat(q, user_id=f"user_{1 + (i * 31 + j) % 5000}", session_id=f"bench{i}", now=BENCH_TIME)
+                resp = bot.chat(q, user_id=f"user_{1 + (i * 31 + j) % 5000}", session_id=f"bench{i}", now=BENCH_TIME,
+                                traffic="bench")
                 total.append((time.perf_counter() - start) * 1000)
                 for step, ms in resp.metadata.timings_ms.items():
                     steps.setdefault(step, []).append(ms)

@@ -5,7 +5,7 @@ dialogue contracts, without an import cycle.
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,6 +34,12 @@ StepMap = Annotated[dict[Annotated[str, Field(max_length=64)], float], Field(max
 StepTextMap = Annotated[dict[Annotated[str, Field(max_length=64)], str], Field(max_length=MAX_STEP_MAP)]
 Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
 Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+# Who a turn or a feedback event came from. Only "live" (children through the app) and
+# "simulated" (naviyam.simulate's users, the local stand-in for them) are learned from and
+# monitored (``learning.traffic``); the rest are our own load and checks, kept apart in the log.
+TrafficKind = Literal["live", "simulated", "bench", "soak", "eval", "demo", "test"]
+TRAFFIC_KINDS: tuple[str, ...] = ("live", "simulated", "bench", "soak", "eval", "demo", "test")
+TRAFFIC_HEADER = "X-Naviyam-Traffic"
 
 
 class Bounded(BaseModel):

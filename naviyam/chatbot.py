@@ -12,8 +12,9 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from naviyam.clock import Clock, receive, to_local
 from naviyam.data.catalog import haversine_km, walk_minutes
 from naviyam.dialogue import policy, select
 from naviyam.dialogue.acts import Act, FrameUpdate
@@ -30,7 +31,7 @@ from naviyam.nlg.templates import UNSAFE_OUTPUT_ANSWER, AnswerInput, allowed_amo
 from naviyam.nlu.frame import frame_update, intent_of
 from naviyam.safety import SafetyVerdict, check_answer, check_request, screen_recommendations, stated_allergies
 from naviyam.schemas import (
-    ChatbotResponse, Envelope, Intent, Recommendation, ResponseMetadata, SearchFilters, UserInput,
+    ChatbotResponse, Envelope, Intent, Recommendation, ResponseMetadata, SearchFilters, TrafficKind, UserInput,
 )
 from naviyam.events import EventStore
 
@@ -60,7 +61,7 @@ def record_failure(env: Envelope, step: str, exc: BaseException, metrics: ChatMe
 
 class NaviyamChatbot:
     def __init__(self, models: ModelBundle, memory: ConversationMemory | None = None,
-                 events: EventStore | None = None, metrics: ChatMetrics | None = None):
+                 events: EventStore | None = None, metrics: ChatMetrics | None = None, clock: Clock | None = None):
         self.models = models
         self.settings = models.settings
         models.catalog  # fail fast (DataNotBuiltError) before any turn when the data set is missing
@@ -68,12 +69,20 @@ class NaviyamChatbot:
         self.memory = memory or ConversationMemory(state / "memory.sqlite")
         self.events = events or EventStore(state / "events.sqlite")
         self.metrics = metrics or ChatMetrics()
+        # Replaceable: the dialogue evaluation replays each conversation at its recorded time.
+        self.clock = clock or Clock.from_settings(self.settings)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="naviyam-step5")
 
     # -- steps 1-2: input ---------------------------------------------------------------
-    @staticmethod
-    def start(user_input: UserInput) -> Envelope:
-        return Envelope(request_id=uuid.uuid4().hex, input=user_input)
+    def start(self, user_input: UserInput, traffic: TrafficKind = "live") -> Envelope:
+        """Step 1: the turn as received, stamped with the server's time (the event time) and the
+        local time it is about (the device's clock only within the allowed skew)."""
+        skew = timedelta(hours=self.settings.clock.max_client_skew_hours)
+        receipt = receive(user_input.timestamp, self.clock.now(), skew)
+        if receipt.client_clock == "skewed":
+            self.metrics.client_clock_skewed.inc()
+        return Envelope(request_id=uuid.uuid4().hex, input=user_input, received_at=receipt.received_at,
+                        local_time=receipt.local_time, client_clock=receipt.client_clock, traffic=traffic)
 
     # -- steps 3-4: preprocessing, NLU, safety, dialogue state ----------------------------
     def understand(self, env: Envelope) -> Envelope:
@@ -91,7 +100,8 @@ class NaviyamChatbot:
             update = policy.settle(update, state, nlu.intent, unsafe=verdict.unsafe or nlu.intent is Intent.UNSAFE_REQUEST,
                                    stated_allergens=stated_allergies(env.preprocessed.cleaned_text))
             state = policy.apply(state, update)
-            found = policy.search(state, update, env.profile, env.input, catalog, self.settings.candidates.max_distance_km)
+            found = policy.search(state, update, env.profile, env.input, catalog,
+                                  self.settings.candidates.max_distance_km, local=self._local_time(env))
             env.filters, env.context, env.dialogue, env.update = found.filters, found.context, state, update
             if update.act is Act.ASK_SHOP:
                 origin = (env.context.origin_lat, env.context.origin_lon)
@@ -102,6 +112,12 @@ class NaviyamChatbot:
         env.model_versions["nlu"] = self.models.nlu.version
         env.needs_search = self.needs_search(env) and not env.unsafe_terms
         return env
+
+    def _local_time(self, env: Envelope) -> datetime:
+        if env.local_time is None:  # an envelope made without start(): the server's own clock
+            env.received_at = env.received_at or self.clock.now()
+            env.local_time = to_local(env.received_at)
+        return env.local_time
 
     @staticmethod
     def _resolved(nlu, update: FrameUpdate, state: DialogueState, filters: SearchFilters, text: str):
@@ -333,7 +349,9 @@ class NaviyamChatbot:
 
     def _remember(self, env: Envelope, response: ChatbotResponse) -> None:
         nlu = env.nlu
-        now = env.input.timestamp.isoformat()
+        # The event time is the server's; the device's clock is kept beside it, never instead.
+        now = (env.received_at or self.clock.now()).isoformat()
+        client_time = env.input.timestamp.isoformat() if env.input.timestamp else None
         shown = [ShownShop(r.shop_id, r.min_price, r.distance_m) for r in env.recommendations]
         try:
             state = None
@@ -348,7 +366,9 @@ class NaviyamChatbot:
         try:
             self.events.log_interaction(env.request_id, env.input.user_id, now, {
                 "request_id": env.request_id, "user_id": env.input.user_id, "session_id": env.input.session_id,
-                "timestamp": now, "user_input": env.input.text,
+                "timestamp": now, "received_at": now, "client_time": client_time,
+                "local_time": env.local_time.isoformat() if env.local_time else None,
+                "client_clock": env.client_clock, "traffic": env.traffic, "user_input": env.input.text,
                 "extracted_info": {"intent": nlu.intent.value, "entities": nlu.entities.model_dump(mode="json"),
                                    "confidence": nlu.confidence},
                 "shown_recommendations": [
@@ -376,9 +396,9 @@ class NaviyamChatbot:
         return ConversationMemory.conversation_key(env.input.user_id, env.input.session_id)
 
     # -- all 8 steps ---------------------------------------------------------------------------
-    def steps(self, user_input: UserInput) -> Envelope:
+    def steps(self, user_input: UserInput, traffic: TrafficKind = "live") -> Envelope:
         """Steps 1-7 in-process (the served graph runs them one node each)."""
-        env = self.start(user_input)
+        env = self.start(user_input, traffic)
         self.understand(env)
         if env.needs_search:
             self.retrieve_and_generate(env)
@@ -386,13 +406,12 @@ class NaviyamChatbot:
         self.answer(env)
         return env
 
-    def process(self, user_input: UserInput) -> ChatbotResponse:
-        return self.finish(self.steps(user_input))
+    def process(self, user_input: UserInput, traffic: TrafficKind = "live") -> ChatbotResponse:
+        return self.finish(self.steps(user_input, traffic))
 
     def chat(self, text: str, user_id: str = "guest", session_id: str | None = None,
-             now: datetime | None = None) -> ChatbotResponse:
-        kwargs = {"timestamp": now} if now else {}
-        return self.process(UserInput(user_id=user_id, text=text, session_id=session_id, **kwargs))
+             now: datetime | None = None, traffic: TrafficKind = "live") -> ChatbotResponse:
+        return self.process(UserInput(user_id=user_id, text=text, session_id=session_id, timestamp=now), traffic)
 
     def warm_up(self) -> None:
         """One turn through every loaded step without touching memory or logs.

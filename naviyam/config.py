@@ -8,12 +8,14 @@ that components never hard-code it.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field
 
+from naviyam.bounds import TrafficKind
 from naviyam.llm.settings import LLMSettings
 
 ENV_PREFIX = "NAVIYAM_"
@@ -104,6 +106,20 @@ class ServingSettings(BaseModel):
         return self.service_urls.get(service) or f"{self.url(service)}/v1/models/{service}:predict"
 
 
+class ClockSettings(BaseModel):
+    # Pins the server's clock to one instant (tests, demos, replaying a recorded day); None, the
+    # default, is the real clock. Never set it on a serving cluster: every event would share it.
+    pinned_at: datetime | None = None
+    # A client clock further than this from the server's is not believed (naviyam.clock).
+    max_client_skew_hours: float = Field(default=12.0, ge=0, le=48)
+
+
+class LearningSettings(BaseModel):
+    """What the learning loop learns from and monitors (pipelines/README.md)."""
+
+    traffic: list[TrafficKind] = Field(default_factory=lambda: ["live", "simulated"])
+
+
 class Settings(BaseModel):
     """Root config. ``home`` holds generated data, models and state (git-ignored)."""
 
@@ -121,6 +137,8 @@ class Settings(BaseModel):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    clock: ClockSettings = Field(default_factory=ClockSettings)
+    learning: LearningSettings = Field(default_factory=LearningSettings)
 
     @property
     def data_dir(self) -> Path:

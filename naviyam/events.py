@@ -3,16 +3,22 @@
 These rows are the training data of the learning loop, so they are written with SQLite in WAL
 mode and ``synchronous=FULL`` (a crash after commit loses nothing) and keyed by an id, so a
 retried write is stored once.
+
+``created_at`` is always the server's receipt time (naviyam.clock): the device's clock is kept
+beside it (``client_time``) and never decides which training window an event falls in.
+``traffic`` says who sent it (live children, simulated users, our own bench/soak/eval/demo/test
+runs); the learning loop reads only the kinds in ``learning.traffic``.
 """
 from __future__ import annotations
 
 import json
 import sqlite3
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from naviyam.schemas import FeedbackEvent
+from naviyam.schemas import FeedbackEvent, TrafficKind
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS interactions (
@@ -32,6 +38,26 @@ _SCHEMA = (
         created_at TEXT NOT NULL
     )""",
 )
+# Columns added after the first release, created on open when an older store lacks them.
+_ADDED_COLUMNS = {"feedback": (("client_time", "TEXT"), ("traffic", "TEXT NOT NULL DEFAULT 'live'"))}
+FEEDBACK_COLUMNS = ("event_id", "user_id", "shop_id", "feedback_type", "satisfaction_score", "request_id",
+                    "order_amount", "created_at", "client_time", "traffic")
+
+
+_INSERT_FEEDBACK = (f"INSERT OR IGNORE INTO feedback ({', '.join(FEEDBACK_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(FEEDBACK_COLUMNS))})")
+
+
+def traffic_of(payload: dict[str, Any]) -> str:
+    """Who sent a logged turn; rows from before the labels are live, or simulated when they say so."""
+    return payload.get("traffic") or ("simulated" if "simulated" in payload else "live")
+
+
+def feedback_row(event: FeedbackEvent, received_at: datetime | None = None, traffic: TrafficKind = "live") -> tuple:
+    received = received_at or datetime.now(timezone.utc)
+    client = event.timestamp.isoformat() if event.timestamp else None
+    return (event.event_id, event.user_id, event.shop_id, event.feedback_type, event.satisfaction_score,
+            event.request_id, event.order_amount, received.isoformat(), client, traffic)
 
 
 class EventStore:
@@ -42,6 +68,11 @@ class EventStore:
         self._conn.execute("PRAGMA synchronous=FULL")
         for stmt in _SCHEMA:
             self._conn.execute(stmt)
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+            for name, decl in columns:
+                if name not in have:
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
         self._lock = threading.Lock()
 
     def log_interaction(self, request_id: str, user_id: str, created_at: str, payload: dict[str, Any]) -> bool:
@@ -53,15 +84,27 @@ class EventStore:
             )
         return cur.rowcount == 1
 
-    def add_feedback(self, event: FeedbackEvent) -> bool:
-        """Returns False for a duplicate event id (stored once)."""
+    def add_feedback(self, event: FeedbackEvent, received_at: datetime | None = None,
+                     traffic: TrafficKind = "live") -> bool:
+        """Returns False for a duplicate event id (stored once). ``received_at`` is the server's
+        receipt time (now when not given), stored as the event time."""
         with self._lock:
-            cur = self._conn.execute(
-                "INSERT OR IGNORE INTO feedback VALUES (?,?,?,?,?,?,?,?)",
-                (event.event_id, event.user_id, event.shop_id, event.feedback_type, event.satisfaction_score,
-                 event.request_id, event.order_amount, event.timestamp.isoformat()),
-            )
+            cur = self._conn.execute(_INSERT_FEEDBACK, feedback_row(event, received_at, traffic))
         return cur.rowcount == 1
+
+    def add_many(self, interactions: list[tuple[str, str, str, dict[str, Any]]], feedback: list[tuple]) -> None:
+        """Bulk writes in one transaction: interactions as (request_id, user_id, created_at, payload),
+        feedback as rows of ``FEEDBACK_COLUMNS`` (``feedback_row``); ids already stored are skipped."""
+        rows = [(r, u, c, json.dumps(p, ensure_ascii=False, default=str)) for r, u, c, p in interactions]
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany("INSERT OR IGNORE INTO interactions VALUES (?,?,?,?)", rows)
+                self._conn.executemany(_INSERT_FEEDBACK, feedback)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def interactions(self) -> list[dict[str, Any]]:
         with self._lock:

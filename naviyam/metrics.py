@@ -16,6 +16,9 @@ class ChatMetrics:
         self.degraded = Counter("naviyam_degraded", "Answers built without some step", registry=self.registry)
         self.empty = Counter("naviyam_empty_recommendations", "Recommendation asks that found no shop",
                              registry=self.registry)
+        self.client_clock_skewed = Counter(
+            "naviyam_client_clock_skewed", "Turns whose device clock was too far from the server's to believe",
+            registry=self.registry)
         self.latency = Histogram(
             "naviyam_response_seconds", "End-to-end response time", registry=self.registry,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.4, 0.6, 1.0, 2.0, 5.0),

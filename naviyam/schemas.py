@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from naviyam.bounds import (  # noqa: F401 - re-exported: the boundary types live with the schemas
     CATEGORIES, ID_PATTERN, MAX_BUDGET_WON, MAX_ENVELOPE_STR, MAX_SHOP_LIST, MAX_STEP_MAP, MAX_TERMS, MAX_TEXT_CHARS,
-    Bounded, Id, Latitude, Longitude, ShopList, StepMap, StepTextMap, Terms, UserId,
+    TRAFFIC_HEADER, TRAFFIC_KINDS, Bounded, Id, Latitude, Longitude, ShopList, StepMap, StepTextMap, Terms, TrafficKind, UserId,
 )
 from naviyam.dialogue.acts import FrameUpdate
 from naviyam.dialogue.state import DialogueState
@@ -79,6 +79,17 @@ class FollowUp(str, Enum):
     CLOSER = "closer"    # "더 가까운 데"
 
 
+def traffic_kind(header: str | None) -> TrafficKind:
+    """The ``X-Naviyam-Traffic`` header's kind; absent is "live". An unknown value is refused
+    (ValueError) rather than read as live: a load test with a typo must not train the ranker."""
+    if header is None or not header.strip():
+        return "live"
+    value = header.strip().lower()
+    if value not in TRAFFIC_KINDS:
+        raise ValueError(f"{TRAFFIC_HEADER}: {header[:40]!r} is not one of {', '.join(TRAFFIC_KINDS)}")
+    return value  # type: ignore[return-value]
+
+
 class UserInput(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 
@@ -86,7 +97,9 @@ class UserInput(BaseModel):
     # The raw length is checked first (cheap refusal of huge bodies), the normalised one after.
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     session_id: Id | None = None
-    timestamp: datetime = Field(default_factory=datetime.now)
+    # The device's clock: only the child's local time ("open now"), believed within a bounded
+    # skew of the server's (naviyam.clock); never an event time.
+    timestamp: datetime | None = None
     lat: Latitude | None = None
     lon: Longitude | None = None
 
@@ -344,7 +357,8 @@ class FeedbackEvent(BaseModel):
     feedback_type: FeedbackType
     satisfaction_score: float | None = Field(default=None, ge=1.0, le=5.0, allow_inf_nan=False)
     request_id: Id | None = None
-    timestamp: datetime = Field(default_factory=datetime.now)
+    # The device's clock, kept for reference; the event time is the server's receipt time.
+    timestamp: datetime | None = None
     order_amount: int | None = Field(default=None, ge=0, le=MAX_BUDGET_WON)
 
 
@@ -388,6 +402,12 @@ class Envelope(Bounded):
     # Epoch seconds, for response_time across nodes.
     started_at: float = Field(default_factory=time.time, ge=0, allow_inf_nan=False)
     input: UserInput
+    # Step 1 (naviyam.clock.receive): the server's receipt time (the event time), the local time
+    # the turn is about, and whether the device's clock was believed.
+    received_at: datetime | None = None
+    local_time: datetime | None = None
+    client_clock: Literal["ok", "missing", "skewed"] = "missing"
+    traffic: TrafficKind = "live"
     profile: UserProfile | None = None
     preprocessed: Preprocessed | None = None
     nlu: NLUResult | None = None

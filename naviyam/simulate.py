@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from naviyam.clock import Clock
 from naviyam.config import Settings
 from naviyam.data.catalog import Catalog, haversine_km
 
@@ -312,17 +312,13 @@ def truth_utility(truth, requests: pd.DataFrame, shown: pd.DataFrame, catalog: C
 
 # ------------------------------------------------------------------------------------ writing
 def _insert(db_path: Path, interactions: list[tuple], feedback: list[tuple]) -> None:
-    """Bulk insert in one transaction (the rows ``EventStore`` writes one by one)."""
     from naviyam.events import EventStore
 
-    EventStore(db_path).close()  # creates the schema
-    conn = sqlite3.connect(db_path, timeout=30)
+    store = EventStore(db_path)
     try:
-        with conn:
-            conn.executemany("INSERT OR IGNORE INTO interactions VALUES (?,?,?,?)", interactions)
-            conn.executemany("INSERT OR IGNORE INTO feedback VALUES (?,?,?,?,?,?,?,?)", feedback)
+        store.add_many(interactions, feedback)
     finally:
-        conn.close()
+        store.close()
 
 
 def _answer(names: list[str], intent: str) -> str:
@@ -388,6 +384,11 @@ def simulate_traffic(settings: Settings, n_requests: int, kind: str = "none", *,
     arms = arms or deployed_arms(settings)
     db_path = Path(db_path or settings.state_dir / "events.sqlite")
     start = pd.Timestamp(start) if start is not None else last_event_time(settings, events) + pd.Timedelta(minutes=1)
+    # Simulated turns are events like any other: none may lie in the server's future, where the
+    # learning loop would not count them.
+    now = pd.Timestamp(Clock.from_settings(settings).local_now())
+    if start + pd.Timedelta(days=days) > now:
+        start = now - pd.Timedelta(days=days)
     requests = make_requests(catalog, events, n_requests, start, days, kind, rng)
 
     # The Splitter's draw: one integer in [0, 100) per request against the cumulative weights.
@@ -444,9 +445,9 @@ def simulate_traffic(settings: Settings, n_requests: int, kind: str = "none", *,
             "model_versions": {"ranking": arm_versions[arm.name]}, "variant": arm.name,
             "profile": {"age": None if pd.isna(row.age) else float(row.age), "school_id": row.school_id,
                         "has_meal_card": bool(row.has_meal_card)},
-            "context": {"time_slot": row.time_slot}, "simulated": kind,
+            "context": {"time_slot": row.time_slot}, "simulated": kind, "traffic": "simulated",
         }
-        interactions.append((row.request_id, row.user_id, ts.isoformat(), json.dumps(payload, ensure_ascii=False)))
+        interactions.append((row.request_id, row.user_id, ts.isoformat(), payload))
         hits = [j for j in idx if clicked[j]]
         for j in hits:
             feedback.append(_feedback(row, imps, j, "clicked", ts + timedelta(seconds=5 + 2 * int(imps["rank"].iat[j]))))
@@ -476,7 +477,7 @@ def _feedback(row, imps: pd.DataFrame, j: int, kind: str, ts: pd.Timestamp, amou
               satisfaction: float | None = None) -> tuple:
     shop = imps["shop_id"].iat[j]
     return (f"sim-{row.request_id[:16]}-{shop}-{kind}", row.user_id, shop, kind, satisfaction, row.request_id,
-            amount, pd.Timestamp(ts).isoformat())
+            amount, pd.Timestamp(ts).isoformat(), None, "simulated")
 
 
 def simulate_drift(settings: Settings, kind: DriftKind, n_events: int, **kwargs: Any) -> dict:

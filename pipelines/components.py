@@ -31,23 +31,54 @@ def note(message: str) -> str:
 
 # ------------------------------------------------------------------------------------ retrain
 @component
-def collect_feedback(home: str, config: str, window_days: int, events: Output[Dataset],
-                     lora_data: Output[Dataset]) -> NamedTuple("CollectOutputs", [("until", str),
-                                                                                   ("new_interactions", int)]):
-    """Interactions + feedback since the last run -> training events and LoRA instruction data."""
+def collect_feedback(home: str, config: str, window_days: int, holdout_days: int, min_new_feedback: int,
+                     min_holdout_sessions: int, events: Output[Dataset], lora_data: Output[Dataset]
+                     ) -> NamedTuple("CollectOutputs", [("ready", bool), ("reason", str), ("until", str),
+                                                        ("new_interactions", int), ("summary", str)]):
+    """Interactions + feedback of the learned traffic -> training events and LoRA instruction
+    data, and whether there is enough new feedback (and a hold-out with positives) to retrain."""
+    import json
     from collections import namedtuple
 
     from pipelines import steps
 
     settings = steps.load_settings(home, config)
-    summary = steps.collect(settings, events.path, lora_data.path, window_days=window_days)
-    for key in ("events", "base_events", "serving_events", "window_start", "window_end", "since", "until"):
+    summary = steps.collect(settings, events.path, lora_data.path, window_days=window_days,
+                            holdout_days=holdout_days, min_new_feedback=min_new_feedback,
+                            min_holdout_sessions=min_holdout_sessions)
+    for key in ("events", "base_events", "serving_events", "window_start", "window_end", "since", "until",
+                "new_feedback", "holdout_sessions", "ready", "reason"):
         events.metadata[key] = summary[key] if summary[key] is not None else ""
+    events.metadata["left_out"] = json.dumps(summary["left_out"])
     events.metadata["format"] = "parquet (events.parquet schema)"
     for key in ("new_interactions", "new_feedback", "good_conversations"):
         lora_data.metadata[key] = summary[key]
     lora_data.metadata["format"] = "jsonl {instruction, input, output}"
-    return namedtuple("CollectOutputs", ["until", "new_interactions"])(summary["until"], summary["new_interactions"])
+    return namedtuple("CollectOutputs", ["ready", "reason", "until", "new_interactions", "summary"])(
+        summary["ready"], summary["reason"], summary["until"], summary["new_interactions"],
+        json.dumps(summary, ensure_ascii=False, default=str))
+
+
+@component
+def keep_production(home: str, config: str, summary: str, report: Output[HTML]) -> str:
+    """Too little to retrain on: production stays; the report says what was there and what is needed."""
+    import json
+    from pathlib import Path
+
+    from pipelines import steps
+
+    settings = steps.load_settings(home, config)
+    collected = json.loads(summary)
+    out = steps.keep_production(settings, collected)
+    Path(report.path).write_text(steps.html_report("Retrain skipped: keep production", {
+        "decision": {"decision": out["decision"], "why": out["reason"], "production": out["production"]},
+        "data": {k: collected.get(k) for k in ("new_feedback", "min_new_feedback", "holdout_sessions",
+                                               "min_holdout_sessions", "holdout_from", "since", "until", "now",
+                                               "serving_events", "traffic")},
+        "left out of the window": collected.get("left_out") or "nothing",
+    }), encoding="utf-8")
+    report.metadata["reason"] = out["reason"] or ""
+    return "keep production: " + (out["reason"] or "")
 
 
 @component

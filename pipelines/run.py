@@ -82,6 +82,11 @@ def run_local(name: str, *, home: str | Path | None = None, config: str | Path |
     new = sorted(set(root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
     result: dict[str, Any] = {"name": name, "seconds": seconds, "run_dir": str(new[-1]) if new else None,
                               "home": str(home_dir)}
+    if result["run_dir"]:
+        from pipelines.summary import summarise
+
+        result["summary"] = summarise(name, result["run_dir"])
+        result["decision"] = result["summary"].get("decision")
     log.info("local %s run finished in %.1fs (%s)", name, seconds, result["run_dir"])
     if name == "drift" and follow:
         from pipelines import steps
@@ -137,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", help="KFP API host (submit)")
     parser.add_argument("--schedule", help="submit: cron (6 fields) for a recurring run")
     parser.add_argument("--experiment", default=EXPERIMENT)
+    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of the summary")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     params = _parse_params(args.param)
@@ -147,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         out = run_local(args.what, home=args.home, config=args.config, pipeline_root=args.pipeline_root,
                         follow=not args.no_follow, **params)
+        if not args.json and out.get("summary"):
+            from pipelines.summary import render
+
+            followed = (out.get("followed") or {}).get("summary")
+            print(render(out["summary"], followed))
+            print(f"   ({out['seconds']:.0f} s; the KFP log above has every task's output)")
+            return 0
     json.dump(out, sys.stdout, indent=2, default=str)
     print()
     return 0

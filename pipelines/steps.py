@@ -92,6 +92,16 @@ def ensure_bootstrap(settings: Settings) -> str | None:
     return version
 
 
+def learned_log(settings: Settings, start: Any = None):
+    """The serving log as the learning loop may read it (``naviyam.monitoring.live.admit``): the
+    ``learning.traffic`` kinds, dated up to the server's clock (and from ``start``)."""
+    from naviyam.clock import Clock
+    from naviyam.monitoring.live import admit, read_serving_log
+
+    return admit(read_serving_log(store_path(settings)), settings.learning.traffic,
+                 now=Clock.from_settings(settings).local_now(), start=start)
+
+
 def production_dir(settings: Settings, model: str = RANKER) -> Path | None:
     try:
         return registry(settings).resolve(model, "production")
@@ -100,40 +110,93 @@ def production_dir(settings: Settings, model: str = RANKER) -> Path | None:
 
 
 # ------------------------------------------------------------------------------ retrain
-def collect(settings: Settings, events_out: Path, lora_out: Path, window_days: int = 0) -> dict:
-    """The training log (generated history + serving turns turned into events) and the LoRA
-    instruction data (good conversations logged since the last run)."""
+ENGAGEMENT_EVENTS = ("click", "order", "favorite", "rating")
+
+
+def collect(settings: Settings, events_out: Path, lora_out: Path, window_days: int = 0, *, holdout_days: int = 14,
+            min_new_feedback: int = 50, min_holdout_sessions: int = 20) -> dict:
+    """The training log (generated history + the serving turns of the learned traffic, as
+    events), the LoRA instruction data, and whether there is enough to retrain on (``ready``,
+    with the ``reason``): a run without new feedback, or whose hold-out has no session with a
+    positive, keeps production instead of failing (pipelines/README.md, "Minimum data")."""
+    from naviyam.clock import Clock
     from naviyam.data.catalog import Catalog
     from naviyam.data.generate import load_events
-    from naviyam.monitoring.live import good_conversations, instruction_samples, read_serving_log, serving_events
+    from naviyam.monitoring.live import good_conversations, instruction_samples, serving_events
+    from naviyam.ranking.samples import time_split
 
     bootstrapped = ensure_bootstrap(settings)
+    now = Clock.from_settings(settings).local_now()
     catalog = Catalog.load(settings.data_dir)
     base = load_events(settings.data_dir)
-    log_all = read_serving_log(store_path(settings))
-    since = read_state(settings).get("last_retrain_until")
-    new = log_all.window(since=since) if since else log_all
+    data_start = base["timestamp"].min()
+    admitted = learned_log(settings, start=data_start)
+    log_all = admitted.log
     served = serving_events(log_all, catalog.users.index, catalog.shops.index)
     events = pd.concat([base, served], ignore_index=True).drop_duplicates("event_id")
+    events = events[(events["timestamp"] >= data_start) & (events["timestamp"] <= pd.Timestamp(now))]
     events = events.sort_values(["timestamp", "event_id"], kind="stable").reset_index(drop=True)
     if window_days > 0:
         events = events[events["timestamp"] >= events["timestamp"].max() - pd.Timedelta(days=window_days)]
     Path(events_out).parent.mkdir(parents=True, exist_ok=True)
     events.to_parquet(events_out, index=False)
 
-    lora = instruction_samples(good_conversations(new))
+    since = new_since(settings)
+    new_log = log_all.window(since=since) if since is not None else log_all
+    lora = instruction_samples(good_conversations(new_log))
     Path(lora_out).parent.mkdir(parents=True, exist_ok=True)
     with open(lora_out, "w", encoding="utf-8") as fh:
         for row in lora:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    until = str(log_all.latest()) if not log_all.empty else str(base["timestamp"].max())
-    return {
+
+    engaged = events["event_type"].isin(ENGAGEMENT_EVENTS)
+    new_feedback = int((engaged & (events["timestamp"] > since)).sum()) if since is not None else int(engaged.sum())
+    split = time_split(events, holdout_days)
+    held = split.test
+    holdout_sessions = int(held.loc[held["event_type"].isin(ENGAGEMENT_EVENTS), "session_id"].nunique())
+    reasons = []
+    if new_feedback < min_new_feedback:
+        reasons.append(f"{new_feedback} new feedback events since {since} (a retrain needs {min_new_feedback})")
+    if holdout_sessions < min_holdout_sessions:
+        reasons.append(f"{holdout_sessions} held-out sessions with a positive in the last {holdout_days} days "
+                       f"from {split.cutoff} (the gate needs {min_holdout_sessions})")
+    ready = not reasons
+    until = str(events["timestamp"].max())
+    return _clean({
+        "ready": ready, "reason": "; ".join(reasons) or
+        f"{new_feedback} new feedback events, {holdout_sessions} held-out sessions with a positive",
         "events": int(len(events)), "base_events": int(len(base)), "serving_events": int(len(served)),
-        "new_interactions": int(len(new.interactions)), "new_feedback": int(len(new.feedback)),
-        "good_conversations": len(lora), "since": since, "until": until,
-        "window_start": str(events["timestamp"].min()), "window_end": str(events["timestamp"].max()),
+        "new_interactions": int(len(new_log.interactions)), "new_feedback": new_feedback,
+        "holdout_sessions": holdout_sessions, "holdout_from": str(split.cutoff),
+        "good_conversations": len(lora), "since": str(since) if since is not None else None, "until": until,
+        "now": str(now), "window_start": str(events["timestamp"].min()), "window_end": until,
+        "left_out": admitted.left_out, "traffic": list(settings.learning.traffic),
+        "min_new_feedback": min_new_feedback, "min_holdout_sessions": min_holdout_sessions,
         "bootstrapped": bootstrapped,
-    }
+    })
+
+
+def new_since(settings: Settings) -> pd.Timestamp | None:
+    """Where "new" starts: the newest event the last deciding retrain saw, else the end of the
+    production ranker's training window (what it has not learned from), else nothing (all new)."""
+    marks = []
+    if read_state(settings).get("last_retrain_until"):
+        marks.append(pd.Timestamp(read_state(settings)["last_retrain_until"]))
+    prod = production_dir(settings)
+    meta_path = (prod or settings.models_dir / RANKER) / "meta.json"
+    if meta_path.exists():
+        end = (json.loads(meta_path.read_text(encoding="utf-8")).get("train_window") or {}).get("end")
+        if end:
+            marks.append(pd.Timestamp(end))
+    return max(marks) if marks else None
+
+
+def keep_production(settings: Settings, collected: dict) -> dict:
+    """Not enough to retrain on: production stays, "new since" stays where it was (the feedback
+    keeps accumulating for the next run), and the decision is recorded."""
+    update_state(settings, last_retrain={"at": _now(), "ranker": None, "kept": collected.get("reason")})
+    return {"decision": "keep production", "reason": collected.get("reason"),
+            "production": registry(settings).current_version(RANKER)}
 
 
 def shuffle_training_labels(events: pd.DataFrame, holdout_days: int, seed: int) -> pd.DataFrame:
@@ -282,7 +345,14 @@ def validate(settings: Settings, events_path: Path, candidate_dir: Path, lora_re
 
     catalog = Catalog.load(settings.data_dir)
     events = pd.read_parquet(events_path)
-    cand = evaluate_ranker(settings, catalog, events, candidate_dir, holdout_days=holdout_days)
+    try:
+        cand = evaluate_ranker(settings, catalog, events, candidate_dir, holdout_days=holdout_days)
+    except ValueError as exc:  # collect checks this first; a decision all the same, never a crash
+        return _clean({"candidate": None, "production": None, "production_source": "not evaluated",
+                       "improvement": {}, "min_improvement": min_improvement, "promote_ranker": False,
+                       "ranker_reason": f"keep production: the candidate cannot be evaluated ({exc})",
+                       "lora": lora_result, "promote_lora": False, "lora_reason": "not evaluated",
+                       "holdout_days": holdout_days})
     prod_dir = production_dir(settings)
     prod, prod_note = None, "none"
     if prod_dir is not None:
@@ -486,7 +556,7 @@ def arm_ids(settings: Settings, version: str | None, variant: str) -> set[str]:
 def observe(settings: Settings, *, window_s: float = 0.0, min_requests: int = 100, max_error_rate: float = 0.05,
             max_latency_ratio: float = 1.5) -> dict:
     """Canary vs production on live metrics over the turns served while the canary ran."""
-    from naviyam.monitoring.live import metrics_by_arm, read_serving_log
+    from naviyam.monitoring.live import metrics_by_arm
 
     if window_s > 0:
         time.sleep(window_s)
@@ -495,7 +565,7 @@ def observe(settings: Settings, *, window_s: float = 0.0, min_requests: int = 10
     production = reg.current_version(RANKER, "production")
     if canary is None:
         return {"decision": "none", "reason": "no canary running"}
-    log_all = read_serving_log(store_path(settings))
+    log_all = learned_log(settings).log
     canary_ids = arm_ids(settings, canary, "canary")
     served = log_all.interactions["ranker_version"].astype(str).isin(canary_ids - {"canary"})
     if not served.any():
@@ -575,18 +645,25 @@ def check_drift(settings: Settings, report_html: Path, intent_html: Path, *, cur
     from naviyam.monitoring.drift import (
         detect_drift, detect_intent_drift, monitoring_frame, placeholder_html, reference_impressions,
     )
-    from naviyam.monitoring.live import live_metrics, read_serving_log
+    from naviyam.monitoring.live import live_metrics
 
     ensure_bootstrap(settings)
     reg = registry(settings)
     production = reg.current_version(RANKER, "production")
     prod_dir = production_dir(settings) or settings.models_dir / RANKER
-    log_all = read_serving_log(store_path(settings))
-    result: dict[str, Any] = {"production": production, "action": "none"}
+    catalog = Catalog.load(settings.data_dir)
+    events = load_events(settings.data_dir)
+    # Only the traffic the loop learns from, never dated after the server's clock or before the
+    # data set: a bench run or a device with a wrong clock is not drift.
+    admitted = learned_log(settings, start=events["timestamp"].min())
+    log_all = admitted.log
+    result: dict[str, Any] = {"production": production, "action": "none", "left_out": admitted.left_out,
+                              "traffic": list(settings.learning.traffic)}
     if log_all.empty:
-        placeholder_html(report_html, "No serving traffic", "The event store holds no interactions yet.")
-        placeholder_html(intent_html, "No serving traffic", "The event store holds no interactions yet.")
-        return {**result, "reason": "no serving traffic"}
+        why = f"no serving traffic of the kinds learned from ({', '.join(settings.learning.traffic)})"
+        placeholder_html(report_html, "No serving traffic", why)
+        placeholder_html(intent_html, "No serving traffic", why)
+        return {**result, "reason": why}
     latest = log_all.latest()
     since = latest - pd.Timedelta(hours=current_hours)
     handled = read_state(settings).get("drift_handled_until")
@@ -608,8 +685,6 @@ def check_drift(settings: Settings, report_html: Path, intent_html: Path, *, cur
         placeholder_html(intent_html, "Not enough traffic", "see the drift report")
         return _clean({**result, "reason": f"{live['requests']} production turns < {min_requests}"})
 
-    catalog = Catalog.load(settings.data_dir)
-    events = load_events(settings.data_dir)
     ref = monitoring_frame(catalog, reference_impressions(catalog, events, prod_dir, max_requests=max_reference,
                                                           seed=settings.ranking.seed))
     cur = monitoring_frame(catalog, current.impressions[imp_mine])

@@ -78,10 +78,10 @@ class Search:
 
 
 def search(state: DialogueState, update: FrameUpdate, profile: UserProfile, user: UserInput, catalog: Catalog,
-           max_distance_km: float) -> Search:
-    """The hard filters and the where/when of this turn, from the frame."""
+           max_distance_km: float, local: datetime) -> Search:
+    """The hard filters and the where/when of this turn, from the frame; ``local`` is the
+    turn's local time (naviyam.clock.receive)."""
     lat, lon = origin(state, user, profile, catalog)
-    local = user.timestamp
     at = state.time if state.time not in (None, "now") else f"{local:%H:%M}"
     filters = SearchFilters(
         category=state.category,

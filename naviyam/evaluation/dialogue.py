@@ -181,11 +181,18 @@ def evaluate_dialogues(turn_fn: TurnFn, conversations: Iterable[dict],
 
 
 def in_process_turn(bot) -> TurnFn:
-    """A ``TurnFn`` over a NaviyamChatbot: the answer as the graph returns it, and the frame's goal."""
+    """A ``TurnFn`` over a NaviyamChatbot: the answer as the graph returns it, and the frame's goal.
+
+    Each turn is replayed at its recorded time: the bot's server clock is pinned to the turn's
+    timestamp, so a conversation written for "Wednesday 15:40" is judged at 15:40 whenever the
+    evaluation runs (the device clock alone is only believed near the server's)."""
+    from naviyam.clock import Clock
     from naviyam.schemas import UserInput
 
     def run(body: dict):
-        response = bot.process(UserInput.model_validate(body))
+        user_input = UserInput.model_validate(body)
+        bot.clock = Clock(user_input.timestamp)
+        response = bot.process(user_input, traffic="eval")
         return response.model_dump(mode="json"), response.metadata.dialogue_state
 
     return run
@@ -195,8 +202,10 @@ def served_turn(url: str, timeout_s: float = 60.0) -> TurnFn:
     """A ``TurnFn`` through the served graph (POST the chat request to the router)."""
     import httpx
 
+    from naviyam.bounds import TRAFFIC_HEADER
+
     def run(body: dict):
-        resp = httpx.post(url, json=body, timeout=timeout_s)
+        resp = httpx.post(url, json=body, timeout=timeout_s, headers={TRAFFIC_HEADER: "eval"})
         if resp.status_code != 200:
             return {"response": f"HTTP {resp.status_code}", "recommendations": []}, None
         answer = resp.json()

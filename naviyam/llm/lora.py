@@ -133,8 +133,12 @@ class AdapterRegistry:
 
 
 # -- good conversations ------------------------------------------------------------------------
-def good_conversations(store, catalog, shop_names: Sequence[str], settings: LLMSettings) -> tuple[list[Conversation], dict]:
-    """Interactions that satisfy the design's three rules and are still grounded."""
+def good_conversations(store, catalog, shop_names: Sequence[str], settings: LLMSettings,
+                       traffic: Sequence[str] = ("live", "simulated")) -> tuple[list[Conversation], dict]:
+    """Interactions of the learned ``traffic`` kinds that satisfy the design's three rules and
+    are still grounded."""
+    from naviyam.events import traffic_of
+
     feedback = defaultdict(list)
     for event in store.feedback():
         if event.request_id:
@@ -143,6 +147,9 @@ def good_conversations(store, catalog, shop_names: Sequence[str], settings: LLMS
     out: list[Conversation] = []
     seen: set[tuple[str, str]] = set()
     for payload in store.interactions():
+        if traffic_of(payload) not in traffic:
+            reasons["other_traffic"] += 1
+            continue
         events = feedback.get(payload.get("request_id") or "")
         if not events:
             reasons["no_feedback"] += 1
@@ -210,7 +217,7 @@ def prepare_data(settings, events_db: Path | None, ls: LLMSettings) -> dict:
     if events_db is not None and Path(events_db).exists():
         store = EventStore(Path(events_db))
         try:
-            good, reasons = good_conversations(store, catalog, shop_names, ls)
+            good, reasons = good_conversations(store, catalog, shop_names, ls, settings.learning.traffic)
         finally:
             store.close()
     cap = ls.lora_max_train_samples

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from naviyam.events import traffic_of
 from naviyam.schemas import time_slot_of
 
 LOCAL_TZ = "Asia/Seoul"
@@ -35,12 +36,12 @@ MATCH_TOLERANCE = pd.Timedelta(hours=2)
 
 INTERACTION_COLUMNS = ("request_id", "user_id", "session_id", "timestamp", "intent", "confidence", "n_shown",
                        "response_time", "degraded", "error", "ranker_version", "variant", "time_slot",
-                       "user_input", "final_response", "age", "school_id", "has_meal_card")
+                       "user_input", "final_response", "age", "school_id", "has_meal_card", "traffic")
 IMPRESSION_COLUMNS = ("request_id", "user_id", "timestamp", "time_slot", "shop_id", "rank", "score",
                       "distance_m", "min_price", "category", "ranker_version", "variant", "age", "school_id",
-                      "has_meal_card")
+                      "has_meal_card", "traffic")
 FEEDBACK_COLUMNS = ("event_id", "user_id", "shop_id", "feedback_type", "satisfaction_score", "request_id",
-                    "order_amount", "timestamp")
+                    "order_amount", "timestamp", "traffic")
 
 
 def to_local_naive(value: Any) -> pd.Timestamp:
@@ -76,6 +77,46 @@ class ServingLog:
         return self.interactions.empty
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """What the learning loop may read of a serving log, and what it left out (for its report)."""
+
+    log: ServingLog
+    left_out: dict[str, int]
+
+
+def admit(log: ServingLog, kinds: Iterable[str], *, now: Any, start: Any = None) -> Admitted:
+    """The turns and feedback of the traffic ``kinds`` (``learning.traffic``), dated from ``start``
+    (the data set's first day) up to ``now`` (the server's clock). Event times are the server's,
+    so a future or prehistoric one means a wrong server clock or a hand-made row: it is counted,
+    never learned from. Feedback on a turn that is left out is left out with it."""
+    kinds = set(kinds)
+    now_ts = to_local_naive(now)
+    start_ts = to_local_naive(start) if start is not None else None
+    left: dict[str, int] = {}
+
+    def keep(frame: pd.DataFrame, name: str) -> np.ndarray:
+        other = ~frame["traffic"].isin(kinds).to_numpy()
+        future = (frame["timestamp"] > now_ts).to_numpy()
+        early = (frame["timestamp"] < start_ts).to_numpy() if start_ts is not None else np.zeros(len(frame), bool)
+        for why, mask in (("other_traffic", other), ("future", future & ~other), ("before_start", early & ~other)):
+            if mask.any():
+                left[f"{name}_{why}"] = int(mask.sum())
+        return ~(other | future | early)
+
+    inter = log.interactions[keep(log.interactions, "interactions")].reset_index(drop=True)
+    kept_ids = set(inter["request_id"])
+    imps = log.impressions[log.impressions["request_id"].isin(kept_ids).to_numpy()].reset_index(drop=True)
+    fb = log.feedback
+    fb_keep = keep(fb, "feedback")
+    on_dropped = fb["request_id"].notna().to_numpy() & ~fb["request_id"].isin(kept_ids).to_numpy()
+    on_dropped &= fb["request_id"].isin(set(log.interactions["request_id"])).to_numpy()
+    if (on_dropped & fb_keep).any():
+        left["feedback_on_left_out_turns"] = int((on_dropped & fb_keep).sum())
+    fb = fb[fb_keep & ~on_dropped].reset_index(drop=True)
+    return Admitted(ServingLog(inter, imps, fb), left)
+
+
 def cut_mask(frame: pd.DataFrame, since: Any, until: Any) -> np.ndarray:
     keep = np.ones(len(frame), dtype=bool)
     if since is not None:
@@ -101,9 +142,11 @@ def read_serving_log(db_path: Path, since: Any = None, until: Any = None) -> Ser
             if "interactions" in tables:
                 inter_rows = conn.execute("SELECT created_at, payload FROM interactions").fetchall()
             if "feedback" in tables:
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(feedback)")}
+                traffic = "traffic" if "traffic" in columns else "'live'"  # a store from before the labels
                 fb_rows = conn.execute(
                     "SELECT event_id, user_id, shop_id, feedback_type, satisfaction_score, request_id, "
-                    "order_amount, created_at FROM feedback").fetchall()
+                    f"order_amount, created_at, {traffic} FROM feedback").fetchall()
         finally:
             conn.close()
     log = frames_from_rows(((created, json.loads(payload)) for created, payload in inter_rows), fb_rows)
@@ -114,7 +157,7 @@ def frames_from_rows(interactions: Iterable[tuple[str, dict]], feedback_rows: It
     inter: list[dict] = []
     imps: list[dict] = []
     for created_at, p in interactions:
-        ts = to_local_naive(p.get("timestamp") or created_at)
+        ts = to_local_naive(created_at)  # the server's receipt time, never the device's clock
         info = p.get("extracted_info") or {}
         versions = p.get("model_versions") or {}
         profile = p.get("profile") or {}
@@ -130,6 +173,7 @@ def frames_from_rows(interactions: Iterable[tuple[str, dict]], feedback_rows: It
             "user_input": p.get("user_input"), "final_response": p.get("final_response"),
             "age": profile.get("age"), "school_id": profile.get("school_id"),
             "has_meal_card": profile.get("has_meal_card"),
+            "traffic": traffic_of(p),
         }
         inter.append(row)
         for i, rec in enumerate(shown):
@@ -139,7 +183,7 @@ def frames_from_rows(interactions: Iterable[tuple[str, dict]], feedback_rows: It
                 "distance_m": rec.get("distance_m"), "min_price": rec.get("min_price"),
                 "category": rec.get("category"), "ranker_version": row["ranker_version"],
                 "variant": row["variant"], "age": row["age"], "school_id": row["school_id"],
-                "has_meal_card": row["has_meal_card"],
+                "has_meal_card": row["has_meal_card"], "traffic": row["traffic"],
             })
     interactions_df = pd.DataFrame(inter, columns=list(INTERACTION_COLUMNS))
     impressions_df = pd.DataFrame(imps, columns=list(IMPRESSION_COLUMNS))

@@ -1,4 +1,5 @@
-"""End-to-end fixtures: the real built data set and models under var/ (what `make build` makes).
+"""End-to-end fixtures: the real built data set and models (what `make build` makes under var/),
+seen through the suite's private home (tests/conftest.py), so nothing here writes into var/.
 
 If something is missing the session builds it first (slow once, then reused).
 """

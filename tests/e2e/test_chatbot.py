@@ -10,7 +10,7 @@ from naviyam.dialogue.select import SCORE_RESOLUTION
 from naviyam.schemas import Intent, UserInput
 
 SEED = "급식카드 되는 치킨집 추천해줘"
-AFTER_SCHOOL = datetime(2026, 11, 25, 16, 0)
+AFTER_SCHOOL = datetime(2026, 12, 2, 16, 0)
 
 
 def ask(bot, text, user_id="user_123", session_id="s1"):

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from naviyam.dialogue.select import is_open_at
+from naviyam.clock import Clock
 from naviyam.evaluation.dialogue import CORPUS_DIR, evaluate_dialogues, in_process_turn, load_corpus
 from naviyam.schemas import UserInput
 
@@ -39,6 +40,8 @@ def test_corpus_turn_success_and_joint_goal_accuracy(bot, models, split):
 
 
 def _turn(bot, text, session, when="2026-12-02T15:40:00", user="user_31"):
+    """One turn replayed at ``when`` (server clock and device clock agree, as in the evaluation)."""
+    bot.clock = Clock(datetime.fromisoformat(when))
     return bot.process(UserInput(user_id=user, text=text, session_id=session, timestamp=datetime.fromisoformat(when)))
 
 

@@ -42,26 +42,12 @@ WARM_S = 0.8       # load before the fault
 FAULT_S = 3.0      # how long a node stays out: longer than the per-try timeout, so stalled tries expire
 AFTER_S = 0.8      # load after the node is back
 RECOVERY_S = 45.0  # bound on "whole again" (a restarted node loads its model under load first)
-STATE_FILES = ("feast_online.db", "feast_registry.db", "features.json")
 ANSWERED: list[str] = []  # request ids of every valid answer this module got, faults included
 
 
-def private_home(built: Path, home: Path) -> Path:
-    """A Naviyam home over the built artefacts: read-only parts linked, writable parts fresh."""
-    (home / "data").symlink_to(built / "data", target_is_directory=True)
-    (home / "models").mkdir()
-    for part in (built / "models").iterdir():
-        if part.name != "registry":  # each run promotes in its own registry
-            (home / "models" / part.name).symlink_to(part, target_is_directory=True)
-    (home / "state").mkdir()
-    for name in STATE_FILES:  # the Feast registry and online store live in the state dir
-        shutil.copy2(built / "state" / name, home / "state" / name)
-    return home
-
-
 @pytest.fixture(scope="module")
-def fault_stack(settings, on_free_ports, tmp_path_factory):
-    home = private_home(settings.home.resolve(), tmp_path_factory.mktemp("faults-home"))
+def fault_stack(settings, on_free_ports, private_home, tmp_path_factory):
+    home = private_home("faults-home")
     served = on_free_ports(settings.model_copy(update={"home": home}), replicas=REPLICAS,
                            admin_token=secrets.token_urlsafe(24))
     registry = ModelRegistry.from_settings(served)

@@ -155,10 +155,12 @@ bad_v2 = st.one_of(
 
 # -- the stack ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def stack(settings, on_free_ports, tmp_path_factory):
+def stack(settings, on_free_ports, private_home, tmp_path_factory):
     # Generous hop timeouts: this tests input handling, not latency, and a busy 2-core CI box can
-    # take seconds for one valid turn (the router answers a timed-out hop with a 5xx).
-    served = on_free_ports(settings, step_timeout_s=60.0, graph_timeout_s=120.0)
+    # take seconds for one valid turn (the router answers a timed-out hop with a 5xx). A home of
+    # its own: thousands of fuzzed turns land in no one else's event store.
+    served = on_free_ports(settings.model_copy(update={"home": private_home("fuzz-home")}),
+                           step_timeout_s=60.0, graph_timeout_s=120.0)
     with LocalStack(served, log_dir=tmp_path_factory.mktemp("fuzz-logs")) as st_:  # stopped even on failure
         yield st_
 

@@ -30,7 +30,7 @@ from naviyam.schemas import Intent, MenuItem, UserInput
 
 REDTEAM = [json.loads(line) for line in (Path(__file__).parents[1] / "redteam" / "redteam.jsonl").read_text().splitlines()
            if line.strip()]
-LUNCH = datetime(2026, 11, 25, 12, 0)  # most shops are open: a near-miss must get shops
+LUNCH = datetime(2026, 12, 2, 12, 0)  # most shops are open: a near-miss must get shops
 NO_ALLERGY_USER = "user_1"  # has no allergies, so a near-miss like "마약김밥" can find 김밥
 
 

@@ -17,8 +17,9 @@ SEED = {"user_id": "user_123", "text": "급식카드 되는 치킨집 추천해�
 
 
 @pytest.fixture(scope="module")
-def stack(settings, on_free_ports, tmp_path_factory):
-    with LocalStack(on_free_ports(settings), log_dir=tmp_path_factory.mktemp("stack-logs")) as st:
+def stack(settings, on_free_ports, private_home, tmp_path_factory):
+    served = on_free_ports(settings.model_copy(update={"home": private_home("served-home")}))
+    with LocalStack(served, log_dir=tmp_path_factory.mktemp("stack-logs")) as st:
         yield st
 
 
@@ -28,7 +29,9 @@ def graph_url(stack):
     return f"http://{s.host}:{s.router_port}/"
 
 
-AFTER_SCHOOL = "2026-11-25T16:00:00"   # a pinned clock: which shops are open must not depend on when CI runs
+# The device's clock, within the allowed skew of the suite's pinned server clock (tests/conftest.py):
+# which shops are open must not depend on when CI runs.
+AFTER_SCHOOL = "2026-12-02T16:00:00"
 
 
 def post(url, body, **kw):

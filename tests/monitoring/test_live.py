@@ -58,7 +58,7 @@ def serving_log(tmp_path):
                       timestamp=T0.replace(minute=16)),
     ]
     for e in events:
-        store.add_feedback(e)
+        store.add_feedback(e, received_at=e.timestamp)  # received when it happened
     store.close()
     return read_serving_log(db)
 

@@ -1,0 +1,99 @@
+"""The whole suite runs on a private Naviyam home and a pinned server clock.
+
+- **Home.** Tests never write into the configured home (``var/``, or whatever ``NAVIYAM_HOME`` /
+  the config file say): at start-up a private home is made over it (the built data and models
+  linked read-only, the Feast state files copied, a fresh registry and event store), and
+  ``NAVIYAM_HOME`` points every ``Settings.load()`` of this process, and of the servers and CLIs it
+  starts, there. The configured home's ``state/`` is fingerprinted first;
+  ``tests/test_configured_home.py`` (run last) checks it is byte-identical at the end.
+- **Clock.** The server clock is pinned (``NAVIYAM_CLOCK__PINNED_AT``) to a Wednesday evening, so
+  which shops are open, and which device clocks count as believable, never depend on when CI runs.
+  Turns pinned to that Wednesday (after school, lunch, late night) are all within the allowed
+  skew of it; the dialogue evaluation replays each conversation at its own time.
+
+``make_private_home`` is also what every end-to-end stack uses for a home of its own.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+PINNED_SERVER_TIME = "2026-12-02T19:40:00+09:00"
+FEAST_STATE_FILES = ("feast_online.db", "feast_registry.db", "features.json")
+_STATE: dict = {}
+
+
+def state_fingerprint(state_dir: Path) -> dict[str, str]:
+    """sha256 of every file under ``state_dir`` (missing dir: empty)."""
+    if not state_dir.is_dir():
+        return {}
+    out = {}
+    for path in sorted(state_dir.rglob("*")):
+        if path.is_file():
+            out[str(path.relative_to(state_dir))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def make_private_home(built: Path, home: Path) -> Path:
+    """A Naviyam home over the built artefacts of ``built``: data and models linked (read-only
+    use), the Feast registry and online store copied, registry, state and logs fresh."""
+    home.mkdir(parents=True, exist_ok=True)
+    if (built / "data").is_dir():
+        (home / "data").symlink_to(built / "data", target_is_directory=True)
+    (home / "models").mkdir()
+    if (built / "models").is_dir():
+        for part in (built / "models").iterdir():
+            if part.name != "registry":  # each home promotes in its own registry
+                (home / "models" / part.name).symlink_to(part, target_is_directory=part.is_dir())
+    (home / "state").mkdir()
+    for name in FEAST_STATE_FILES:
+        if (built / "state" / name).exists():
+            shutil.copy2(built / "state" / name, home / "state" / name)
+    return home
+
+
+def pytest_configure(config):
+    if "configured_home" in _STATE:  # pytest-xdist or a nested session: configured once
+        return
+    from naviyam.config import Settings
+
+    configured = Settings.load().home.resolve()
+    _STATE["configured_home"] = configured
+    _STATE["fingerprint"] = state_fingerprint(configured / "state")
+    root = Path(tempfile.mkdtemp(prefix="naviyam-test-home-"))
+    _STATE["private_root"] = root
+    _STATE["private_home"] = make_private_home(configured, root / "home")
+    os.environ["NAVIYAM_HOME"] = str(_STATE["private_home"])
+    os.environ["NAVIYAM_CLOCK__PINNED_AT"] = PINNED_SERVER_TIME
+
+
+def pytest_unconfigure(config):
+    root = _STATE.get("private_root")
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The configured-home check runs after everything else."""
+    last = [i for i in items if i.nodeid.endswith("test_configured_home.py::test_configured_home_is_untouched")]
+    items[:] = [i for i in items if i not in last] + last
+
+
+@pytest.fixture(scope="session")
+def configured_home() -> dict:
+    """The home the user configured, its state fingerprint at start-up, the private home, and
+    ``fingerprint(state_dir)`` to compare with."""
+    return {**_STATE, "fingerprint_of": state_fingerprint}
+
+
+@pytest.fixture(scope="session")
+def private_home(tmp_path_factory):
+    """``private_home(name)``: a fresh home of its own over the built artefacts (every e2e stack)."""
+    def make(name: str) -> Path:
+        return make_private_home(_STATE["configured_home"], tmp_path_factory.mktemp(name) / "home")
+    return make
