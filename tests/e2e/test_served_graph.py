@@ -209,3 +209,25 @@ def test_server_logs_hold_no_user_id_location_or_message(stack, graph_url):
     assert "POST" in logged or "INFO" in logged, "no server logged anything: the check would be vacuous"
     for secret in (user, "pii-77", str(lat), str(lon), text, "99.5"):
         assert secret not in logged, f"{secret!r} appeared in a server log"
+
+
+def test_the_graph_logs_the_servers_time_and_the_traffic_label(graph_url, stack):
+    import sqlite3
+
+    from naviyam.clock import Clock
+
+    session = f"lbl-{uuid.uuid4().hex[:8]}"
+    resp = httpx.post(graph_url, json={**SEED, "session_id": session, "timestamp": "1991-02-02T12:00:00"},
+                      headers={"X-Naviyam-Traffic": "eval"}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    request_id = resp.json()["metadata"]["request_id"]
+    bad = httpx.post(graph_url, json={**SEED, "session_id": session}, headers={"X-Naviyam-Traffic": "nope"},
+                     timeout=30)
+    assert bad.status_code == 400 and "X-Naviyam-Traffic" in bad.text
+    with sqlite3.connect(stack.settings.state_dir / "events.sqlite") as conn:
+        created, payload = conn.execute("SELECT created_at, payload FROM interactions WHERE request_id = ?",
+                                        (request_id,)).fetchone()
+    payload = json.loads(payload)
+    assert created == Clock.from_settings(stack.settings).now().isoformat()
+    assert (payload["traffic"], payload["client_clock"], payload["client_time"]) == ("eval", "skewed",
+                                                                                    "1991-02-02T12:00:00")

@@ -126,3 +126,26 @@ def test_missing_store_is_empty(tmp_path):
     log = read_serving_log(tmp_path / "nothing.sqlite")
     assert log.empty and log.latest() is None
     assert live_metrics(log)["requests"] == 0
+
+
+def test_the_learning_loop_reads_only_its_traffic_and_no_event_from_the_future(tmp_path):
+    from naviyam.monitoring.live import admit
+
+    store = EventStore(tmp_path / "events.sqlite")
+    rows = [("live1", "live", T0), ("bench1", "bench", T0), ("future", "live", T0.replace(day=20)),
+            ("early", "live", datetime(2020, 1, 1)), ("sim1", "simulated", T0.replace(hour=16))]
+    for rid, traffic, ts in rows:
+        store.log_interaction(rid, "user_1", ts.isoformat(), {
+            "request_id": rid, "user_id": "user_1", "traffic": traffic,
+            "shown_recommendations": [{"shop_id": "s1", "rank": 1, "score": 0.5}]})
+    for rid in ("live1", "bench1", "future"):
+        store.add_feedback(FeedbackEvent(event_id=f"f-{rid}", user_id="user_1", shop_id="s1",
+                                         feedback_type="clicked", request_id=rid), received_at=T0.replace(minute=3))
+    store.close()
+    admitted = admit(read_serving_log(tmp_path / "events.sqlite"), ("live", "simulated"),
+                     now=T0.replace(day=10), start=datetime(2026, 8, 1))
+    assert set(admitted.log.interactions["request_id"]) == {"live1", "sim1"}
+    assert set(admitted.log.impressions["request_id"]) == {"live1", "sim1"}
+    assert set(admitted.log.feedback["event_id"]) == {"f-live1"}   # feedback on a left-out turn goes with it
+    assert admitted.left_out == {"interactions_other_traffic": 1, "interactions_future": 1,
+                                 "interactions_before_start": 1, "feedback_on_left_out_turns": 2}

@@ -4,6 +4,7 @@
    the gate promotes it (registered, ONNX checked, canary at 10 %);
 2. canary: simulated users through the 90/10 split; the canary is healthier -> promoted;
 3. retrain with shuffled labels: worse than the (now strong) production -> stopped, with a report;
+   retrain again with nothing new since: production kept without training (a dsl.Else branch);
 4. drift: a broken feature shows up in serving; the drift monitor produces the Evidently report,
    rolls production back to the previous version and asks for a retrain, while a thread keeps
    scoring through a hot-reloading ranker: no request fails during the switch.
@@ -146,7 +147,25 @@ def test_retrain_with_a_worse_candidate_stops_with_a_report(rejected):
     assert steps.read_state(settings)["last_retrain"]["ranker"] is None
 
 
-def test_drift_rolls_back_without_failing_a_request(rejected, loop_home):
+@pytest.fixture(scope="module")
+def kept(rejected, loop_home):
+    settings, config = loop_home
+    return settings, run_local("retrain", home=settings.home, config=config, train_lora=False)
+
+
+def test_retrain_without_new_feedback_keeps_production_with_a_report(kept):
+    settings, run = kept
+    reg = ModelRegistry.from_settings(settings)
+    assert reg.status("ranker")["versions"] == ["v0001", "v0002"] and reg.current_version("ranker") == "v0002"
+    assert run["decision"] == "keep production"
+    assert run["summary"]["data"]["new_feedback"] == 0 and "a retrain needs 50" in run["summary"]["why"]
+    assert not task_dir(run, "train-wide-deep").exists()              # the dsl.Else branch, not a failure
+    report = (task_dir(run, "keep-production") / "report").read_text(encoding="utf-8")
+    assert "keep production" in report and "new_feedback" in report
+    assert steps.read_state(settings)["last_retrain"]["kept"]
+
+
+def test_drift_rolls_back_without_failing_a_request(kept, loop_home):
     from naviyam.ranking.scorer import OnnxRanker
     from naviyam.simulate import simulate_drift, simulate_traffic
 
