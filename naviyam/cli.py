@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from naviyam.bounds import TRAFFIC_KINDS
 from naviyam.config import Settings
 from naviyam.data.catalog import DataNotBuiltError
 
@@ -61,7 +62,7 @@ def _chat_once(bot, text: str, args) -> str:
         user_input = UserInput(user_id=args.user_id, text=text, session_id=args.session_id)
     except ValidationError as exc:
         raise UsageError(_validation_message(exc)) from None
-    response = bot.process(user_input)
+    response = bot.process(user_input, traffic=args.traffic)
     if args.json:
         return response.model_dump_json()
     return response.response
@@ -278,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--user-id", default="guest")
     chat.add_argument("--session-id")
     chat.add_argument("--json", action="store_true", help="print the full ChatbotResponse")
+    chat.add_argument("--traffic", default="live", choices=TRAFFIC_KINDS,
+                      help="label of the logged turns (only live and simulated are learned from)")
     chat.set_defaults(func=cmd_chat)
 
     nlu = sub.add_parser("nlu", help="intent and entities (no text: one utterance per stdin line)")

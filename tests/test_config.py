@@ -13,6 +13,7 @@ def test_yaml_then_env_then_overrides(tmp_path, monkeypatch):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("home: /tmp/from-yaml\nretrieval:\n  top_k: 7\n  bm25_weight: 0.3\n")
     monkeypatch.setenv("NAVIYAM_RETRIEVAL__TOP_K", "9")
+    monkeypatch.delenv("NAVIYAM_HOME", raising=False)  # the suite's private home (tests/conftest.py)
     s = Settings.load(cfg)
     assert s.home == Path("/tmp/from-yaml")
     assert s.retrieval.top_k == 9          # env beats YAML
