@@ -191,9 +191,16 @@ class LocalStack:
                 "router"]
 
     def start(self, timeout_s: float = 180.0) -> None:
-        for name in self.components():
+        # The router last, once every model server is ready: a graph that answers a greeting while
+        # the ranker is still loading looks up to a client (the dialogue checker, a health probe)
+        # and then fails every search with a connection error.
+        servers = [c for c in self.components() if c != "router"]
+        started = time.monotonic()
+        for name in servers:
             self.start_component(name)
-        self.wait_ready(self.components(), timeout_s)
+        self.wait_ready(servers, timeout_s)
+        self.start_component("router")
+        self.wait_ready(["router"], max(10.0, timeout_s - (time.monotonic() - started)))
 
     def wait_ready(self, names: list[str], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
