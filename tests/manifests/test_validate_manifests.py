@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -20,7 +21,7 @@ def crds_present() -> bool:
     return CRDS.is_dir() and any(CRDS.glob("*.yaml"))
 
 
-needs_crds = pytest.mark.skipif(not crds_present(), reason=f"KServe CRD schemas not found at {CRDS} "
+needs_crds = pytest.mark.skipif(not crds_present(), reason=f"CRD schemas not found at {CRDS} "
                                                            "(../shared/crds beside the checkout)")
 
 OVERLAYS = ["local-kind", "prod"]
@@ -38,16 +39,19 @@ def assert_fails(report: vm.Report, *needles: str) -> None:
 
 # -- the real manifests ---------------------------------------------------------------------------
 
+@pytest.mark.usefixtures("kubectl")
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_passes(overlay: str):
     repo = vm.Repo.load(ROOT)
-    report = vm.validate(repo, [overlay], builder="lite")
+    report = vm.validate(repo, [overlay])
     assert report.ok, "\n".join(report.errors)
+    assert any(f"[{overlay}] built " in n and "kubectl kustomize" in n for n in report.notes)
     assert any("deployment mode: " + ("Standard" if overlay == "local-kind" else "Knative") in n for n in report.notes)
 
 
+@pytest.mark.usefixtures("kubectl")
 def test_cli_passes_and_explains_itself():
-    proc = subprocess.run([sys.executable, "-m", "tools.validate_manifests", "--builder", "lite"],
+    proc = subprocess.run([sys.executable, "-m", "tools.validate_manifests"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK:" in proc.stdout
@@ -60,8 +64,8 @@ def test_cli_passes_and_explains_itself():
 
 def test_cli_exits_non_zero_on_a_broken_overlay(sandbox):
     sandbox.edit("base/isvc-nlu.yaml", '"--model_name", "naviyam-nlu"', '"--model_name", "naviyam-nlux"')
-    proc = subprocess.run([sys.executable, "-m", "tools.validate_manifests", "--builder", "lite", "--overlay",
-                           "local-kind", "--manifests", str(sandbox.manifests), "--docker", str(sandbox.docker)],
+    proc = subprocess.run([sys.executable, "-m", "tools.validate_manifests", "--overlay", "local-kind",
+                           "--manifests", str(sandbox.manifests), "--docker", str(sandbox.docker)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert "ERROR [local-kind] InferenceService/naviyam-nlu/predictor" in proc.stdout
@@ -158,9 +162,89 @@ def test_manifest_of_an_unknown_component(sandbox):
 def test_crd_check_is_skipped_with_a_reason_when_the_crds_are_absent(sandbox, tmp_path: Path):
     sandbox.edit("base/isvc-nlu.yaml", "    automountServiceAccountToken: false",
                  "    automountServiceAccountToken: false\n    minReplica: 2")
+    add_resource(sandbox, MONITORING.replace("interval: 30s", "intervall: 30s"))
     report = sandbox.validate(["prod"], crds=tmp_path / "no-crds")
-    assert report.ok, "\n".join(report.errors)  # nothing else catches an unknown ISVC field
-    assert any("SKIP CRD schema check" in n and "no-crds" in n for n in report.notes)
+    assert report.ok, "\n".join(report.errors)  # nothing else catches an unknown field of a custom resource
+    skip = [n for n in report.notes if "SKIP CRD schema check" in n and "no-crds" in n]
+    assert skip, report.notes
+    for what in ("serving.kserve.io/v1beta1 InferenceService", "serving.kserve.io/v1alpha1 InferenceGraph",
+                 "monitoring.coreos.com/v1 ServiceMonitor", "monitoring.coreos.com/v1 PrometheusRule"):
+        assert what in skip[0]
+
+
+# A custom resource of each Prometheus Operator CRD in ../shared/crds, valid as written.
+MONITORING = """\
+apiVersion: monitoring.coreos.com/v1
+kind: ServiceMonitor
+metadata:
+  name: naviyam-probe-feedback
+spec:
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: naviyam-feedback
+  endpoints:
+    - port: http
+      path: /metrics
+      interval: 30s
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PodMonitor
+metadata:
+  name: naviyam-probe-model-servers
+spec:
+  selector:
+    matchExpressions:
+      - {key: serving.kserve.io/inferenceservice, operator: Exists}
+  podMetricsEndpoints:
+    - port: http1
+      path: /metrics
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PrometheusRule
+metadata:
+  name: naviyam-probe-rules
+spec:
+  groups:
+    - name: naviyam-probe
+      rules:
+        - alert: NaviyamProbeDown
+          expr: up{job="naviyam-feedback"} == 0
+          for: 5m
+          labels:
+            severity: page
+"""
+
+
+def add_resource(sandbox, text: str, name: str = "zz-crd-probe.yaml") -> None:
+    (sandbox.manifests / "base" / name).write_text(text)
+    sandbox.edit("base/kustomization.yaml", "resources:\n", f"resources:\n  - {name}\n")
+
+
+@needs_crds
+def test_prometheus_operator_resources_are_validated_against_their_crds(sandbox):
+    add_resource(sandbox, MONITORING)
+    report = sandbox.validate(["local-kind"])
+    assert report.ok, "\n".join(report.errors)
+    broken = (MONITORING.replace("      interval: 30s", "      intervall: 30s")
+              .replace("  podMetricsEndpoints:", "  podMetricEndpoints:")
+              .replace("for: 5m", "for: five minutes"))
+    sandbox.path("base/zz-crd-probe.yaml").write_text(broken)
+    report = sandbox.validate(["local-kind"])
+    assert_fails(report, "ServiceMonitor/naviyam-probe-feedback", "CRD schema", "spec.endpoints.0",
+                 "unknown field", "intervall")
+    assert_fails(report, "PodMonitor/naviyam-probe-model-servers", "CRD schema", "unknown field", "podMetricEndpoints")
+    assert_fails(report, "PrometheusRule/naviyam-probe-rules", "CRD schema", "spec.groups.0.rules.0.for")
+
+
+@needs_crds
+def test_custom_resource_without_a_crd_is_refused(sandbox):
+    add_resource(sandbox, "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: naviyam-widget\n")
+    assert_fails(sandbox.validate(["local-kind"]), "Widget/naviyam-widget", "no schema for example.com/v1 Widget")
+
+
+def test_kustomize_errors_fail_the_build(sandbox):
+    sandbox.edit("base/kustomization.yaml", "  - pdb.yaml\n", "  - pdb.yaml\n  - missing.yaml\n")
+    assert_fails(sandbox.validate(["local-kind"]), "[local-kind] build", "kubectl kustomize", "missing.yaml")
 
 
 def test_unknown_field_in_a_built_in_kind(sandbox):
@@ -266,7 +350,7 @@ def test_service_url_must_be_in_cluster(sandbox):
 
 def test_default_deny_is_required(sandbox):
     sandbox.edit("base/kustomization.yaml", "  - networkpolicies.yaml\n", "")
-    assert_fails(sandbox.validate(["local-kind"]), "NetworkPolicy", "none in the build")
+    assert_fails(sandbox.validate(["local-kind"]), "NetworkPolicy", "no default-deny ingress policy")
 
 
 def test_network_policies_keep_model_servers_private(sandbox):
@@ -348,12 +432,21 @@ def test_runnable_component_module_needs_a_manifest(tmp_path: Path):
     assert any("components/reranker.py: is runnable but neither deployed" in e for e in ctx.errors), ctx.errors
 
 
-def test_crds_are_where_the_brief_says():
-    if not crds_present():
-        pytest.skip(f"KServe CRD schemas not found at {CRDS}")
+@needs_crds
+def test_every_crd_in_shared_crds_is_loaded():
     validators = vm.load_crd_validators(str(CRDS))
-    assert ("serving.kserve.io/v1beta1", "InferenceService") in validators
-    assert ("serving.kserve.io/v1alpha1", "InferenceGraph") in validators
+    expected = set()
+    for path in CRDS.glob("*.yaml"):
+        for crd in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if crd and crd.get("kind") == "CustomResourceDefinition":
+                expected |= {(f"{crd['spec']['group']}/{v['name']}", crd["spec"]["names"]["kind"])
+                             for v in crd["spec"]["versions"] if v.get("served", True)}
+    assert expected <= set(validators)
+    # The kinds manifests/ uses or may use: KServe's and the Prometheus Operator's.
+    assert {("serving.kserve.io/v1beta1", "InferenceService"), ("serving.kserve.io/v1alpha1", "InferenceGraph"),
+            ("serving.kserve.io/v1alpha1", "ServingRuntime"), ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"),
+            ("monitoring.coreos.com/v1", "PodMonitor"), ("monitoring.coreos.com/v1", "ServiceMonitor"),
+            ("monitoring.coreos.com/v1", "PrometheusRule")} <= set(validators)
 
 
 def test_knative_refuses_a_volume_at_tmp(sandbox):
@@ -369,8 +462,9 @@ def test_knative_refuses_a_writable_config_mount(sandbox):
     assert_fails(sandbox.validate(["prod"]), "naviyam-nlu/predictor", "Knative requires configMap/secret mounts to be readOnly")
 
 
+@pytest.mark.usefixtures("kubectl")
 def test_knative_feature_flags_are_reported():
-    report = vm.validate(vm.Repo.load(ROOT), ["prod"], builder="lite")
+    report = vm.validate(vm.Repo.load(ROOT), ["prod"])
     flags = " ".join(n for n in report.notes if "Knative feature flag" in n)
     for flag in ("persistent-volume-claim", "persistent-volume-write", "nodeselector", "tolerations"):
         assert f"kubernetes.podspec-{flag}" in flags
