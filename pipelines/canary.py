@@ -6,16 +6,17 @@ route_canary (10 % via the graph's Splitter locally / canaryTrafficPercent on KS
 """
 from kfp import dsl
 
+from pipelines import cluster
 from pipelines.components import conclude_canary, note, observe_canary, route_canary, simulate_canary_traffic
 
 NAME = "naviyam-canary"
 
 
 @dsl.pipeline(name=NAME, description="Route 10% to the canary, compare live metrics, promote or roll back")
-def canary_pipeline(home: str = "", config: str = "", percent: int = 10, window_s: float = 0.0,
-                    min_requests: int = 100, max_error_rate: float = 0.05, max_latency_ratio: float = 1.5,
-                    simulate_requests: int = 0, seed: int = 0, apply: bool = False, namespace: str = "",
-                    isvc: str = "naviyam-ranker", storage_prefix: str = ""):
+def canary_pipeline(home: str = cluster.HOME, config: str = cluster.CONFIG, percent: int = 10,
+                    window_s: float = 0.0, min_requests: int = 100, max_error_rate: float = 0.05,
+                    max_latency_ratio: float = 1.5, simulate_requests: int = 0, seed: int = 0, apply: bool = False,
+                    namespace: str = "", isvc: str = "naviyam-ranker", storage_prefix: str = ""):
     route = route_canary(home=home, config=config, percent=percent, apply=apply, namespace=namespace, isvc=isvc,
                          storage_prefix=storage_prefix)
     route.set_display_name("route canary traffic")
@@ -42,3 +43,4 @@ def canary_pipeline(home: str = "", config: str = "", percent: int = 10, window_
     with dsl.Else(name="no-canary"):
         idle = note(message="no canary running: nothing to do")
         idle.set_display_name("no canary")
+    cluster.configure()

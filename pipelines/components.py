@@ -7,8 +7,8 @@ writes its output artifacts with metadata. On a cluster they run in our componen
 ``kfp.local.SubprocessRunner(use_venv=False)`` runs them in this virtual environment.
 
 Every component takes ``home`` and ``config``: the Settings home (data, models, registry, event
-store; a shared volume on a cluster) and an optional Settings YAML; empty means the defaults
-(``NAVIYAM_*`` environment variables still apply).
+store; on a cluster the volumes ``pipelines.cluster`` mounts) and an optional Settings YAML; empty
+means the defaults (``NAVIYAM_*`` environment variables still apply).
 """
 import os
 from typing import NamedTuple
@@ -53,7 +53,7 @@ def collect_feedback(home: str, config: str, window_days: int, holdout_days: int
     events.metadata["format"] = "parquet (events.parquet schema)"
     for key in ("new_interactions", "new_feedback", "good_conversations"):
         lora_data.metadata[key] = summary[key]
-    lora_data.metadata["format"] = "jsonl {instruction, input, output}"
+    lora_data.metadata["format"] = "jsonl {instruction, input, output, request_id}"
     return namedtuple("CollectOutputs", ["ready", "reason", "until", "new_interactions", "summary"])(
         summary["ready"], summary["reason"], summary["until"], summary["new_interactions"],
         json.dumps(summary, ensure_ascii=False, default=str))
@@ -99,15 +99,17 @@ def train_wide_deep(home: str, config: str, events: Input[Dataset], holdout_days
 @component
 def train_lora_adapter(home: str, config: str, lora_data: Input[Dataset], enabled: bool,
                        adapter: Output[Model], metrics: Output[Metrics]):
-    """LoRA on the good conversations (incremental from the production adapter)."""
+    """LoRA on the good conversations collect_feedback selected (``lora_data``), incremental from
+    the production adapter."""
     import math
 
     from pipelines import steps
 
     settings = steps.load_settings(home, config)
-    result = steps.train_lora_step(settings, adapter.path, enabled=enabled)
+    result = steps.train_lora_step(settings, lora_data.path, adapter.path, enabled=enabled)
     adapter.metadata.update({"skipped": bool(result.get("skipped")), "reason": result.get("reason") or "",
-                             "good_conversations": lora_data.metadata.get("good_conversations", 0)})
+                             "good_conversations": lora_data.metadata.get("good_conversations", 0),
+                             "data_source": result.get("data_source") or ""})
     for key, value in result.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             metrics.log_metric(key, float(value))

@@ -9,6 +9,7 @@ collect_feedback ─ dsl.If(enough new feedback and a hold-out with positives)
 """
 from kfp import dsl
 
+from pipelines import cluster
 from pipelines.components import (
     collect_feedback, export_onnx_model, keep_production, note, register_adapter, register_ranker, reject_candidate,
     train_lora_adapter, train_wide_deep, validate_candidates,
@@ -19,10 +20,10 @@ NAME = "naviyam-retrain"
 
 @dsl.pipeline(name=NAME, description="Feedback -> enough? -> LoRA || Wide&Deep -> validate -> +2% gate -> ONNX -> "
                                     "registry -> canary")
-def retrain_pipeline(home: str = "", config: str = "", window_days: int = 0, holdout_days: int = 14,
-                     incremental: bool = True, train_lora: bool = True, min_improvement: float = 0.02,
-                     canary_percent: int = 10, shuffle_labels: bool = False, min_new_feedback: int = 50,
-                     min_holdout_sessions: int = 20):
+def retrain_pipeline(home: str = cluster.HOME, config: str = cluster.CONFIG, window_days: int = 0,
+                     holdout_days: int = 14, incremental: bool = True, train_lora: bool = True,
+                     min_improvement: float = 0.02, canary_percent: int = 10, shuffle_labels: bool = False,
+                     min_new_feedback: int = 50, min_holdout_sessions: int = 20):
     collect = collect_feedback(home=home, config=config, window_days=window_days, holdout_days=holdout_days,
                                min_new_feedback=min_new_feedback, min_holdout_sessions=min_holdout_sessions)
     collect.set_display_name("collect interactions + feedback")
@@ -61,3 +62,4 @@ def retrain_pipeline(home: str = "", config: str = "", window_days: int = 0, hol
     with dsl.Else(name="not-enough-new-data"):
         skip = keep_production(home=home, config=config, summary=collect.outputs["summary"])
         skip.set_display_name("too little new data: keep production")
+    cluster.configure()

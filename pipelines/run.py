@@ -11,7 +11,8 @@ Locally every component runs as a subprocess of this virtual environment
 retrain, the retrain pipeline runs right away (``--no-follow`` leaves the request recorded).
 
 ``submit`` uses ``kfp.Client(host)``; ``--schedule`` (KFP's 6-field cron, seconds first) creates a
-recurring run instead, e.g. the drift monitor every hour::
+recurring run instead, e.g. the drift monitor every hour (``home`` and ``config`` default to the
+cluster's mounts, ``pipelines.cluster``)::
 
     python -m pipelines.run submit drift --host http://ml-pipeline-ui.kubeflow --schedule "0 0 * * * *"
 """
@@ -141,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-follow", action="store_true", help="drift: don't run the requested retrain")
     parser.add_argument("--host", help="KFP API host (submit)")
     parser.add_argument("--schedule", help="submit: cron (6 fields) for a recurring run")
+    parser.add_argument("--namespace", help="submit: the KFP namespace the runs execute in; it must hold the "
+                                            "naviyam-data/-models/-state claims (default kubeflow)")
     parser.add_argument("--experiment", default=EXPERIMENT)
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of the summary")
     args = parser.parse_args(argv)
@@ -149,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.what == "submit":
         if not args.pipeline or not args.host:
             parser.error("submit needs a pipeline name and --host")
-        out = submit(args.pipeline, host=args.host, params=params, experiment=args.experiment, schedule=args.schedule)
+        out = submit(args.pipeline, host=args.host, params=params, experiment=args.experiment, schedule=args.schedule,
+                     namespace=args.namespace)
     else:
         out = run_local(args.what, home=args.home, config=args.config, pipeline_root=args.pipeline_root,
                         follow=not args.no_follow, **params)

@@ -252,9 +252,10 @@ def lora_trainer():
     return getattr(llm, "train_lora", None)
 
 
-def train_lora_step(settings: Settings, adapter_dir: Path, *, enabled: bool = True) -> dict:
-    """LoRA on good conversations, incremental from the production adapter. Skipped (with the
-    reason) when disabled, when ``naviyam.llm.train_lora`` is missing or there is no base model.
+def train_lora_step(settings: Settings, samples: Path, adapter_dir: Path, *, enabled: bool = True) -> dict:
+    """LoRA on the good conversations in ``samples`` (``collect``'s LoRA data: the run's lineage
+    says what the adapter learned from), incremental from the production adapter. Skipped (with
+    the reason) when disabled, when ``naviyam.llm.train_lora`` is missing or there is no base model.
 
     ``adapter_dir`` (the output artifact) is used as the LLM package's adapter root: the adapter
     lands in ``adapter_dir/<version>/`` (``adapter_subdir`` in the result); promotion is the
@@ -275,16 +276,19 @@ def train_lora_step(settings: Settings, adapter_dir: Path, *, enabled: bool = Tr
         base_path = llm_settings(settings).resolved_base_path(settings.models_dir)
         if not base_path.exists():
             reason = f"no base model at {base_path} (build it with `naviyam build`)"
-    result = {"skipped": True, "reason": reason} if reason else _run_lora(settings, train, base_path, adapter_dir)
+    result = {"skipped": True, "reason": reason} if reason else _run_lora(settings, train, Path(samples), base_path,
+                                                                          adapter_dir)
     (adapter_dir / "pipeline_result.json").write_text(json.dumps(_clean(result), ensure_ascii=False, indent=2))
     return _clean(result)
 
 
-def _run_lora(settings: Settings, train, base_path: Path, adapter_dir: Path) -> dict:
+def _run_lora(settings: Settings, train, samples: Path, base_path: Path, adapter_dir: Path) -> dict:
     init_from = production_dir(settings, LORA)
     started = time.perf_counter()
     try:
-        out = dict(train(settings, store_path(settings), base_path, adapter_dir, init_from=init_from, promote=False))
+        # The event store only gives the listed turns their logged context (what the answer showed).
+        out = dict(train(settings, store_path(settings), base_path, adapter_dir, init_from=init_from,
+                         samples=samples, promote=False))
     except Exception as exc:  # noqa: BLE001 - a LoRA failure must not block the ranker's retraining
         log.exception("LoRA training failed")
         return {"skipped": True, "reason": f"LoRA training failed: {type(exc).__name__}: {exc}"[:500]}
@@ -295,6 +299,7 @@ def _run_lora(settings: Settings, train, base_path: Path, adapter_dir: Path) -> 
         "init_val_perplexity": metrics.get("init_val_perplexity"),
         "adapter_version": out.get("version"), "adapter_subdir": Path(out["path"]).name if out.get("path") else "",
         "data_source": out.get("data_source"), "n_train": out.get("n_train"), "n_val": out.get("n_val"),
+        "n_samples": out.get("n_samples"), "n_feedback_good": out.get("n_feedback_good"),
         "init_from": str(init_from) if init_from else None,
         "train_seconds": round(time.perf_counter() - started, 2),
     }

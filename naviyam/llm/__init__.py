@@ -4,9 +4,10 @@ Entry points (imports are lazy: ``import naviyam.llm`` does not load torch):
 
 - ``build_default_llm(settings) -> Path``: the offline default model (tiny GPT-NeoX + our BPE
   tokenizer) under ``models_dir/llm/base``; kept when already built from the same data.
-- ``train_lora(settings, events_db, base_path, adapter_dir, init_from=None) -> dict``: LoRA on
-  good conversations (or synthetic ones on a fresh install), saved as ``adapter_dir/<version>/``
-  and made ``current`` when it beats the base on validation perplexity.
+- ``train_lora(settings, events_db, base_path, adapter_dir, init_from=None, samples=None) -> dict``:
+  LoRA on good conversations (those listed in ``samples``, the retrain pipeline's LoRA data, else
+  the event store's; synthetic ones on a fresh install), saved as ``adapter_dir/<version>/`` and
+  made ``current`` when it beats the base on validation perplexity.
 - ``load_llm(settings) -> LLM``: base (+ the registry's current adapter) for NLU/NLG.
 
 Modules: ``settings`` (LLMSettings), ``prompts``, ``data``, ``tiny``, ``wrapper`` (LLM),
@@ -42,12 +43,17 @@ def build_default_llm(settings, force: bool = False, llm: LLMSettings | None = N
 
 
 def train_lora(settings, events_db: Path | None, base_path: Path, adapter_dir: Path, init_from: Path | None = None,
-               *, llm: LLMSettings | None = None, promote: bool = True) -> dict:
-    """LoRA retraining (B-2A); returns the adapter's meta.json plus ``path`` and ``promoted``."""
+               *, samples: Path | None = None, llm: LLMSettings | None = None, promote: bool = True) -> dict:
+    """LoRA retraining (B-2A); returns the adapter's meta.json plus ``path`` and ``promoted``.
+
+    ``samples``: a JSONL of good conversations {instruction, input, output, request_id} to train
+    on; ``events_db`` then only supplies their logged turns. Without it the event store's good
+    conversations are selected here."""
     from naviyam.llm.lora import run_lora
 
     return run_lora(settings, Path(events_db) if events_db else None, Path(base_path), Path(adapter_dir),
-                    Path(init_from) if init_from else None, ls=llm or llm_settings(settings), promote=promote)
+                    Path(init_from) if init_from else None, ls=llm or llm_settings(settings), promote=promote,
+                    samples=Path(samples) if samples is not None else None)
 
 
 def load_llm(settings, llm: LLMSettings | None = None) -> "LLM":

@@ -1,12 +1,16 @@
 """B-2A: LoRA retraining of the chatbot LM on good conversations, with an adapter registry.
 
-    result = train_lora(settings, events_db, base_path, adapter_dir, init_from=None)
+    result = train_lora(settings, events_db, base_path, adapter_dir, init_from=None, samples=None)
 
 1. Good conversations (design B-2A): an interaction whose feedback has satisfaction >= 4.0, in
    which the child selected one of the shown shops, answered in <= 3 s, and whose logged answer
-   is still grounded in the catalog. Fewer than ``lora_min_good_conversations`` (a fresh
-   install): bootstrap from synthetic good conversations (NLU corpus + grounded template answers
-   over the real catalog); ``meta.json`` says which (``data_source``).
+   is still grounded in the catalog. The retrain pipeline passes the ones it selected as
+   ``samples`` (its LoRA data, JSONL {instruction, input, output, request_id}): exactly those are
+   trained on, and the event store only gives each its logged turn (intent, entities, the shops
+   the answer showed) to rebuild the grounded prompt. Without ``samples`` (``naviyam train lora``)
+   they are selected from the event store here. Fewer than ``lora_min_good_conversations`` (a
+   fresh install): bootstrap from synthetic good conversations (NLU corpus + grounded template
+   answers over the real catalog); ``meta.json`` says which (``data_source``, ``samples``).
 2. Instruction data {instruction, input, output}: the NLG prompt (question + grounded facts) ->
    the answer, plus NLU replay (message -> JSON) so step 4 does not forget.
 3. LoRA r=16, alpha=32, dropout 0.1 on q/k/v/o, mapped to the architecture (GPT-NeoX/Polyglot:
@@ -165,16 +169,44 @@ def good_conversations(store, catalog, shop_names: Sequence[str], settings: LLMS
         if float(payload.get("response_time") or 0.0) > settings.good_max_response_time_s:
             reasons["slow"] += 1
             continue
-        conv = conversation_from_interaction(catalog, payload, shop_names)
-        if conv is None:
-            reasons["not_grounded"] += 1
+        _add_grounded(payload, catalog, shop_names, out, seen, reasons)
+    reasons["good"] = len(out)
+    return out, dict(reasons)
+
+
+def _add_grounded(payload: dict, catalog, shop_names: Sequence[str], out: list[Conversation],
+                  seen: set[tuple[str, str]], reasons: Counter) -> None:
+    """Appends the turn as a training conversation when it is still grounded and not a repeat."""
+    conv = conversation_from_interaction(catalog, payload, shop_names)
+    if conv is None:
+        reasons["not_grounded"] += 1
+        return
+    key = (conv.question, conv.answer)
+    if key in seen:
+        reasons["duplicate"] += 1
+        return
+    seen.add(key)
+    out.append(conv)
+
+
+def conversations_from_samples(rows: Sequence[dict], store, catalog,
+                               shop_names: Sequence[str]) -> tuple[list[Conversation], dict]:
+    """The good conversations the retrain pipeline selected (its LoRA data), as grounded training
+    conversations: the question and answer are the row's; what the answer was grounded in
+    (intent, entities, the shown shops, the child) is only in the logged turn, found by
+    ``request_id``. A row without one, or no longer grounded in the catalog, is left out."""
+    wanted = {row.get("request_id") for row in rows}
+    turns = {p.get("request_id"): p for p in store.interactions() if p.get("request_id") in wanted} if store else {}
+    reasons: Counter = Counter()
+    out: list[Conversation] = []
+    seen: set[tuple[str, str]] = set()
+    for row in rows:
+        turn = turns.get(row.get("request_id"))
+        if turn is None:
+            reasons["no_logged_turn"] += 1
             continue
-        key = (conv.question, conv.answer)
-        if key in seen:
-            reasons["duplicate"] += 1
-            continue
-        seen.add(key)
-        out.append(conv)
+        _add_grounded({**turn, "user_input": row.get("input"), "final_response": row.get("output")},
+                      catalog, shop_names, out, seen, reasons)
     reasons["good"] = len(out)
     return out, dict(reasons)
 
@@ -202,8 +234,9 @@ def _split(items: list, fraction: float, rng: random.Random) -> tuple[list, list
     return items[n_val:], items[:n_val]
 
 
-def prepare_data(settings, events_db: Path | None, ls: LLMSettings) -> dict:
-    """Train and validation examples, and where they came from."""
+def prepare_data(settings, events_db: Path | None, ls: LLMSettings, samples: Path | None = None) -> dict:
+    """Train and validation examples, and where they came from: the good conversations listed in
+    ``samples`` when given, else those of the event store."""
     from naviyam.data.catalog import Catalog
     from naviyam.events import EventStore
     from naviyam.llm.data import SyntheticConversations
@@ -214,11 +247,15 @@ def prepare_data(settings, events_db: Path | None, ls: LLMSettings) -> dict:
     corpus = settings.data_dir / "nlu"
     train_rows, test_rows = _read_rows(corpus / "nlu_train.jsonl"), _read_rows(corpus / "nlu_test.jsonl")
     good, reasons = [], {}
-    if events_db is not None and Path(events_db).exists():
-        store = EventStore(Path(events_db))
-        try:
+    rows = _read_rows(Path(samples)) if samples is not None else None
+    store = EventStore(Path(events_db)) if events_db is not None and Path(events_db).exists() else None
+    try:
+        if rows is not None:
+            good, reasons = conversations_from_samples(rows, store, catalog, shop_names)
+        elif store is not None:
             good, reasons = good_conversations(store, catalog, shop_names, ls, settings.learning.traffic)
-        finally:
+    finally:
+        if store is not None:
             store.close()
     cap = ls.lora_max_train_samples
     n_nlg = max(1, int(cap / (1 + ls.lora_nlu_replay)))
@@ -245,7 +282,8 @@ def prepare_data(settings, events_db: Path | None, ls: LLMSettings) -> dict:
     train = instruction_data(train_convs, train_rows, ls.lora_nlu_replay, rng)[:cap]
     val = instruction_data(val_convs, val_nlu_rows, ls.lora_nlu_replay, rng)
     return {"train": train, "val": val, "data_source": source, "n_feedback_good": len(good),
-            "selection": reasons}
+            "selection": reasons, "samples": str(samples) if samples is not None else None,
+            "n_samples": len(rows) if rows is not None else None}
 
 
 # -- training -------------------------------------------------------------------------------------
@@ -259,7 +297,7 @@ def _version(train: Sequence[InstructionExample], ls: LLMSettings, init_from: Pa
 
 
 def run_lora(settings, events_db: Path | None, base_path: Path, adapter_dir: Path, init_from: Path | None = None,
-             ls: LLMSettings | None = None, promote: bool = True) -> dict:
+             ls: LLMSettings | None = None, promote: bool = True, samples: Path | None = None) -> dict:
     import torch
     from peft import PeftModel, get_peft_model
 
@@ -269,7 +307,7 @@ def run_lora(settings, events_db: Path | None, base_path: Path, adapter_dir: Pat
 
     ls = ls or llm_settings(settings)
     start = time.perf_counter()
-    data = prepare_data(settings, events_db, ls)
+    data = prepare_data(settings, events_db, ls, samples)
     tokenizer, base, device = load_base(base_path, ls.device, ls.dtype, ls.load_in_4bit, ls.load_in_8bit)
     if ls.load_in_4bit or ls.load_in_8bit:
         from peft import prepare_model_for_kbit_training
@@ -332,7 +370,8 @@ def run_lora(settings, events_db: Path | None, base_path: Path, adapter_dir: Pat
         "n_train": len(train), "n_val": len(val),
         "n_train_nlg": sum(e.task == "nlg" for e in train), "n_train_nlu": sum(e.task == "nlu" for e in train),
         "data_source": data["data_source"], "n_feedback_good": data["n_feedback_good"],
-        "selection": data["selection"], "init_from": str(init_from) if init_from else None,
+        "selection": data["selection"], "samples": data["samples"], "n_samples": data["n_samples"],
+        "init_from": str(init_from) if init_from else None,
         **({"init_skipped": init_note} if init_note else {}),
         "lora": {"r": ls.lora_r, "alpha": ls.lora_alpha, "dropout": ls.lora_dropout,
                  "target_modules": sorted(model.peft_config[model.active_adapter].target_modules),
