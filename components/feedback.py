@@ -9,6 +9,10 @@ written once per event id (a retried POST is acknowledged but not duplicated).
 the model servers follow (``naviyam.registry.HotModel``); `GET /v1/admin/models/{model}` shows
 them. They need ``serving.admin_token`` and are refused (503) while none is configured.
 
+`GET /metrics` (Prometheus text, no token: counts only): events stored / duplicate / refused,
+requests refused whole by reason, the version each registry channel serves, and the retrains the
+drift monitor requested (read from state/ at each scrape: the loop's jobs are not scraped).
+
 Tokens are compared in constant time and never logged; logs carry counts and model names, never
 a user id, a location or a header.
 """
@@ -19,11 +23,14 @@ import hashlib
 import hmac
 import json
 import logging
+from datetime import datetime
 from typing import Any, Literal
 
 import uvicorn
 from fastapi import FastAPI, Header, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inference_graph.request_body import BodyTooLarge, read_body
@@ -54,6 +61,82 @@ class ReloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
     model: str = Field(default="ranker", pattern=MODEL_RE.pattern)
     reason: str = Field(default="", max_length=200)
+
+
+class FeedbackMetrics:
+    """The service's metrics, on a registry of its own (one per app: tests build many)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.events = Counter(
+            "naviyam_feedback_events", "Feedback events by outcome: stored, duplicate (a retried event id: "
+                                       "acknowledged, not stored again), refused (in a batch refused whole "
+                                       "for an invalid event or an unknown shop)",
+            ["outcome"], registry=self.registry)
+        self.refused = Counter(
+            "naviyam_feedback_refused_requests", "Feedback requests refused whole, by reason (auth, traffic, body, "
+                                                 "batch, invalid)", ["reason"], registry=self.registry)
+
+
+class LoopStateCollector:
+    """What the model registry and the drift monitor left on disk, read at each scrape.
+
+    The drift monitor runs as pipeline jobs nobody scrapes; each time it finds drift (or an error
+    rate over its threshold) it appends a retrain request to state/ (pipelines.steps.request_retrain),
+    which this service, on the same volume, turns into ``naviyam_drift_retrain_requests_total``.
+    """
+
+    def __init__(self, settings: Settings, registry: ModelRegistry):
+        self.settings, self.models = settings, registry
+
+    def collect(self):
+        served = GaugeMetricFamily("naviyam_model_version", "1 for the version each registry channel points at",
+                                   labels=["model", "channel", "version"])
+        try:
+            for model in self.models.models():
+                for channel in ("production", "canary"):
+                    version = self.models.current_version(model, channel)
+                    if version:
+                        served.add_metric([model, channel, version], 1)
+        except (OSError, ValueError) as exc:  # a scrape must not fail on a half-written pointer
+            log.debug("registry unreadable for /metrics: %s", exc)
+        yield served
+        requests = self._retrain_requests()
+        total = CounterMetricFamily("naviyam_drift_retrain_requests",
+                                    "Retrains the drift monitor requested (drift or error rate over its threshold)")
+        total.add_metric([], len(requests))
+        yield total
+        yield GaugeMetricFamily("naviyam_drift_retrain_requests_pending", "Retrain requests not started yet",
+                                value=sum(r.get("status") == "requested" for r in requests))
+        stamps = [_epoch(r.get("at")) for r in requests]
+        stamps = [t for t in stamps if t is not None]
+        if stamps:
+            yield GaugeMetricFamily("naviyam_drift_last_request_timestamp_seconds",
+                                    "When the drift monitor last requested a retrain", value=max(stamps))
+
+    def _retrain_requests(self) -> list[dict]:
+        from pipelines.steps import RETRAIN_REQUESTS
+
+        try:
+            lines = (self.settings.state_dir / RETRAIN_REQUESTS).read_text(encoding="utf-8").splitlines()
+        except OSError:  # none requested yet
+            return []
+        rows = []
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except ValueError:  # a line being appended right now
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+        return rows
+
+
+def _epoch(value: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return None
 
 
 def bearer_matches(authorization: str | None, token: str) -> bool:
@@ -95,6 +178,10 @@ def create_app(settings: Settings, store: EventStore | None = None, shop_ids: se
     store = store or EventStore(settings.state_dir / "events.sqlite")
     known_shops = shop_ids if shop_ids is not None else set(Catalog.load(settings.data_dir).shops["shop_id"])
     registry = registry or ModelRegistry.from_settings(settings)
+    metrics = FeedbackMetrics()
+    metrics.registry.register(LoopStateCollector(settings, registry))
+    ProcessCollector(registry=metrics.registry)
+    app.state.metrics = metrics
     token = settings.serving.feedback_token
     clock = Clock.from_settings(settings)
     admin_token = settings.serving.admin_token
@@ -117,21 +204,33 @@ def create_app(settings: Settings, store: EventStore | None = None, shop_ids: se
     def healthz():
         return {"status": "alive"}
 
+    @app.get("/metrics")
+    def metrics_text():
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
     @app.post("/v1/feedback")
     async def feedback(request: Request, authorization: str | None = Header(default=None)):
         if token and not bearer_matches(authorization, token):
             log.warning("feedback refused: missing or wrong bearer token")
+            metrics.refused.labels(reason="auth").inc()
             raise HTTPException(status_code=401, detail="missing or wrong bearer token", headers=BEARER_CHALLENGE)
         received_at = clock.now()  # the event time: the device's clock is kept, never trusted
         try:
             traffic = traffic_kind(request.headers.get(TRAFFIC_HEADER))
         except ValueError as exc:
+            metrics.refused.labels(reason="traffic").inc()
             raise HTTPException(status_code=400, detail=str(exc)) from None
-        body = await read_json(request, MAX_BODY_BYTES)
+        try:
+            body = await read_json(request, MAX_BODY_BYTES)
+        except HTTPException:
+            metrics.refused.labels(reason="body").inc()
+            raise
         items = body.get("events") if isinstance(body, dict) and "events" in body else [body]
         if not isinstance(items, list) or not items:
+            metrics.refused.labels(reason="batch").inc()
             raise HTTPException(status_code=400, detail="send one event object or {\"events\": [ ... ]}")
         if len(items) > MAX_EVENTS:
+            metrics.refused.labels(reason="batch").inc()
             raise HTTPException(status_code=413, detail=f"at most {MAX_EVENTS} events per request")
         events, problems = [], []
         for i, item in enumerate(items):
@@ -150,11 +249,15 @@ def create_app(settings: Settings, store: EventStore | None = None, shop_ids: se
         # All or nothing: a batch with a bad event is refused whole, so a client can fix and resend it.
         if problems:
             log.info("feedback refused: %d of %d events invalid", len(problems), len(items))
+            metrics.refused.labels(reason="invalid").inc()
+            metrics.events.labels(outcome="refused").inc(len(items))
             return JSONResponse(status_code=422, content={"detail": "invalid feedback", "problems": problems})
         # Each event is committed (synchronous=FULL) before this returns: an acknowledged event
         # survives a crash; a crash before the answer makes the client retry, stored once by id.
         stored = sum(store.add_feedback(e, received_at, traffic) for e in events)
         log.debug("feedback: %d stored, %d duplicates", stored, len(events) - stored)
+        metrics.events.labels(outcome="stored").inc(stored)
+        metrics.events.labels(outcome="duplicate").inc(len(events) - stored)
         return {"stored": stored, "duplicates": len(events) - stored}
 
     @app.get("/v1/admin/models/{model}")

@@ -13,6 +13,8 @@ from pydantic import ValidationError
 
 from components.envelope_model import EnvelopeModel, parse_envelope, safe_text
 from naviyam.chatbot import NaviyamChatbot
+from naviyam.config import Settings
+from naviyam.metrics import ChatMetrics
 from naviyam.models import ModelBundle
 from naviyam.schemas import TRAFFIC_HEADER, UserInput, traffic_kind, validation_problems
 
@@ -20,10 +22,16 @@ from naviyam.schemas import TRAFFIC_HEADER, UserInput, traffic_kind, validation_
 class ChatNode(EnvelopeModel):
     parts: tuple[str, ...] = ("catalog",)
 
+    def __init__(self, name: str, settings: Settings, metrics: ChatMetrics | None = None):
+        super().__init__(name, settings)
+        # The process's metrics (components/server.py: on the registry KServe's /metrics serves);
+        # without them the bot keeps a private registry.
+        self.metrics = metrics
+
     def load_parts(self) -> None:
         models = ModelBundle(self.settings)
         models.warm_up(self.parts)
-        self.bot = NaviyamChatbot(models)
+        self.bot = NaviyamChatbot(models, metrics=self.metrics)
 
 
 class NLUNode(ChatNode):

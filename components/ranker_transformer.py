@@ -5,6 +5,13 @@ predictor only does arithmetic. It also owns the step-5 fan-out (see inference_g
 for why that is not an Ensemble node): retriever and candidates are called concurrently, each
 with its own timeout, and whatever comes back is ranked; a missing side marks the answer degraded.
 If the predictor fails, the order falls back to query relevance and funnel scores.
+
+Features come from Feast's online store. When it cannot be reached at start-up the transformer is
+still ready, degraded: it serves the ranker's training snapshot (the same features as of the
+training window), says so in every turn (``model_versions["features"] == "snapshot"``) and in
+``naviyam_feature_store_up`` (0) and ``naviyam_feature_store_failures_total{stage="connect"}``, and
+tries Feast again every ``FEATURE_STORE_RETRY_S`` seconds, switching to it once it answers. Refusing
+readiness instead would take the whole ranker out, and every turn would lose its personal order.
 """
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -22,6 +30,7 @@ from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 from components.envelope_model import EnvelopeModel, decode, encode, parse_envelope
 from inference_graph.client import ServiceClient
 from naviyam.chatbot import NaviyamChatbot, record_failure, timed_step
+from naviyam.metrics import ChatMetrics, FeatureStoreMetrics
 from naviyam.models import ModelBundle
 from naviyam.ranking.features import INPUT_NAMES, OUTPUT_NAME
 from naviyam.schemas import Envelope
@@ -29,6 +38,8 @@ from naviyam.schemas import Envelope
 log = logging.getLogger(__name__)
 V2_TYPES = {"wide": "FP32", "user_idx": "INT64", "shop_idx": "INT64", "category_idx": "INT64"}
 FANOUT = ("naviyam-retriever", "naviyam-candidates")
+# How often a transformer serving its snapshot asks Feast again (off the request path).
+FEATURE_STORE_RETRY_S = 30.0
 
 
 def feature_source(settings):
@@ -38,7 +49,8 @@ def feature_source(settings):
 
         return FeastFeatureSource.for_settings(settings)
     except Exception as exc:  # noqa: BLE001 - no Feast store yet: the ranker's own snapshot is the same data
-        log.warning("Feast online store unavailable (%s); using the ranker's feature snapshot", exc)
+        log.warning("Feast online store unavailable (%s); serving the ranker's training feature snapshot "
+                    "(naviyam_feature_store_up 0) and retrying every %.0fs", exc, FEATURE_STORE_RETRY_S)
         return None
 
 
@@ -51,33 +63,87 @@ def _binary_input(name: str, array: np.ndarray) -> InferInput:
 
 
 class RankerTransformer(EnvelopeModel):
-    def __init__(self, name: str, settings, channel: str = "production"):
+    def __init__(self, name: str, settings, channel: str = "production", metrics: ChatMetrics | None = None):
         super().__init__(name, settings)
         self.channel = channel
+        self.metrics = metrics or ChatMetrics()
+        self.feature_metrics = FeatureStoreMetrics(self.metrics.registry)
+        self._source = None
+        self._next_retry = 0.0
+        self._retrying: asyncio.Future | None = None
 
     def load_parts(self) -> None:
         from naviyam.ranking.features import RankingFeatures
 
         models = ModelBundle(self.settings)
         models.warm_up(("catalog",))
-        self.bot = NaviyamChatbot(models)
-        source = feature_source(self.settings)
-        self.features_backend = "feast" if source is not None else "snapshot"
+        self.bot = NaviyamChatbot(models, metrics=self.metrics)
+        self._source = self.connect_feature_store()
         from naviyam.registry import HotModel, ModelRegistry
 
         def load_features(model_dir):
             meta = json.loads((model_dir / "meta.json").read_text())
-            return RankingFeatures.load(model_dir / "features", source=source), meta["version"]
+            source = self._source  # read at each load: a reconnect reloads with Feast
+            backend = "feast" if source is not None else "snapshot"
+            return RankingFeatures.load(model_dir / "features", source=source), meta["version"], backend
 
         # Features follow the same registry pointer as the predictor: they change together.
         self.hot = HotModel(ModelRegistry.from_settings(self.settings), "ranker", load_features,
                             channel=self.channel, fallback_dir=self.settings.models_dir / "ranker",
                             min_check_interval_s=2.0)
         self.hot.maybe_reload(force=True)
+        self._features_loaded()
         serving = self.settings.serving
         self.fanout_urls = {name: serving.predict_url(name) for name in FANOUT}
         self.fanout_timeout_s = serving.fanout_timeout_s
         self.client = ServiceClient(max_connections=64)
+
+    @property
+    def features_backend(self) -> str:
+        """Where the served features come from: "feast" or "snapshot" (the training window's)."""
+        return self.hot.get().value[2]
+
+    def connect_feature_store(self):
+        """Feast's online source, or None (the snapshot is served): visible in the metrics either way."""
+        source = feature_source(self.settings)
+        if source is None:
+            self.feature_metrics.failures.labels(stage="connect").inc()
+            self._next_retry = time.monotonic() + FEATURE_STORE_RETRY_S
+        return source
+
+    def reconnect_feature_store(self) -> bool:
+        """Ask Feast again; once it answers, load the served version's features from it. Blocking."""
+        source = self.connect_feature_store()
+        if source is None:
+            return False
+        self._source = source
+        self.hot.maybe_reload(force=True)  # same version, features now from Feast (a failed load keeps the old)
+        if self._features_loaded() == "feast":
+            log.warning("Feast online store reachable again: ranker features now come from Feast")
+            return True
+        self._source = None  # the reload failed (logged by HotModel): still the snapshot, try again later
+        self.feature_metrics.failures.labels(stage="connect").inc()
+        return False
+
+    def _features_loaded(self) -> str:
+        backend = self.features_backend
+        self.feature_metrics.up.set(1 if backend == "feast" else 0)
+        return backend
+
+    def _maybe_retry_feature_store(self) -> None:
+        if self._source is not None or time.monotonic() < self._next_retry:
+            return
+        if self._retrying is not None and not self._retrying.done():
+            return
+        self._next_retry = time.monotonic() + FEATURE_STORE_RETRY_S
+        # In a worker thread, not awaited: this request is ranked on the snapshot meanwhile.
+        self._retrying = asyncio.get_running_loop().run_in_executor(None, self.reconnect_feature_store)
+
+    def _served_version(self) -> str:
+        try:
+            return str(self.hot.get().value[1])
+        except Exception:  # noqa: BLE001 - nothing loaded: still counted, under "none"
+            return "none"
 
     def stop(self) -> None:
         # ModelServer unloads models on SIGTERM from inside its event loop: close the pooled
@@ -104,7 +170,8 @@ class RankerTransformer(EnvelopeModel):
         for name, result in zip(FANOUT, results):
             step = name.removeprefix("naviyam-")
             if isinstance(result, BaseException):
-                record_failure(env, "retrieval" if step == "retriever" else step, RuntimeError(f"{name}: {result!r}"))
+                record_failure(env, "retrieval" if step == "retriever" else step, RuntimeError(f"{name}: {result!r}"),
+                               self.metrics)
                 continue
             part = Envelope.model_validate(result)
             if step == "retriever":
@@ -118,8 +185,17 @@ class RankerTransformer(EnvelopeModel):
     async def score(self, env: Envelope, pool: dict[str, float], headers: dict[str, str] | None):
         if self.hot.check_due:  # a reload loads a model: not on the event loop, which keeps serving
             await asyncio.to_thread(self.hot.maybe_reload)
-        features, version = self.hot.get().value
-        inputs = await asyncio.to_thread(features.build_inputs, [env.profile], list(pool), env.context)
+        self._maybe_retry_feature_store()
+        features, version, backend = self.hot.get().value
+        try:
+            inputs = await asyncio.to_thread(features.build_inputs, [env.profile], list(pool), env.context)
+        except Exception:
+            if backend == "feast":
+                self.feature_metrics.failures.labels(stage="lookup").inc()
+                self.feature_metrics.up.set(0)
+            raise
+        if backend == "feast":
+            self.feature_metrics.up.set(1)
         request = InferRequest(model_name=self.name, request_id=uuid.uuid4().hex,
                                infer_inputs=[_binary_input(n, inputs[n]) for n in INPUT_NAMES])
         response = await self.call_predictor(request, headers)
@@ -163,7 +239,11 @@ class RankerTransformer(EnvelopeModel):
                     try:
                         scores = await self.score(env, pool, headers)
                     except Exception as exc:  # noqa: BLE001 - rank from relevance instead
-                        record_failure(env, "ranking", exc)
+                        record_failure(env, "ranking", exc, self.metrics)
+                    # The canary arm of the turn: which channel and version ranked it, and whether it could.
+                    # The version is the loaded one, never the envelope's (a forged body must not add series).
+                    self.metrics.ranker_turns.labels(channel=self.channel, version=self._served_version(),
+                                                     outcome="scored" if scores is not None else "failed").inc()
                 await asyncio.to_thread(self.bot.order, env, pool, scores)
             env.model_versions["features"] = self.features_backend
         return encode(env.model_dump(mode="json"), form, self.name)

@@ -1,7 +1,7 @@
 """A local InferenceGraph router with the semantics of KServe's Go router (``cmd/router/main.go``).
 
 ``GraphRouter`` walks the graph for one request; ``create_app`` serves it (``POST /``, like KServe's
-router, plus ``/healthz`` and ``/readyz``); ``python -m inference_graph.router`` runs it.
+router, plus ``/healthz``, ``/readyz`` and ``/metrics``); ``python -m inference_graph.router`` runs it.
 
 What each node does (mirroring ``routeStep`` in main.go; see README.md for the reasoning):
 
@@ -46,6 +46,9 @@ from pathlib import Path
 from typing import Any
 
 import gjson
+from prometheus_client import (
+    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest,
+)
 from starlette.requests import Request  # module level: FastAPI resolves the handlers' annotations here
 from starlette.responses import JSONResponse, Response
 
@@ -70,6 +73,33 @@ JSON_CT = "application/json"
 # Never forwarded even when a propagation pattern matches: the client sets its own.
 _HOP_HEADERS = frozenset({"host", "content-length", "connection", "keep-alive", "transfer-encoding",
                           "te", "trailer", "upgrade", "expect", "proxy-connection"})
+
+
+# -- metrics ---------------------------------------------------------------------------------
+class RouterMetrics:
+    """The router's own metrics, on a registry of its own (one per app: tests build many in one
+    process; the served router has one, at ``GET /metrics``)."""
+
+    BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("naviyam_router_requests", "Graph requests answered, by HTTP status", ["status"],
+                                registry=r)
+        self.latency = Histogram("naviyam_router_request_seconds", "Time to answer a graph request",
+                                 registry=r, buckets=self.BUCKETS)
+        # A label per step path ("node/step"): the graph fixes them, requests cannot add any.
+        self.steps = Histogram("naviyam_router_step_seconds", "Time of each service call of the graph, by step "
+                                                              "and status (failed: no answer)", ["step", "status"],
+                               registry=r, buckets=self.BUCKETS)
+
+    def observe_step(self, step: str, status: int | str, started: float) -> None:
+        self.steps.labels(step=step, status=str(status)).observe(time.perf_counter() - started)
+
+    def observe_request(self, status: int, started: float) -> None:
+        self.requests.labels(status=str(status)).inc()
+        self.latency.observe(time.perf_counter() - started)
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -184,13 +214,15 @@ class GraphRouter:
     makes and owns one. ``propagate_headers`` are regexes of request header names passed on to
     every step (KServe's ``PROPAGATE_HEADERS``). ``rng`` draws the Splitter's routes.
     ``service_urls`` values may list several endpoints; ``retry`` is the mesh's retry policy for
-    every service call (the step timeout bounds all tries of one call together).
+    every service call (the step timeout bounds all tries of one call together). ``metrics``
+    times every service call (a private ``RouterMetrics`` when not given).
     """
 
     def __init__(self, graph: InferenceGraph, service_urls: Mapping[str, str | Sequence[str]],
                  step_timeout_s: float | None = None, client: ServiceClient | None = None, *,
                  graph_timeout_s: float | None = None, rng: random.Random | None = None,
-                 propagate_headers: Iterable[str] = (), retry: RetryPolicy | None = None):
+                 propagate_headers: Iterable[str] = (), retry: RetryPolicy | None = None,
+                 metrics: RouterMetrics | None = None):
         graph.validate_graph()
         missing = sorted(graph.service_names() - set(service_urls))
         if missing:
@@ -211,6 +243,7 @@ class GraphRouter:
         self._patterns = [re.compile(p, re.IGNORECASE) for p in propagate_headers]
         self._client = client
         self._owns_client = client is None
+        self.metrics = metrics if metrics is not None else RouterMetrics()
         self._nodes = {name: self._compile(name, node) for name, node in graph.nodes.items()}
 
     def _compile(self, name: str, node) -> _Node:
@@ -395,9 +428,11 @@ class GraphRouter:
             async with asyncio.timeout(self.step_timeout_s):
                 url, resp = await upstream.post(self.client, data, headers)
         except TimeoutError:
+            self.metrics.observe_step(step.path, "failed", started)
             raise _RoutingError(500, f"step {step.path} ({step.url}): no answer within the step timeout of "
                                      f"{self.step_timeout_s:g}s", step.path) from None
         except TriesFailed as exc:
+            self.metrics.observe_step(step.path, "failed", started)
             if len(exc.tries) == 1:
                 url, err = exc.tries[0]
                 cause = (f"no answer within the per-try timeout of {self.retry.per_try_timeout_s:g}s"
@@ -408,6 +443,7 @@ class GraphRouter:
             log.debug("%s (%s) -> %d in %.2f ms", step.path, url, resp.status_code,
                       (time.perf_counter() - started) * 1e3)
         status = resp.status_code
+        self.metrics.observe_step(step.path, status, started)
         return _Result(resp.content, status, None if _ok(status) else step.path)
 
 
@@ -475,12 +511,15 @@ def create_app(graph_path: str | Path, service_urls: Mapping[str, str | Sequence
                client: ServiceClient | None = None, crd_dir: Path | None = DEFAULT_CRD_DIR,
                retry: RetryPolicy | None = None, max_body_bytes: int = 256 * 1024):
     """FastAPI app: ``POST /`` routes the graph; ``GET /healthz`` (alive); ``GET /readyz`` (ready;
-    ``?deep=true`` also asks every model server whether it is ready)."""
+    ``?deep=true`` also asks every model server whether it is ready); ``GET /metrics`` (Prometheus
+    text: requests by status, latency, each step's calls, the process's CPU and memory)."""
     from fastapi import FastAPI
 
     graph = load_graph(graph_path, crd_dir=crd_dir)
+    metrics = RouterMetrics()
+    ProcessCollector(registry=metrics.registry)
     router = GraphRouter(graph, service_urls, step_timeout_s, client, graph_timeout_s=graph_timeout_s,
-                         rng=rng, propagate_headers=propagate_headers, retry=retry)
+                         rng=rng, propagate_headers=propagate_headers, retry=retry, metrics=metrics)
     state = {"shutting_down": False}
 
     @contextlib.asynccontextmanager
@@ -502,6 +541,12 @@ def create_app(graph_path: str | Path, service_urls: Mapping[str, str | Sequence
 
     @app.post("/")
     async def infer(request: Request) -> Response:
+        started = time.perf_counter()
+        resp = await answer(request)
+        metrics.observe_request(resp.status_code, started)
+        return resp
+
+    async def answer(request: Request) -> Response:
         try:
             raw = await read_body(request, max_body_bytes)
         except BodyTooLarge:
@@ -527,6 +572,10 @@ def create_app(graph_path: str | Path, service_urls: Mapping[str, str | Sequence
     @app.get("/healthz")
     async def healthz() -> dict:
         return {"status": "alive"}
+
+    @app.get("/metrics")
+    async def metrics_text() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/readyz")
     async def readyz(deep: bool = False) -> Response:

@@ -386,8 +386,16 @@ class NaviyamChatbot:
             record_failure(env, "interaction_log", exc, self.metrics)
         self.metrics.requests.labels(intent=nlu.intent.value).inc()
         self.metrics.latency.observe(response.response_time)
+        self.metrics.observe_steps(env.timings_ms)
         if env.degraded:
             self.metrics.degraded.inc()
+        if env.unsafe_terms or nlu.intent is Intent.UNSAFE_REQUEST:
+            self.metrics.refusals.labels(stage="request").inc()
+        elif "safety.output" in env.errors:
+            self.metrics.refusals.labels(stage="output").inc()
+        if env.recommendations:
+            self.metrics.shown.inc(len(env.recommendations))
+            self.metrics.lists.inc()
         if self.needs_search(env) and not env.recommendations:
             self.metrics.empty.inc()
 
