@@ -38,6 +38,7 @@ from naviyam.clock import Clock
 from naviyam.config import Settings
 from naviyam.data.catalog import Catalog
 from naviyam.events import EventStore
+from naviyam.storage import events_target
 from naviyam.registry import MODEL_RE, ModelRegistry, NoVersionError
 from naviyam.schemas import TRAFFIC_HEADER, FeedbackEvent, traffic_kind, validation_problems
 
@@ -175,7 +176,7 @@ def parse_admin(model_cls: type[BaseModel], body: Any) -> Any:
 def create_app(settings: Settings, store: EventStore | None = None, shop_ids: set[str] | None = None,
                registry: ModelRegistry | None = None) -> FastAPI:
     app = FastAPI(title="naviyam-api")
-    store = store or EventStore(settings.state_dir / "events.sqlite")
+    store = store or EventStore(events_target(settings))
     known_shops = shop_ids if shop_ids is not None else set(Catalog.load(settings.data_dir).shops["shop_id"])
     registry = registry or ModelRegistry.from_settings(settings)
     metrics = FeedbackMetrics()

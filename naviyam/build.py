@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from naviyam.config import Settings
+from naviyam.storage import events_target
 
 log = logging.getLogger(__name__)
 PARTS = ("data", "features", "nlu", "llm", "retriever", "candidates", "ranker")
@@ -79,7 +80,7 @@ def train_lora(settings: Settings, init_from: str | None = "current", promote: b
     adapters = ls.resolved_adapter_dir(settings.models_dir)
     start = AdapterRegistry(adapters).current_path() if init_from == "current" else (
         Path(init_from) if init_from not in (None, "none") else None)
-    return _train(settings, settings.state_dir / "events.sqlite", base, adapters, init_from=start, promote=promote)
+    return _train(settings, events_target(settings), base, adapters, init_from=start, promote=promote)
 
 
 def build_retriever(settings: Settings, force: bool = False) -> str:

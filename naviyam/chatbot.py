@@ -34,6 +34,7 @@ from naviyam.schemas import (
     ChatbotResponse, Envelope, Intent, Recommendation, ResponseMetadata, SearchFilters, TrafficKind, UserInput,
 )
 from naviyam.events import EventStore
+from naviyam.storage import events_target, memory_target
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,8 @@ class NaviyamChatbot:
         self.models = models
         self.settings = models.settings
         models.catalog  # fail fast (DataNotBuiltError) before any turn when the data set is missing
-        state = self.settings.state_dir
-        self.memory = memory or ConversationMemory(state / "memory.sqlite")
-        self.events = events or EventStore(state / "events.sqlite")
+        self.memory = memory or ConversationMemory(memory_target(self.settings))
+        self.events = events or EventStore(events_target(self.settings))
         self.metrics = metrics or ChatMetrics()
         # Replaceable: the dialogue evaluation replays each conversation at its recorded time.
         self.clock = clock or Clock.from_settings(self.settings)

@@ -114,6 +114,13 @@ class ClockSettings(BaseModel):
     max_client_skew_hours: float = Field(default=12.0, ge=0, le=48)
 
 
+class StateSettings(BaseModel):
+    # Where conversation memory and the interaction/feedback log live (naviyam.storage): unset =
+    # SQLite files under <home>/state (laptops, CI, make demo); a PostgreSQL URL on a cluster,
+    # where replicas write at once (postgresql+psycopg://user:password@host:5432/naviyam).
+    dsn: str | None = Field(default=None, repr=False)
+
+
 class LearningSettings(BaseModel):
     """What the learning loop learns from and monitors (pipelines/README.md)."""
 
@@ -138,6 +145,7 @@ class Settings(BaseModel):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     clock: ClockSettings = Field(default_factory=ClockSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
     learning: LearningSettings = Field(default_factory=LearningSettings)
 
     @property

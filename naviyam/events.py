@@ -1,8 +1,8 @@
 """Durable, idempotent log of interactions (what was shown) and feedback (what the child did).
 
-These rows are the training data of the learning loop, so they are written with SQLite in WAL
-mode and ``synchronous=FULL`` (a crash after commit loses nothing) and keyed by an id, so a
-retried write is stored once.
+These rows are the training data of the learning loop, so each is committed before it is
+acknowledged (SQLite: WAL and ``synchronous=FULL``; PostgreSQL: its own durable commit, see
+naviyam.storage) and keyed by an id, so a retried write is stored once.
 
 ``created_at`` is always the server's receipt time (naviyam.clock): the device's clock is kept
 beside it (``client_time``) and never decides which training window an event falls in.
@@ -12,40 +12,17 @@ runs); the learning loop reads only the kinds in ``learning.traffic``.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from naviyam.schemas import FeedbackEvent, TrafficKind
+from sqlalchemy import select
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS interactions (
-        request_id TEXT PRIMARY KEY,
-        user_id TEXT NOT NULL,
-        created_at TEXT NOT NULL,
-        payload TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS feedback (
-        event_id TEXT PRIMARY KEY,
-        user_id TEXT NOT NULL,
-        shop_id TEXT NOT NULL,
-        feedback_type TEXT NOT NULL,
-        satisfaction_score REAL,
-        request_id TEXT,
-        order_amount INTEGER,
-        created_at TEXT NOT NULL
-    )""",
-)
-# Columns added after the first release, created on open when an older store lacks them.
-_ADDED_COLUMNS = {"feedback": (("client_time", "TEXT"), ("traffic", "TEXT NOT NULL DEFAULT 'live'"))}
+from naviyam.schemas import FeedbackEvent, TrafficKind
+from naviyam.storage import FEEDBACK, INTERACTIONS, insert_ignoring_duplicates, open_store
+
 FEEDBACK_COLUMNS = ("event_id", "user_id", "shop_id", "feedback_type", "satisfaction_score", "request_id",
                     "order_amount", "created_at", "client_time", "traffic")
-
-
-_INSERT_FEEDBACK = (f"INSERT OR IGNORE INTO feedback ({', '.join(FEEDBACK_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' * len(FEEDBACK_COLUMNS))})")
 
 
 def traffic_of(payload: dict[str, Any]) -> str:
@@ -61,65 +38,61 @@ def feedback_row(event: FeedbackEvent, received_at: datetime | None = None, traf
 
 
 class EventStore:
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        for stmt in _SCHEMA:
-            self._conn.execute(stmt)
-        for table, columns in _ADDED_COLUMNS.items():
-            have = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
-            for name, decl in columns:
-                if name not in have:
-                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
-        self._lock = threading.Lock()
+    """The interaction and feedback log in SQLite (a path) or PostgreSQL (a DSN): naviyam.storage."""
+
+    def __init__(self, target: Path | str):
+        self._engine = open_store(target, "events")
+        self._insert_interaction = insert_ignoring_duplicates(self._engine, INTERACTIONS, returning=True)
+        self._insert_feedback = insert_ignoring_duplicates(self._engine, FEEDBACK, returning=True)
+        self._bulk_interactions = insert_ignoring_duplicates(self._engine, INTERACTIONS)
+        self._bulk_feedback = insert_ignoring_duplicates(self._engine, FEEDBACK)
 
     def log_interaction(self, request_id: str, user_id: str, created_at: str, payload: dict[str, Any]) -> bool:
         """Returns False when this request id was already logged (idempotent retry)."""
-        with self._lock:
-            cur = self._conn.execute(
-                "INSERT OR IGNORE INTO interactions VALUES (?,?,?,?)",
-                (request_id, user_id, created_at, json.dumps(payload, ensure_ascii=False, default=str)),
-            )
-        return cur.rowcount == 1
+        row = {"request_id": request_id, "user_id": user_id, "created_at": created_at,
+               "payload": json.dumps(payload, ensure_ascii=False, default=str)}
+        with self._engine.begin() as conn:
+            return conn.execute(self._insert_interaction, row).first() is not None
 
     def add_feedback(self, event: FeedbackEvent, received_at: datetime | None = None,
                      traffic: TrafficKind = "live") -> bool:
         """Returns False for a duplicate event id (stored once). ``received_at`` is the server's
         receipt time (now when not given), stored as the event time."""
-        with self._lock:
-            cur = self._conn.execute(_INSERT_FEEDBACK, feedback_row(event, received_at, traffic))
-        return cur.rowcount == 1
+        with self._engine.begin() as conn:
+            row = dict(zip(FEEDBACK_COLUMNS, feedback_row(event, received_at, traffic)))
+            return conn.execute(self._insert_feedback, row).first() is not None
 
     def add_many(self, interactions: list[tuple[str, str, str, dict[str, Any]]], feedback: list[tuple]) -> None:
         """Bulk writes in one transaction: interactions as (request_id, user_id, created_at, payload),
         feedback as rows of ``FEEDBACK_COLUMNS`` (``feedback_row``); ids already stored are skipped."""
-        rows = [(r, u, c, json.dumps(p, ensure_ascii=False, default=str)) for r, u, c, p in interactions]
-        with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                self._conn.executemany("INSERT OR IGNORE INTO interactions VALUES (?,?,?,?)", rows)
-                self._conn.executemany(_INSERT_FEEDBACK, feedback)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        rows = [{"request_id": r, "user_id": u, "created_at": c,
+                 "payload": json.dumps(p, ensure_ascii=False, default=str)} for r, u, c, p in interactions]
+        with self._engine.begin() as conn:
+            if rows:
+                conn.execute(self._bulk_interactions, rows)
+            if feedback:
+                conn.execute(self._bulk_feedback, [dict(zip(FEEDBACK_COLUMNS, f)) for f in feedback])
+
+    def interaction_rows(self) -> list[tuple[str, dict[str, Any]]]:
+        """(created_at, payload) of every logged turn, oldest first."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(INTERACTIONS.c.created_at, INTERACTIONS.c.payload)
+                                .order_by(INTERACTIONS.c.created_at)).all()
+        return [(created, json.loads(payload)) for created, payload in rows]
+
+    def feedback_rows(self) -> list[tuple]:
+        """Rows of ``FEEDBACK_COLUMNS``, oldest first."""
+        with self._engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(
+                select(*(FEEDBACK.c[name] for name in FEEDBACK_COLUMNS)).order_by(FEEDBACK.c.created_at)).all()]
 
     def interactions(self) -> list[dict[str, Any]]:
-        with self._lock:
-            rows = self._conn.execute("SELECT payload FROM interactions ORDER BY created_at").fetchall()
-        return [json.loads(r[0]) for r in rows]
+        return [payload for _, payload in self.interaction_rows()]
 
     def feedback(self) -> list[FeedbackEvent]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT event_id, user_id, shop_id, feedback_type, satisfaction_score, request_id, order_amount, "
-                "created_at FROM feedback ORDER BY created_at"
-            ).fetchall()
         keys = ("event_id", "user_id", "shop_id", "feedback_type", "satisfaction_score", "request_id",
                 "order_amount", "timestamp")
-        return [FeedbackEvent.model_validate(dict(zip(keys, r))) for r in rows]
+        return [FeedbackEvent.model_validate(dict(zip(keys, r[:8]))) for r in self.feedback_rows()]
 
     def close(self) -> None:
-        self._conn.close()
+        self._engine.dispose()

@@ -1,40 +1,29 @@
-"""SQLite conversation memory: what was asked and shown, so follow-ups can refer back.
+"""Conversation memory: what was asked and shown, so follow-ups can refer back.
 
 "거기 말고 다른 데는?" needs the previous turn's filters and shops; "더 싼 곳" needs their prices.
 Each turn also stores the conversation's frame after it (``DialogueState``): the next turn
 starts from it. One row per turn, keyed by the conversation (session id, or the user id when there is none).
 A turn carries its request id, stored once: the graph router may retry an NLG call whose first try
 was only slow, and both tries then finish (the interaction log is idempotent the same way).
+
+Stored in SQLite (a path) or PostgreSQL (a DSN), naviyam.storage: several replicas may write the
+same conversation at once, so a turn number taken twice is retried, never overwritten.
 """
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import delete, func, select
+from sqlalchemy import text as sql
+from sqlalchemy.exc import IntegrityError
+
 from naviyam.dialogue.state import DialogueState
 from naviyam.schemas import SearchFilters
+from naviyam.storage import TURNS, open_store
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS turns (
-    conversation TEXT NOT NULL,
-    turn_no INTEGER NOT NULL,
-    user_id TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    text TEXT NOT NULL,
-    response TEXT NOT NULL,
-    intent TEXT NOT NULL,
-    filters TEXT NOT NULL,
-    shown TEXT NOT NULL,
-    request_id TEXT,
-    state TEXT,
-    PRIMARY KEY (conversation, turn_no)
-)
-"""
-_REQUEST_INDEX = "CREATE UNIQUE INDEX IF NOT EXISTS turns_request ON turns(request_id)"
-
+WRITE_ATTEMPTS = 5
 
 @dataclass(frozen=True)
 class ShownShop:
@@ -58,18 +47,8 @@ class Turn:
 
 
 class ConversationMemory:
-    def __init__(self, path: Path, max_turns: int = 20):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(_SCHEMA)
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(turns)")}
-        if "request_id" not in columns:  # a memory file from before request ids: add the column
-            self._conn.execute("ALTER TABLE turns ADD COLUMN request_id TEXT")
-        if "state" not in columns:  # from before the dialogue frame: old turns have none
-            self._conn.execute("ALTER TABLE turns ADD COLUMN state TEXT")
-        self._conn.execute(_REQUEST_INDEX)
-        self._lock = threading.Lock()
+    def __init__(self, target: Path | str, max_turns: int = 20):
+        self._engine = open_store(target, "memory")
         self._max_turns = max_turns
 
     @staticmethod
@@ -77,49 +56,48 @@ class ConversationMemory:
         return f"{user_id}/{session_id or 'default'}"
 
     def last_turn(self, conversation: str) -> Turn | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT text, response, intent, filters, shown, state FROM turns WHERE conversation=? "
-                "ORDER BY turn_no DESC LIMIT 1",
-                (conversation,),
-            ).fetchone()
+        t = TURNS.c
+        query = (select(t.text, t.response, t.intent, t.filters, t.shown, t.state)
+                 .where(t.conversation == conversation).order_by(t.turn_no.desc()).limit(1))
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
         if row is None:
             return None
-        shown = tuple(ShownShop(**s) for s in json.loads(row[4]))
-        state = DialogueState.model_validate_json(row[5]) if row[5] else None
-        return Turn(row[0], row[1], row[2], SearchFilters.model_validate_json(row[3]), shown, state)
+        shown = tuple(ShownShop(**s) for s in json.loads(row.shown))
+        state = DialogueState.model_validate_json(row.state) if row.state else None
+        return Turn(row.text, row.response, row.intent, SearchFilters.model_validate_json(row.filters), shown, state)
 
     def add_turn(self, conversation: str, user_id: str, created_at: str, text: str, response: str,
                  intent: str, filters: SearchFilters, shown: list[ShownShop], request_id: str | None = None,
                  state: DialogueState | None = None) -> bool:
         """Store a turn; False when a turn with this ``request_id`` is already stored (a retry)."""
-        shown_json = json.dumps([s.__dict__ for s in shown], ensure_ascii=False)
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+        row = {"conversation": conversation, "user_id": user_id, "created_at": created_at, "text": text,
+               "response": response, "intent": intent, "filters": filters.model_dump_json(),
+               "shown": json.dumps([s.__dict__ for s in shown], ensure_ascii=False), "request_id": request_id,
+               "state": state.model_dump_json() if state is not None else None}
+        t = TURNS.c
+        for attempt in range(WRITE_ATTEMPTS):
             try:
-                if request_id is not None and self._conn.execute(
-                        "SELECT 1 FROM turns WHERE request_id=?", (request_id,)).fetchone():
-                    self._conn.execute("ROLLBACK")
-                    return False
-                (last,) = self._conn.execute(
-                    "SELECT COALESCE(MAX(turn_no), 0) FROM turns WHERE conversation=?", (conversation,)
-                ).fetchone()
-                self._conn.execute(
-                    "INSERT INTO turns (conversation, turn_no, user_id, created_at, text, response, intent, filters,"
-                    " shown, request_id, state) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (conversation, last + 1, user_id, created_at, text, response, intent,
-                     filters.model_dump_json(), shown_json, request_id,
-                     state.model_dump_json() if state is not None else None),
-                )
-                # Keep memory bounded: follow-ups only ever look a few turns back.
-                self._conn.execute(
-                    "DELETE FROM turns WHERE conversation=? AND turn_no<=?", (conversation, last + 1 - self._max_turns)
-                )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-        return True
+                with self._engine.begin() as conn:
+                    if conn.dialect.name == "postgresql":
+                        # Replicas answering one conversation queue here instead of racing for
+                        # the next turn number (SQLite's BEGIN IMMEDIATE already serialises).
+                        conn.execute(sql("SELECT pg_advisory_xact_lock(hashtext(:c))"), {"c": conversation})
+                    if request_id is not None and conn.execute(
+                            select(t.turn_no).where(t.request_id == request_id)).first():
+                        return False
+                    last = conn.execute(select(func.coalesce(func.max(t.turn_no), 0))
+                                        .where(t.conversation == conversation)).scalar_one()
+                    conn.execute(TURNS.insert().values(turn_no=last + 1, **row))
+                    # Keep memory bounded: follow-ups only ever look a few turns back.
+                    conn.execute(delete(TURNS).where(t.conversation == conversation,
+                                                     t.turn_no <= last + 1 - self._max_turns))
+                return True
+            except IntegrityError:
+                # Another replica took this turn number, or stored this very request first.
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+        return False
 
     def close(self) -> None:
-        self._conn.close()
+        self._engine.dispose()

@@ -34,6 +34,7 @@ import pandas as pd
 from naviyam.clock import Clock
 from naviyam.config import Settings
 from naviyam.data.catalog import Catalog, haversine_km
+from naviyam.storage import events_target
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +365,7 @@ def last_event_time(settings: Settings, events: pd.DataFrame) -> pd.Timestamp:
     from naviyam.monitoring.live import read_serving_log
 
     latest = events["timestamp"].max()
-    log_ = read_serving_log(settings.state_dir / "events.sqlite")
+    log_ = read_serving_log(events_target(settings))
     if not log_.empty:
         latest = max(latest, log_.latest())
     return pd.Timestamp(latest)
@@ -382,7 +383,7 @@ def simulate_traffic(settings: Settings, n_requests: int, kind: str = "none", *,
     events = load_events(settings.data_dir)
     truth = load_truth(settings.data_dir)
     arms = arms or deployed_arms(settings)
-    db_path = Path(db_path or settings.state_dir / "events.sqlite")
+    db_path = db_path or events_target(settings)
     start = pd.Timestamp(start) if start is not None else last_event_time(settings, events) + pd.Timedelta(minutes=1)
     # Simulated turns are events like any other: none may lie in the server's future, where the
     # learning loop would not count them.

@@ -45,8 +45,11 @@ def registry(settings: Settings) -> ModelRegistry:
     return ModelRegistry.from_settings(settings)
 
 
-def store_path(settings: Settings) -> Path:
-    return settings.state_dir / "events.sqlite"
+def store_path(settings: Settings) -> Path | str:
+    """The event store: a SQLite file, or the PostgreSQL DSN (naviyam.storage)."""
+    from naviyam.storage import events_target
+
+    return events_target(settings)
 
 
 def read_state(settings: Settings) -> dict:

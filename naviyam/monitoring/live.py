@@ -1,7 +1,7 @@
 """Live metrics from what serving logged: CTR, error rate, latency, per model version.
 
-Source: the event store (``state_dir/events.sqlite``, ``naviyam.events.EventStore``), read
-through a read-only SQLite connection so monitoring never blocks the feedback service:
+Source: the event store (``naviyam.events.EventStore``: ``state_dir/events.sqlite``, or the
+PostgreSQL database of ``state.dsn``; SQLite's WAL lets monitoring read while serving writes):
 
 - ``interactions``: one row per chat turn; the payload is the guide's ``interaction_data``
   (user_input, extracted_info.intent, shown_recommendations [{shop_id, rank, score, ...}],
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from naviyam.events import traffic_of
+from naviyam.storage import store_exists
 from naviyam.schemas import time_slot_of
 
 LOCAL_TZ = "Asia/Seoul"
@@ -126,30 +126,21 @@ def cut_mask(frame: pd.DataFrame, since: Any, until: Any) -> np.ndarray:
     return keep
 
 
-def _connect_ro(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=30)
+def read_serving_log(source: Path | str, since: Any = None, until: Any = None) -> ServingLog:
+    """Interactions, impressions and feedback of the event store at ``source`` (a SQLite file or
+    a PostgreSQL DSN, naviyam.storage); empty frames when there is no store yet."""
+    from naviyam.events import EventStore
 
-
-def read_serving_log(db_path: Path, since: Any = None, until: Any = None) -> ServingLog:
-    """Interactions, impressions and feedback of the store (empty frames when there is no store)."""
-    db_path = Path(db_path)
-    inter_rows: list[tuple[str, str]] = []
+    inter_rows: list[tuple[str, dict]] = []
     fb_rows: list[tuple] = []
-    if db_path.exists():
-        conn = _connect_ro(db_path)
+    if store_exists(source):
+        store = EventStore(source)
         try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if "interactions" in tables:
-                inter_rows = conn.execute("SELECT created_at, payload FROM interactions").fetchall()
-            if "feedback" in tables:
-                columns = {row[1] for row in conn.execute("PRAGMA table_info(feedback)")}
-                traffic = "traffic" if "traffic" in columns else "'live'"  # a store from before the labels
-                fb_rows = conn.execute(
-                    "SELECT event_id, user_id, shop_id, feedback_type, satisfaction_score, request_id, "
-                    f"order_amount, created_at, {traffic} FROM feedback").fetchall()
+            inter_rows = store.interaction_rows()
+            fb_rows = [(*r[:8], r[9]) for r in store.feedback_rows()]  # FEEDBACK_COLUMNS here: no client_time
         finally:
-            conn.close()
-    log = frames_from_rows(((created, json.loads(payload)) for created, payload in inter_rows), fb_rows)
+            store.close()
+    log = frames_from_rows(inter_rows, fb_rows)
     return log.window(since, until) if since is not None or until is not None else log
 
 

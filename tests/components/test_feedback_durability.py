@@ -4,7 +4,8 @@ and every event exactly once.
 
 Two writers: the real feedback service (``python -m components.feedback``) under 16 concurrent
 HTTP clients, and a process logging chat turns through ``EventStore.log_interaction`` the way the
-NLG node does.
+NLG node does. On SQLite (the embedded default) one process of each; on PostgreSQL (a cluster)
+two of each writing one database at once, one of them killed.
 """
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ def home(tmp_path_factory) -> Path:
 class FeedbackProcess:
     """The feedback service as a child process on a free loopback port, logging to a file."""
 
-    def __init__(self, home: Path, token: str, log_path: Path):
-        self.home, self.token, self.log_path = home, token, log_path
+    def __init__(self, home: Path, token: str, log_path: Path, dsn: str | None = None):
+        self.home, self.token, self.log_path, self.dsn = home, token, log_path, dsn
         self.proc: subprocess.Popen | None = None
         self.url = ""
 
@@ -60,6 +61,8 @@ class FeedbackProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("NAVIYAM_")}
         env.update(NAVIYAM_HOME=str(self.home), NAVIYAM_SERVING__HOST="127.0.0.1",
                    NAVIYAM_SERVING__FEEDBACK_TOKEN=self.token, NAVIYAM_LOG_LEVEL="DEBUG")
+        if self.dsn:
+            env["NAVIYAM_STATE__DSN"] = self.dsn
         with open(self.log_path, "ab") as log_file:
             self.proc = subprocess.Popen([sys.executable, "-m", "components.feedback", "--port", str(port)],
                                          cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
@@ -204,7 +207,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from naviyam.events import EventStore
 
-store = EventStore(Path(sys.argv[1]))
+store = EventStore(sys.argv[1])  # a SQLite file or a PostgreSQL DSN
 out = threading.Lock()  # one whole line per acknowledgement
 def write(line):
     turn = json.loads(line)
@@ -218,7 +221,7 @@ with ThreadPoolExecutor(8) as pool:
 """
 
 
-def run_writer(db: Path, turns: list[dict], kill_after: int | None) -> set[str]:
+def run_writer(db: Path | str, turns: list[dict], kill_after: int | None) -> set[str]:
     """Feeds ``turns`` to a writer process; SIGKILLs it after ``kill_after`` acknowledgements."""
     proc = subprocess.Popen([sys.executable, "-c", INTERACTION_WRITER, str(db)], cwd=ROOT, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -258,6 +261,85 @@ def test_acknowledged_interactions_survive_a_killed_writer_exactly_once(tmp_path
     rows = read_after_crash(db, "SELECT request_id, payload FROM interactions")
     ids = [r[0] for r in rows]
     assert_exactly_once(ids, acked_before_kill, "turn")
+    assert sorted(ids) == sorted(t["request_id"] for t in turns)
+    by_id = {t["request_id"]: t for t in turns}
+    assert all(json.loads(payload) == by_id[rid] for rid, payload in rows)
+
+
+# -- PostgreSQL: two writer processes on one database ------------------------------------------
+def postgres_rows(dsn: str, query: str) -> list[tuple]:
+    from sqlalchemy import text
+
+    from naviyam.storage import make_engine
+
+    engine = make_engine(dsn)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(query))]
+    finally:
+        engine.dispose()
+
+
+def test_two_feedback_services_on_one_postgres_lose_nothing_when_one_is_killed(home, tmp_path, postgres_database):
+    """Two replicas of the feedback service write one PostgreSQL database; half the clients talk to
+    each; one replica is SIGKILLed mid-burst and restarted. Every acknowledged event is stored,
+    none twice."""
+    shops = pd.read_parquet(home / "data" / "shops.parquet")["shop_id"].tolist()
+    users = pd.read_parquet(home / "data" / "users.parquet")["user_id"].tolist()
+    token = "fb-" + secrets.token_urlsafe(24)
+    servers = [FeedbackProcess(home, token, tmp_path / f"feedback-{i}.log", dsn=postgres_database) for i in range(2)]
+    lock, progress = threading.Lock(), threading.Condition()
+    acked: set[str] = set()
+    all_batches = [feedback_batches(c, shops, users) for c in range(CLIENTS)]
+    sent = {e["event_id"]: e for batches in all_batches for batch in batches for e in batch}
+    try:
+        for server in servers:
+            server.start()
+        clients = [AtLeastOnceClient(servers[i % 2], b, acked, lock, progress) for i, b in enumerate(all_batches)]
+        for c in clients:
+            c.start()
+        with progress:
+            assert progress.wait_for(lambda: len(acked) >= len(sent) // 3, timeout=DEADLINE_S), "burst never got going"
+        servers[0].kill()
+        with progress:
+            acked_before_kill = set(acked)
+        assert len(acked_before_kill) < len(sent), "the kill has to land mid-burst"
+        servers[0].start()
+        for c in clients:
+            c.join(timeout=DEADLINE_S)
+        assert [c.error for c in clients if c.error] == [] and not any(c.is_alive() for c in clients)
+        assert sum(c.retries for c in clients) > 0
+    finally:
+        for server in servers:
+            server.stop()
+    rows = postgres_rows(postgres_database, "SELECT event_id, user_id, shop_id, feedback_type FROM feedback")
+    ids = [r[0] for r in rows]
+    assert_exactly_once(ids, acked_before_kill, "event")
+    assert set(ids) == set(sent)
+    assert all((sent[i]["user_id"], sent[i]["shop_id"], sent[i]["feedback_type"]) == (u, s, t) for i, u, s, t in rows)
+
+
+def test_two_interaction_writers_on_one_postgres_exactly_once(postgres_database):
+    """Two NLG-like writer processes log turns into one database at once; one is killed mid-burst
+    and its unacknowledged turns are resent (some of them already stored)."""
+    turns = [{"request_id": f"r{i:04d}", "user_id": f"user_{i % 37:04d}", "timestamp": f"2026-08-01T12:00:{i % 60:02d}",
+              "user_input": "급식카드 되는 치킨집 추천해줘", "shown_recommendations": [{"shop_id": "shop_0001", "rank": 1}]}
+             for i in range(600)]
+    halves = [turns[0::2], turns[1::2]]
+    results: dict[int, set[str]] = {}
+    threads = [threading.Thread(target=lambda k: results.__setitem__(k, run_writer(
+        postgres_database, halves[k], kill_after=100 if k == 0 else None)), args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=DEADLINE_S)
+    assert 100 <= len(results[0]) < len(halves[0]), "the kill has to land mid-burst"
+    assert results[1] == {t["request_id"] for t in halves[1]}
+    retried = [t for t in halves[0] if t["request_id"] not in results[0]]
+    assert run_writer(postgres_database, retried, kill_after=None) == {t["request_id"] for t in retried}
+    rows = postgres_rows(postgres_database, "SELECT request_id, payload FROM interactions")
+    ids = [r[0] for r in rows]
+    assert_exactly_once(ids, results[0] | results[1], "turn")
     assert sorted(ids) == sorted(t["request_id"] for t in turns)
     by_id = {t["request_id"]: t for t in turns}
     assert all(json.loads(payload) == by_id[rid] for rid, payload in rows)
