@@ -42,7 +42,7 @@ DEV_ONLY_MODULES = {"components.local_stack", "components.bench", "components.de
 FEEDBACK_MODULE = "components.feedback"
 SERVER_MODULE = "components.server"
 # Images not built from docker/: pinned third-party images the manifests may use.
-THIRD_PARTY_IMAGES = {"redis"}
+THIRD_PARTY_IMAGES = {"redis", "postgres"}
 # The learning loop canaries and rolls back these two (docs: ARCHITECTURE.md "Learning loop").
 CANARY_SERVICES = ("naviyam-ranker", "naviyam-nlg")
 APP_NAMESPACE = "naviyam-app"  # the chatbot app's namespace: may reach the graph router and feedback only
@@ -59,6 +59,20 @@ KSERVE_SERVER_FLAGS = {
 SERVER_FLAGS = KSERVE_SERVER_FLAGS | {"--component"}
 # NAVIYAM_* variables that are not Settings fields (read by naviyam.features.store / config.py).
 NON_SETTINGS_ENV = {"NAVIYAM_CONFIG", "NAVIYAM_FEAST_PROFILE", "NAVIYAM_FEATURE_REPO"}
+# State on a cluster: PostgreSQL (manifests/base/postgres.yaml). Every process that keeps state gets
+# the DSN (Settings.state.dsn) from Secret naviyam-postgres, key dsn; without it it would fall back to
+# SQLite files, which replicas on a shared volume corrupt.
+STATE_DSN_ENV = "NAVIYAM_STATE__DSN"
+STATE_SECRET = "naviyam-postgres"   # keys: dsn (the clients), password (the server, the backup job)
+STATE_DSN_KEY = "dsn"
+# What keeps state (memory, the event log, the registry's pointers, the loop state). The retriever,
+# the candidates and the Feast materialisation code read only the home volumes: no DSN for them.
+STATE_COMPONENTS = {"naviyam-nlu", "naviyam-nlg", "naviyam-ranker-transformer", "naviyam-ranker-predictor",
+                    "naviyam-feedback"}
+STATE_MODULES = {"naviyam.cli"}  # `naviyam build` registers models and trains on the event log
+POSTGRES_PASSWORD_ENV = {"POSTGRES_PASSWORD", "PGPASSWORD"}
+DSN_WITH_PASSWORD = re.compile(r"postgres(?:ql)?(?:\+\w+)?://[^/\s:@]+:[^@\s]+@", re.IGNORECASE)
+KFP_POD_LABELS = {"pipelines.kubeflow.org/v2_component": "true"}  # Kubeflow Pipelines v2 labels every pod of a run
 CONFIG_MAP = "naviyam-config"
 CONFIG_KEY = "config.yaml"
 DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
@@ -99,9 +113,14 @@ secrets      no Secret objects in the build (referenced via secretKeyRef, create
 config       naviyam-config/config.yaml has only known Settings keys; serving.host binds all interfaces;
              service_urls point at in-cluster InferenceService URLs (fan-out targets included); timeouts agree;
              NAVIYAM_* env vars are known
+state        every process that keeps state (nlu, nlg, the ranker's two components, feedback, `naviyam.cli`)
+             has NAVIYAM_STATE__DSN from secretKeyRef naviyam-postgres/dsn (required, never composed in env);
+             no PostgreSQL password or DSN in plain env or in the ConfigMap; no serving pod mounts a volume
+             writable (state lives in PostgreSQL, the jobs write the home volumes)
 network      a default-deny ingress policy; simulated NetworkPolicies: the app namespace reaches only the router
              and feedback; router -> graph steps; ranker transformer -> fan-out, its predictor and Redis;
-             nothing else reaches Redis
+             nothing else reaches Redis; PostgreSQL only from the pods that hold its Secret and from
+             Kubeflow pipeline pods
 pdb          every serving workload has one PodDisruptionBudget that still allows an eviction
 """
 
@@ -1319,6 +1338,21 @@ def check_network(ctx: Context) -> None:
         for name in ctx.repo.fanout:
             must(peer(transformer), entry(name), "ranker fan-out")
         must(peer(transformer), ranker_predictor, "the transformer calls its predictor")
+    postgres = [w for w in wls if w.long_running
+                and any(image_basename(c.get("image", "")) == "postgres" for _, c in containers(w.pod or {}))]
+    pipeline_pod = Peer("a Kubeflow pipeline task pod", ctx.namespace or "", ns_labels, dict(KFP_POD_LABELS))
+    stranger = Peer("an unlabelled pod of the namespace", ctx.namespace or "", ns_labels, {})
+    for pg in postgres:
+        must_not(app, pg, "the state database is internal")
+        must_not(stranger, pg, "only state clients reach the state database")
+        must(pipeline_pod, pg, "the learning loop's tasks read and write state")
+        for wl in wls:
+            if wl is pg:
+                continue
+            if holds_state_secret(wl):
+                must(peer(wl), pg, f"it holds Secret {STATE_SECRET}")
+            else:
+                must_not(peer(wl), pg, f"it keeps no state (no Secret {STATE_SECRET})")
     for r in redis:
         must_not(app, r, "Redis is internal")
         for wl in wls:
@@ -1329,6 +1363,64 @@ def check_network(ctx: Context) -> None:
                 must(peer(wl), r, "it reads/writes the Feast online store")
             else:
                 must_not(peer(wl), r, "it does not use the Feast online store")
+
+
+def holds_state_secret(wl: Workload) -> bool:
+    """A pod with NAVIYAM_STATE__DSN or any key of the state Secret (the backup job's PGPASSWORD)."""
+    for _, c in containers(wl.pod or {}):
+        for e in c.get("env") or []:
+            key_ref = (e.get("valueFrom") or {}).get("secretKeyRef") or {}
+            if e.get("name") == STATE_DSN_ENV or key_ref.get("name") == STATE_SECRET:
+                return True
+    return False
+
+
+def check_state(ctx: Context, runs: dict[str, list[tuple[Workload, str]]]) -> None:
+    stateful = {(wl.ref, where) for component, found in runs.items() if component in STATE_COMPONENTS
+                for wl, where in found}
+    state_settings = (ctx.settings or {}).get("state")
+    if isinstance(state_settings, dict) and state_settings.get("dsn"):
+        ctx.error(f"ConfigMap/{CONFIG_MAP}", f"state.dsn is set in {CONFIG_KEY}: the DSN carries the password; it "
+                                             f"comes from Secret {STATE_SECRET} (key {STATE_DSN_KEY}) as {STATE_DSN_ENV}")
+    for wl in workloads(ctx.docs):
+        pod = wl.pod or {}
+        volumes = {v.get("name"): v for v in pod.get("volumes") or []}
+        for where, c in containers(pod):
+            loc = f"{wl.ref} {where} ({c.get('name')})"
+            base = image_basename(c.get("image", ""))
+            naviyam = base.startswith("naviyam-")
+            env = c.get("env") or []
+            for e in env:
+                name, key_ref = e.get("name", ""), (e.get("valueFrom") or {}).get("secretKeyRef")
+                if "value" in e and DSN_WITH_PASSWORD.search(str(e.get("value") or "")):
+                    ctx.error(loc, f"env {name}: a PostgreSQL URL with a password in plain env; put the DSN in "
+                                   f"Secret {STATE_SECRET} (key {STATE_DSN_KEY}) and reference it")
+                if name in POSTGRES_PASSWORD_ENV and not key_ref:
+                    ctx.error(loc, f"env {name}: the PostgreSQL password must come from a secretKeyRef "
+                                   f"(Secret {STATE_SECRET}, key password), never a value")
+            dsn = next((e for e in env if e.get("name") == STATE_DSN_ENV), None)
+            if dsn is not None:
+                key_ref = (dsn.get("valueFrom") or {}).get("secretKeyRef")
+                if not key_ref:
+                    ctx.error(loc, f"{STATE_DSN_ENV} must come from secretKeyRef {STATE_SECRET}/{STATE_DSN_KEY}: "
+                                   "the DSN carries the password, and no pod composes it in env")
+                elif (key_ref.get("name"), key_ref.get("key")) != (STATE_SECRET, STATE_DSN_KEY):
+                    ctx.error(loc, f"{STATE_DSN_ENV} comes from {key_ref.get('name')}/{key_ref.get('key')}; "
+                                   f"every state client reads {STATE_SECRET}/{STATE_DSN_KEY}")
+                elif key_ref.get("optional"):
+                    ctx.error(loc, f"{STATE_DSN_ENV} is optional: without the Secret the process would fall back "
+                                   "to SQLite files in the pod; make it required")
+            argv = effective_argv(c, ctx.repo.dockerfiles.get(base)) if naviyam else None
+            module = argv[2] if argv and len(argv) > 2 and argv[1] == "-m" else None
+            if ((wl.ref, where) in stateful or module in STATE_MODULES) and dsn is None:
+                ctx.error(loc, f"keeps state (memory, events, registry pointers) but has no {STATE_DSN_ENV}: it "
+                               "would write SQLite files, which several replicas on a shared volume corrupt")
+            if naviyam and wl.long_running:
+                for m in c.get("volumeMounts") or []:
+                    claim = (volumes.get(m.get("name")) or {}).get("persistentVolumeClaim")
+                    if claim and not (m.get("readOnly") or claim.get("readOnly")):
+                        ctx.error(loc, f"mounts volume {claim.get('claimName')} writable: serving pods write no "
+                                       "shared volume (state is in PostgreSQL; the jobs write the home volumes)")
 
 
 def check_pdbs(ctx: Context) -> None:
@@ -1375,6 +1467,7 @@ def validate_overlay(path: Path, repo: Repo, kubectl: str | None = None, k8s_ver
     check_mode_canary_autoscaling(ctx)
     runs = check_images_and_commands(ctx)
     check_coverage(ctx, runs)
+    check_state(ctx, runs)
     check_graph(ctx)
     check_security(ctx)
     check_knative(ctx)

@@ -55,7 +55,8 @@ def test_cli_passes_and_explains_itself():
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK:" in proc.stdout
-    assert "secrets to create before applying: naviyam-feedback/token, naviyam-redis/password" in proc.stdout
+    assert ("secrets to create before applying: naviyam-feedback/token, naviyam-postgres/dsn, "
+            "naviyam-postgres/password, naviyam-redis/password") in proc.stdout
     assert "optional secrets (features stay off without them): naviyam-admin/token" in proc.stdout
     help_text = subprocess.run([sys.executable, "-m", "tools.validate_manifests", "--help"],
                                cwd=ROOT, capture_output=True, text=True, timeout=60).stdout
@@ -466,8 +467,10 @@ def test_knative_refuses_a_writable_config_mount(sandbox):
 def test_knative_feature_flags_are_reported():
     report = vm.validate(vm.Repo.load(ROOT), ["prod"])
     flags = " ".join(n for n in report.notes if "Knative feature flag" in n)
-    for flag in ("persistent-volume-claim", "persistent-volume-write", "nodeselector", "tolerations"):
+    for flag in ("persistent-volume-claim", "nodeselector", "tolerations"):
         assert f"kubernetes.podspec-{flag}" in flags
+    # No model server writes a volume (state is in PostgreSQL): Knative's write flag is not needed.
+    assert "kubernetes.podspec-persistent-volume-write" not in flags
 
 
 def test_job_module_must_be_runnable(sandbox):
