@@ -7,7 +7,8 @@ the pipeline being defined, so no pipeline file repeats a claim name or a GPU la
   three claims of ``manifests/base/storage.yaml``, mounted whole where the batch image's Settings
   put them (``home: /var/lib/naviyam`` in ``manifests/base/config/naviyam.yaml``): without them a
   task starts on an empty filesystem. It also gets that Settings file (the ``naviyam-config``
-  ConfigMap at ``/etc/naviyam``), runs as the uid that owns those volumes (the jobs' 10001), and
+  ConfigMap at ``/etc/naviyam``), the state database's DSN from the ``naviyam-postgres`` Secret
+  (``NAVIYAM_STATE__DSN``: memory, the event log, registry pointers, loop state), runs as the uid that owns those volumes (the jobs' 10001), and
   is never cached: what it reads (new feedback, the registry's production, the serving log, the
   loop state) changes between runs with the same parameters, and most of these tasks also write
   there. Tasks without ``home`` (the ONNX re-export, notes) are pure functions of their inputs
@@ -38,6 +39,9 @@ HOME = "/var/lib/naviyam"
 CONFIG_DIR = "/etc/naviyam"
 CONFIG = f"{CONFIG_DIR}/config.yaml"
 CONFIG_MAP = "naviyam-config"
+# The state database (naviyam.storage): the DSN is read from the Secret, never from the ConfigMap.
+STATE_SECRET = "naviyam-postgres"
+STATE_ENV = {"dsn": "NAVIYAM_STATE__DSN"}
 # claim -> mount path: Settings.data_dir, models_dir (models + registry), state_dir (events, loop state)
 VOLUMES = {
     "naviyam-data": str(PurePosixPath(HOME) / "data"),
@@ -64,6 +68,7 @@ def mount_home(task: PipelineTask) -> PipelineTask:
     for claim, path in VOLUMES.items():
         kubernetes.mount_pvc(task, pvc_name=claim, mount_path=path)
     kubernetes.use_config_map_as_volume(task, config_map_name=CONFIG_MAP, mount_path=CONFIG_DIR)
+    kubernetes.use_secret_as_env(task, secret_name=STATE_SECRET, secret_key_to_env=STATE_ENV)
     kubernetes.set_security_context(task, run_as_user=RUN_AS, run_as_group=RUN_AS, run_as_non_root=True)
     return task
 

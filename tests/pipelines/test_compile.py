@@ -107,6 +107,9 @@ def test_every_task_on_live_state_mounts_the_home_and_is_never_cached(compiled, 
         assert [(c["configMapName"], c["mountPath"]) for c in config["configMapAsVolume"]] == [
             ("naviyam-config", "/etc/naviyam")]
         assert config["securityContext"] == {"runAsUser": "10001", "runAsGroup": "10001", "runAsNonRoot": True}
+        # The state database's DSN from the Secret (manifests/base/postgres.yaml), never optional.
+        assert [(e["secretName"], e["optional"], e["keyToEnv"]) for e in config["secretAsEnv"]] == [
+            ("naviyam-postgres", False, [{"envVar": "NAVIYAM_STATE__DSN", "secretKey": "dsn"}])], task_name
     assert live >= 3
 
 
