@@ -11,7 +11,7 @@ them. They need ``serving.admin_token`` and are refused (503) while none is conf
 
 `GET /metrics` (Prometheus text, no token: counts only): events stored / duplicate / refused,
 requests refused whole by reason, the version each registry channel serves, and the retrains the
-drift monitor requested (read from state/ at each scrape: the loop's jobs are not scraped).
+drift monitor requested (read from the loop store at each scrape: the loop's jobs are not scraped).
 
 Tokens are compared in constant time and never logged; logs carry counts and model names, never
 a user id, a location or a header.
@@ -32,12 +32,14 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from inference_graph.request_body import BodyTooLarge, read_body
 from naviyam.clock import Clock
 from naviyam.config import Settings
 from naviyam.data.catalog import Catalog
 from naviyam.events import EventStore
+from naviyam.loop_state import LoopState
 from naviyam.storage import events_target
 from naviyam.registry import MODEL_RE, ModelRegistry, NoVersionError
 from naviyam.schemas import TRAFFIC_HEADER, FeedbackEvent, traffic_kind, validation_problems
@@ -80,11 +82,12 @@ class FeedbackMetrics:
 
 
 class LoopStateCollector:
-    """What the model registry and the drift monitor left on disk, read at each scrape.
+    """What the model registry and the drift monitor recorded, read at each scrape.
 
     The drift monitor runs as pipeline jobs nobody scrapes; each time it finds drift (or an error
-    rate over its threshold) it appends a retrain request to state/ (pipelines.steps.request_retrain),
-    which this service, on the same volume, turns into ``naviyam_drift_retrain_requests_total``.
+    rate over its threshold) it records a retrain request in the loop store (naviyam.loop_state, via
+    pipelines.steps.request_retrain: state/loop.sqlite on the same volume, or the state database),
+    which this service turns into ``naviyam_drift_retrain_requests_total``.
     """
 
     def __init__(self, settings: Settings, registry: ModelRegistry):
@@ -99,7 +102,7 @@ class LoopStateCollector:
                     version = self.models.current_version(model, channel)
                     if version:
                         served.add_metric([model, channel, version], 1)
-        except (OSError, ValueError) as exc:  # a scrape must not fail on a half-written pointer
+        except (OSError, ValueError, SQLAlchemyError) as exc:  # a scrape must not fail on the registry
             log.debug("registry unreadable for /metrics: %s", exc)
         yield served
         requests = self._retrain_requests()
@@ -116,21 +119,13 @@ class LoopStateCollector:
                                     "When the drift monitor last requested a retrain", value=max(stamps))
 
     def _retrain_requests(self) -> list[dict]:
-        from pipelines.steps import RETRAIN_REQUESTS
-
+        """Every request the loop store holds (``state/loop.sqlite`` or the ``state.dsn`` database)."""
         try:
-            lines = (self.settings.state_dir / RETRAIN_REQUESTS).read_text(encoding="utf-8").splitlines()
-        except OSError:  # none requested yet
+            store = LoopState.from_settings(self.settings, create=False)
+            return store.requests() if store is not None else []  # None: none requested yet
+        except (OSError, SQLAlchemyError) as exc:  # a scrape must not fail on the store being away
+            log.debug("loop state unreadable for /metrics: %s", exc)
             return []
-        rows = []
-        for line in lines:
-            try:
-                row = json.loads(line)
-            except ValueError:  # a line being appended right now
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-        return rows
 
 
 def _epoch(value: Any) -> float | None:

@@ -1,10 +1,16 @@
 """Versioned model store with atomically switched ``production`` / ``canary`` pointers.
 
-Layout under ``settings.models_dir / "registry"``::
+The versions are files, on the models volume, under ``settings.models_dir / "registry"``::
 
     <model>/                     e.g. ranker (a Wide&Deep model dir), lora (a LoRA adapter dir)
         v0001/ v0002/ ...        one immutable copy of the registered directory each
             registry.json        version metadata: metrics, source, created_at, notes
+
+What points at them - the pointers, the version counter, the reload generation and the audit
+log - lives in one of two backends (same interface, same behaviour):
+
+- **files** (the default: no ``state.dsn``), beside the versions::
+
         production.json          {"version", "previous": [older productions, newest first], ...}
         canary.json              {"version", ...}; absent when no canary runs
         reload.json              {"generation", ...}: bumped by ``request_reload``; serving processes
@@ -13,11 +19,22 @@ Layout under ``settings.models_dir / "registry"``::
         events.jsonl             audit log: register / promote / canary / rollback / prune
         .lock                    fcntl lock taken by every writer
 
-Readers never lock. Pointers are replaced with ``os.replace`` (a reader sees the old or the new
-file, never half of one) and a version directory appears with one ``rename``, so a serving
-process that calls ``resolve()`` while a pipeline promotes or rolls back always gets a complete,
-existing model directory. Writers (register, promote, start/stop canary, rollback, prune) hold an
-exclusive ``fcntl.flock``, which serialises them across threads and processes.
+  Readers never lock. Pointers are replaced with ``os.replace`` (a reader sees the old or the
+  new file, never half of one). Writers hold an exclusive ``fcntl.flock``, which serialises them
+  across threads and processes of one machine (not dependably over NFS: use a database there).
+- **database** (``state.dsn`` set: PostgreSQL; a SQLite path works the same), naviyam.storage
+  store ``registry``: tables ``registry_models`` (counter, reload generation),
+  ``registry_pointers`` (one row per model and channel) and ``registry_audit``. Every write is one
+  transaction - the pointer switch together with its audit row - and writers of one model queue
+  on a PostgreSQL advisory lock (SQLite: ``BEGIN IMMEDIATE``). A reader's poll is one primary-key
+  SELECT and sees the committed pointer before or after a switch, never a mix. The first time a
+  process opens a database over a file registry, the pointers, counter, reload generation and
+  audit log of each model the database does not know yet are copied in (the files stay; switch
+  every writer at once).
+
+Either way a version directory appears with one ``rename`` before any pointer can name it, so a
+serving process that calls ``resolve()`` while a pipeline promotes or rolls back always gets a
+complete, existing model directory.
 
 ``keep_last`` versions are kept; older ones are deleted unless a pointer (production, canary,
 or the rollback history) still refers to them.
@@ -42,6 +59,9 @@ from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
+from sqlalchemy import delete, select, update
+
+from naviyam import storage
 from naviyam.config import RegistrySettings
 
 log = logging.getLogger(__name__)
@@ -104,19 +124,270 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-class ModelRegistry:
-    def __init__(self, root: Path, keep_last: int = 5) -> None:
-        if keep_last < 1:
-            raise ValueError("keep_last must be >= 1")
-        self.root = Path(root)
-        self.keep_last = keep_last
+class _FileState:
+    """Pointers, counter, reload generation and audit log as files beside the versions."""
+
+    def __init__(self, registry: "ModelRegistry") -> None:
+        self.registry = registry
         # (model, channel) -> ((inode, mtime_ns, size), version): current_version() re-reads a
         # pointer only when the file was replaced.
         self._cache: dict[tuple[str, str], tuple[tuple[int, int, int], str | None]] = {}
 
+    def pointer(self, model: str, channel: str) -> dict | None:
+        data = _read_json(self.registry._pointer(model, channel))
+        return data if data and data.get("version") else None
+
+    def current_version(self, model: str, channel: str) -> str | None:
+        return self._cached_field(model, channel, self.registry._pointer(model, channel), "version")
+
+    def reload_generation(self, model: str) -> int:
+        path = self.registry.model_root(model) / "reload.json"
+        return int(self._cached_field(model, "reload", path, "generation") or 0)
+
+    def serving_state(self, model: str, channel: str) -> tuple[str | None, int]:
+        generation = self.reload_generation(model)
+        return self.current_version(model, channel), generation
+
+    def _cached_field(self, model: str, key: str, path: Path, field_name: str) -> Any:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            self._cache.pop((model, key), None)
+            return None
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        hit = self._cache.get((model, key))
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        data = _read_json(path)
+        value = data.get(field_name) if data else None
+        self._cache[(model, key)] = (stamp, value)
+        return value
+
+    def audit(self, model: str) -> list[dict]:
+        try:
+            lines = (self.registry.model_root(model) / "events.jsonl").read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        events = []
+        for line in lines:
+            with contextlib.suppress(ValueError):  # a line being appended right now
+                events.append(json.loads(line))
+        return [e for e in events if isinstance(e, dict)]
+
+    @contextlib.contextmanager
+    def writing(self, model: str) -> Iterator["_FileWrite"]:
+        root = self.registry.model_root(model)
+        root.mkdir(parents=True, exist_ok=True)
+        with open(root / ".lock", "a+") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield _FileWrite(self, model, root)
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+class _FileWrite:
+    """One writer's view of a model while it holds the model's ``.lock``."""
+
+    def __init__(self, state: _FileState, model: str, root: Path) -> None:
+        self.state, self.model, self.root = state, model, root
+
+    def pointer(self, channel: str) -> dict | None:
+        return self.state.pointer(self.model, channel)
+
+    def current_version(self, channel: str) -> str | None:
+        return self.state.current_version(self.model, channel)
+
+    def set_pointer(self, channel: str, data: dict) -> None:
+        _write_json_atomic(self.state.registry._pointer(self.model, channel), data)
+
+    def clear(self, channel: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.state.registry._pointer(self.model, channel))
+        self.state._cache.pop((self.model, channel), None)
+
+    def last_number(self) -> int:
+        return int((_read_json(self.root / "counter.json") or {}).get("last", 0))
+
+    def set_last_number(self, number: int) -> None:
+        _write_json_atomic(self.root / "counter.json", {"last": number})
+        _fsync_dir(self.root)
+
+    def reload_generation(self) -> int:
+        return int((_read_json(self.root / "reload.json") or {}).get("generation", 0))
+
+    def set_reload(self, data: dict) -> None:
+        _write_json_atomic(self.root / "reload.json", data)
+
+    def audit(self, action: str, **fields: Any) -> None:
+        line = json.dumps({"at": _now(), "action": action, **fields}, ensure_ascii=False, default=str)
+        with open(self.root / "events.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+
+class _DatabaseState:
+    """Pointers, counter, reload generation and audit log in the ``registry`` store (naviyam.storage)."""
+
+    def __init__(self, registry: "ModelRegistry", target: str | Path) -> None:
+        self.registry, self.target = registry, target
+        storage.shared_store(target, "registry")
+        self._import_file_registry()
+
+    @property
+    def engine(self):
+        return storage.shared_store(self.target, "registry")  # per process: a fork gets its own
+
+    def _read(self, query) -> Any:
+        with storage.reader(self.engine).connect() as conn:
+            return conn.execute(query).first()
+
+    def pointer(self, model: str, channel: str) -> dict | None:
+        p = storage.REGISTRY_POINTERS.c
+        row = self._read(select(p.data).where(p.model == model, p.channel == channel))
+        return json.loads(row.data) if row else None
+
+    def current_version(self, model: str, channel: str) -> str | None:
+        p = storage.REGISTRY_POINTERS.c
+        row = self._read(select(p.version).where(p.model == model, p.channel == channel))
+        return row.version if row else None
+
+    def reload_generation(self, model: str) -> int:
+        m = storage.REGISTRY_MODELS.c
+        row = self._read(select(m.reload_generation).where(m.model == model))
+        return int(row.reload_generation) if row else 0
+
+    def serving_state(self, model: str, channel: str) -> tuple[str | None, int]:
+        """Both in one statement (two primary-key lookups): what a serving process polls."""
+        p, m = storage.REGISTRY_POINTERS.c, storage.REGISTRY_MODELS.c
+        version = select(p.version).where(p.model == model, p.channel == channel).scalar_subquery()
+        generation = select(m.reload_generation).where(m.model == model).scalar_subquery()
+        row = self._read(select(version.label("version"), generation.label("generation")))
+        return row.version, int(row.generation or 0)
+
+    def audit(self, model: str) -> list[dict]:
+        a = storage.REGISTRY_AUDIT.c
+        with storage.reader(self.engine).connect() as conn:
+            rows = conn.execute(select(a.at, a.action, a.data).where(a.model == model).order_by(a.id)).all()
+        return [{"at": at, "action": action, **json.loads(data)} for at, action, data in rows]
+
+    @contextlib.contextmanager
+    def writing(self, model: str) -> Iterator["_DatabaseWrite"]:
+        with self.engine.begin() as conn:
+            storage.serialise_writers(conn, storage.LOCK_REGISTRY, model)
+            conn.execute(storage.insert_ignoring_duplicates(conn, storage.REGISTRY_MODELS),
+                         {"model": model, "last_number": 0, "reload_generation": 0, "updated_at": _now()})
+            yield _DatabaseWrite(conn, model)
+
+    def _import_file_registry(self) -> None:
+        """Copies in what a file registry under ``root`` recorded, for models the database does not
+        know yet (once per process and root)."""
+        key = (os.getpid(), str(self.target), str(self.registry.root))
+        if key in _IMPORTED:
+            return
+        m = storage.REGISTRY_MODELS.c
+        for model in self.registry.models():
+            root = self.registry.model_root(model)
+            files = [root / f"{name}.json" for name in (*CHANNELS, "counter", "reload")] + [root / "events.jsonl"]
+            if not any(f.exists() for f in files):
+                continue
+            with self.engine.begin() as conn:
+                storage.serialise_writers(conn, storage.LOCK_REGISTRY, model)
+                if conn.execute(select(m.model).where(m.model == model)).first():
+                    continue
+                reload = _read_json(root / "reload.json") or {}
+                conn.execute(storage.REGISTRY_MODELS.insert().values(
+                    model=model, last_number=int((_read_json(root / "counter.json") or {}).get("last", 0)),
+                    reload_generation=int(reload.get("generation", 0)),
+                    reload=json.dumps(reload, ensure_ascii=False, default=str) if reload else None,
+                    updated_at=_now()))
+                events = [dict(e) for e in _FileState(self.registry).audit(model)]
+                if events:
+                    conn.execute(storage.REGISTRY_AUDIT.insert(), [
+                        {"model": model, "at": str(e.pop("at", "")), "action": str(e.pop("action", "")),
+                         "data": json.dumps(e, ensure_ascii=False, default=str)} for e in events])
+                write = _DatabaseWrite(conn, model)
+                for channel in CHANNELS:
+                    data = _read_json(root / f"{channel}.json")
+                    if data and data.get("version"):
+                        write.set_pointer(channel, data)
+                write.audit("import_files", source=str(root))
+            log.info("registry database: imported the file pointers of %s from %s", model, root)
+        _IMPORTED.add(key)
+
+
+_IMPORTED: set[tuple[int, str, str]] = set()
+
+
+class _DatabaseWrite:
+    """One writer's view of a model inside its transaction (advisory lock held on PostgreSQL)."""
+
+    def __init__(self, conn: Any, model: str) -> None:
+        self.conn, self.model = conn, model
+        self._p, self._m = storage.REGISTRY_POINTERS, storage.REGISTRY_MODELS
+
+    def pointer(self, channel: str) -> dict | None:
+        p = self._p.c
+        row = self.conn.execute(select(p.data).where(p.model == self.model, p.channel == channel)).first()
+        return json.loads(row.data) if row else None
+
+    def current_version(self, channel: str) -> str | None:
+        return (self.pointer(channel) or {}).get("version")
+
+    def set_pointer(self, channel: str, data: dict) -> None:
+        row = {"model": self.model, "channel": channel, "version": data["version"],
+               "data": json.dumps(data, ensure_ascii=False, default=str), "updated_at": _now()}
+        self.conn.execute(storage.insert_or_update(self.conn, self._p, ("version", "data", "updated_at")), row)
+
+    def clear(self, channel: str) -> None:
+        p = self._p.c
+        self.conn.execute(delete(self._p).where(p.model == self.model, p.channel == channel))
+
+    def _models_row(self):
+        m = self._m.c
+        return self.conn.execute(select(m.last_number, m.reload_generation).where(m.model == self.model)).one()
+
+    def last_number(self) -> int:
+        return int(self._models_row().last_number)
+
+    def set_last_number(self, number: int) -> None:
+        self.conn.execute(update(self._m).where(self._m.c.model == self.model)
+                          .values(last_number=number, updated_at=_now()))
+
+    def reload_generation(self) -> int:
+        return int(self._models_row().reload_generation)
+
+    def set_reload(self, data: dict) -> None:
+        self.conn.execute(update(self._m).where(self._m.c.model == self.model).values(
+            reload_generation=int(data["generation"]), reload=json.dumps(data, ensure_ascii=False, default=str),
+            updated_at=_now()))
+
+    def audit(self, action: str, at: str | None = None, **fields: Any) -> None:
+        self.conn.execute(storage.REGISTRY_AUDIT.insert().values(
+            model=self.model, at=at or _now(), action=action,
+            data=json.dumps(fields, ensure_ascii=False, default=str)))
+
+
+class ModelRegistry:
+    def __init__(self, root: Path, keep_last: int = 5, dsn: str | Path | None = None) -> None:
+        """``dsn``: where the pointers live - a PostgreSQL DSN (or a SQLite path); None: as files
+        beside the versions under ``root``. The versions themselves are always under ``root``."""
+        if keep_last < 1:
+            raise ValueError("keep_last must be >= 1")
+        self.root = Path(root)
+        self.keep_last = keep_last
+        self.dsn = dsn
+        self._state: _FileState | _DatabaseState = _FileState(self) if dsn is None else _DatabaseState(self, dsn)
+
     @classmethod
     def from_settings(cls, settings: Any) -> "ModelRegistry":
-        return cls(Path(settings.models_dir) / "registry", registry_settings(settings).keep_last)
+        """The home's registry; its pointers in the state database when ``state.dsn`` is set."""
+        dsn = storage.registry_target(settings) if getattr(settings, "state", None) is not None else None
+        return cls(Path(settings.models_dir) / "registry", registry_settings(settings).keep_last, dsn=dsn)
+
+    @property
+    def backend(self) -> str:
+        """``files``, or the database's dialect (``postgresql``, ``sqlite``)."""
+        return "files" if self.dsn is None else storage.backend_of(self.dsn)
 
     # ----------------------------------------------------------------------------- paths
     def model_root(self, model: str) -> Path:
@@ -134,21 +405,19 @@ class ModelRegistry:
             raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
         return self.model_root(model) / f"{channel}.json"
 
-    @contextlib.contextmanager
-    def _locked(self, model: str) -> Iterator[Path]:
-        root = self.model_root(model)
-        root.mkdir(parents=True, exist_ok=True)
-        with open(root / ".lock", "a+") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield root
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    @staticmethod
+    def _channel(channel: str) -> str:
+        if channel not in CHANNELS:
+            raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
+        return channel
 
-    def _audit(self, model: str, action: str, **fields: Any) -> None:
-        line = json.dumps({"at": _now(), "action": action, **fields}, ensure_ascii=False, default=str)
-        with open(self.model_root(model) / "events.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(line + "\n")
+    @contextlib.contextmanager
+    def _writing(self, model: str):
+        """The model's writers one at a time (files: ``fcntl.flock``; database: one transaction,
+        advisory lock on PostgreSQL); everything written inside is committed together."""
+        self.model_root(model).mkdir(parents=True, exist_ok=True)
+        with self._state.writing(model) as write:
+            yield write
 
     # ----------------------------------------------------------------------------- reads
     def models(self) -> list[str]:
@@ -171,33 +440,32 @@ class ModelRegistry:
         return meta
 
     def pointer(self, model: str, channel: Channel = "production") -> dict | None:
-        """The pointer file's content, or None when the channel is empty."""
-        data = _read_json(self._pointer(model, channel))
-        return data if data and data.get("version") else None
+        """The pointer's content, or None when the channel is empty."""
+        self.model_root(model)
+        return self._state.pointer(model, self._channel(channel))
 
     def current_version(self, model: str, channel: Channel = "production") -> str | None:
         """The version a channel points at (None when empty). Cheap enough to poll per request:
-        one ``stat``; the file is read again only after a pointer switch replaced it."""
-        return self._cached_field(model, channel, self._pointer(model, channel), "version")
+        files: one ``stat``, the file read again only after a pointer switch replaced it;
+        database: one primary-key SELECT."""
+        self.model_root(model)
+        return self._state.current_version(model, self._channel(channel))
 
     def reload_generation(self, model: str) -> int:
         """How many reloads of ``model`` were requested (0: none); polled like ``current_version``."""
-        return int(self._cached_field(model, "reload", self.model_root(model) / "reload.json", "generation") or 0)
+        self.model_root(model)
+        return self._state.reload_generation(model)
 
-    def _cached_field(self, model: str, key: str, path: Path, field_name: str) -> Any:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            self._cache.pop((model, key), None)
-            return None
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        hit = self._cache.get((model, key))
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
-        data = _read_json(path)
-        value = data.get(field_name) if data else None
-        self._cache[(model, key)] = (stamp, value)
-        return value
+    def serving_state(self, model: str, channel: Channel = "production") -> tuple[str | None, int]:
+        """``(current_version, reload_generation)`` in one read: what ``HotModel`` polls."""
+        self.model_root(model)
+        return self._state.serving_state(model, self._channel(channel))
+
+    def audit(self, model: str) -> list[dict]:
+        """The audit log, oldest first: ``{"at", "action", ...}`` per register / promote /
+        start_canary / stop_canary / rollback / request_reload / prune."""
+        self.model_root(model)
+        return self._state.audit(model)
 
     def resolve(self, model: str, channel: Channel = "production") -> Path:
         """Directory of the version the channel points at; ``NoVersionError`` when empty."""
@@ -225,10 +493,10 @@ class ModelRegistry:
         src_dir = Path(src_dir)
         if not src_dir.is_dir():
             raise RegistryError(f"{src_dir} is not a directory")
-        with self._locked(model) as root:
+        with self._writing(model) as write:
+            root = self.model_root(model)
             existing = self.versions(model)
-            counter = _read_json(root / "counter.json") or {}
-            number = max([int(v[1:]) for v in existing] + [int(counter.get("last", 0))]) + 1
+            number = max([int(v[1:]) for v in existing] + [write.last_number()]) + 1
             version = f"v{number:04d}"
             staging = root / f".staging-{uuid.uuid4().hex}"
             try:
@@ -240,15 +508,14 @@ class ModelRegistry:
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
-            _write_json_atomic(root / "counter.json", {"last": number})
-            _fsync_dir(root)
-            self._audit(model, "register", version=version, source=str(src_dir))
-            self._prune(model)
+            write.set_last_number(number)
+            write.audit("register", version=version, source=str(src_dir))
+            self._prune(model, write)
         log.info("registered %s %s from %s", model, version, src_dir)
         return version
 
     def update_metadata(self, model: str, version: str, **fields: Any) -> dict:
-        with self._locked(model):
+        with self._writing(model):
             meta = self.metadata(model, version)
             meta.update(fields)
             _write_json_atomic(self.version_dir(model, version) / VERSION_META, meta)
@@ -257,41 +524,42 @@ class ModelRegistry:
     def promote(self, model: str, version: str, reason: str = "") -> dict:
         """Points ``production`` at ``version``; the old production becomes the rollback target.
         A canary of the same version ends (it is production now)."""
-        with self._locked(model):
+        with self._writing(model) as write:
             self._require(model, version)
-            current = self.pointer(model, "production") or {}
+            current = write.pointer("production") or {}
             previous = list(current.get("previous") or [])
             if current.get("version") and current["version"] != version:
                 previous = [current["version"], *[v for v in previous if v != current["version"]]]
             previous = [v for v in previous if v != version][:HISTORY_LIMIT]
             data = {"version": version, "previous": previous, "updated_at": _now(), "reason": reason}
-            _write_json_atomic(self._pointer(model, "production"), data)
-            if self.current_version(model, "canary") == version:
-                self._clear(model, "canary")
-            self._audit(model, "promote", version=version, replaced=current.get("version"), reason=reason)
+            write.set_pointer("production", data)
+            if write.current_version("canary") == version:
+                write.clear("canary")
+            write.audit("promote", version=version, replaced=current.get("version"), reason=reason)
         log.info("%s production -> %s (was %s)", model, version, current.get("version"))
         return data
 
     def start_canary(self, model: str, version: str, percent: int = 10, reason: str = "") -> dict:
         if not 0 < percent < 100:
             raise ValueError("canary percent must be in 1..99")
-        with self._locked(model):
+        with self._writing(model) as write:
             self._require(model, version)
-            if self.current_version(model, "production") == version:
+            production = write.current_version("production")
+            if production == version:
                 raise RegistryError(f"{model} {version} is already production")
             data = {"version": version, "percent": int(percent), "started_at": _now(), "reason": reason,
-                    "production": self.current_version(model, "production")}
-            _write_json_atomic(self._pointer(model, "canary"), data)
-            self._audit(model, "start_canary", version=version, percent=percent, reason=reason)
+                    "production": production}
+            write.set_pointer("canary", data)
+            write.audit("start_canary", version=version, percent=percent, reason=reason)
         return data
 
     def stop_canary(self, model: str, reason: str = "") -> str | None:
         """Ends the canary without promoting it (traffic goes back to production)."""
-        with self._locked(model):
-            version = self.current_version(model, "canary")
+        with self._writing(model) as write:
+            version = write.current_version("canary")
             if version:
-                self._clear(model, "canary")
-                self._audit(model, "stop_canary", version=version, reason=reason)
+                write.clear("canary")
+                write.audit("stop_canary", version=version, reason=reason)
         return version
 
     def promote_canary(self, model: str, reason: str = "") -> str:
@@ -303,8 +571,8 @@ class ModelRegistry:
 
     def rollback(self, model: str, reason: str = "") -> str:
         """Production goes back to the previous production; any canary stops. Returns the version."""
-        with self._locked(model):
-            current = self.pointer(model, "production")
+        with self._writing(model) as write:
+            current = write.pointer("production")
             previous = list((current or {}).get("previous") or [])
             previous = [v for v in previous if self.version_dir(model, v).is_dir()]
             if current is None or not previous:
@@ -312,9 +580,9 @@ class ModelRegistry:
             target, rest = previous[0], previous[1:]
             data = {"version": target, "previous": rest, "updated_at": _now(),
                     "reason": reason or "rollback", "rolled_back_from": current["version"]}
-            _write_json_atomic(self._pointer(model, "production"), data)
-            self._clear(model, "canary")
-            self._audit(model, "rollback", version=target, rolled_back_from=current["version"], reason=reason)
+            write.set_pointer("production", data)
+            write.clear("canary")
+            write.audit("rollback", version=target, rolled_back_from=current["version"], reason=reason)
         log.warning("%s rolled back %s -> %s (%s)", model, current["version"], target, reason)
         return target
 
@@ -322,11 +590,10 @@ class ModelRegistry:
         """Asks every process serving ``model`` (any channel) to load it again at its next pointer
         check, even when the version did not change: e.g. the unregistered build directory
         (``models_dir/<model>``) was retrained in place. Returns the new reload generation."""
-        with self._locked(model) as root:
-            generation = int((_read_json(root / "reload.json") or {}).get("generation", 0)) + 1
-            _write_json_atomic(root / "reload.json", {"generation": generation, "requested_at": _now(),
-                                                      "reason": reason})
-            self._audit(model, "request_reload", generation=generation, reason=reason)
+        with self._writing(model) as write:
+            generation = write.reload_generation() + 1
+            write.set_reload({"generation": generation, "requested_at": _now(), "reason": reason})
+            write.audit("request_reload", generation=generation, reason=reason)
         log.info("%s reload requested (generation %d)", model, generation)
         return generation
 
@@ -334,17 +601,12 @@ class ModelRegistry:
         if not (self.version_dir(model, version) / VERSION_META).is_file():
             raise NoVersionError(f"{model} has no version {version}")
 
-    def _clear(self, model: str, channel: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._pointer(model, channel))
-        self._cache.pop((model, channel), None)
-
-    def _prune(self, model: str) -> list[str]:
-        """Deletes versions beyond ``keep_last`` that no pointer refers to (lock held)."""
+    def _prune(self, model: str, write: Any) -> list[str]:
+        """Deletes versions beyond ``keep_last`` that no pointer refers to (writer's lock held)."""
         versions = self.versions(model)
         pinned = set()
         for channel in CHANNELS:
-            data = self.pointer(model, channel) or {}
+            data = write.pointer(channel) or {}
             pinned.add(data.get("version"))
             pinned.update(data.get("previous") or [])
         keep = set(versions[-self.keep_last:]) | pinned
@@ -362,7 +624,7 @@ class ModelRegistry:
             shutil.rmtree(doomed, ignore_errors=True)
             removed.append(version)
         if removed:
-            self._audit(model, "prune", versions=removed)
+            write.audit("prune", versions=removed)
         return removed
 
 
@@ -443,9 +705,9 @@ class HotModel(Generic[T]):
         try:
             if not force and not self._stale():
                 return False
-            generation = self.registry.reload_generation(self.model)
-            wanted = self.registry.current_version(self.model, self.channel)
+            wanted = None
             try:
+                wanted, generation = self.registry.serving_state(self.model, self.channel)
                 if wanted is None:
                     if self._fallback is None or self.channel == "canary":
                         return False
@@ -469,6 +731,15 @@ class HotModel(Generic[T]):
             self._reload_lock.release()
 
     def _stale(self) -> bool:
+        """Whether the registry points elsewhere (one read of it). A registry that cannot be read
+        now (the database restarting) is not a reason to stop serving: logged, checked again later."""
         current = self._current
-        return (current is None or current.version != self.registry.current_version(self.model, self.channel)
-                or self._generation != self.registry.reload_generation(self.model))
+        if current is None:
+            return True
+        try:
+            version, generation = self.registry.serving_state(self.model, self.channel)
+        except Exception:  # noqa: BLE001 - keep serving the model we have
+            log.warning("%s %s: registry check failed; still serving %s", self.model, self.channel,
+                        current.version, exc_info=True)
+            return False
+        return current.version != version or self._generation != generation

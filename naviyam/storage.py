@@ -6,6 +6,11 @@
 - **PostgreSQL** (a cluster, where several replicas write at once): ``state.dsn`` =
   ``postgresql+psycopg://user:password@host:5432/naviyam`` (``postgresql://`` is read the same).
 
+The stores: ``memory`` (conversation turns), ``events`` (interactions, feedback), ``loop`` (the
+learning loop's state and retrain requests: naviyam.loop_state, ``loop.sqlite``) and ``registry``
+(the model registry's pointers, version counter, reload generation and audit log: naviyam.registry;
+only with a DSN, else the registry keeps them as files beside the versions).
+
 Both are SQLAlchemy Core over the same ``Table`` definitions, so every query is written once.
 The schema is versioned: ``MIGRATIONS`` are numbered and applied in order, once, recorded in
 ``naviyam_schema``; on PostgreSQL an advisory lock makes concurrent starts apply them once.
@@ -15,6 +20,9 @@ the same steps.
 from __future__ import annotations
 
 import logging
+import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -62,15 +70,62 @@ FEEDBACK = Table(
     Column("client_time", Text),
     Column("traffic", Text, nullable=False, server_default="live"),
 )
+# The model registry (naviyam.registry) with a database: the versions' files stay on the models
+# volume; what points at them, and what was done to them, is here.
+REGISTRY_MODELS = Table(
+    "registry_models", METADATA,
+    Column("model", String(64), primary_key=True),
+    Column("last_number", Integer, nullable=False),        # last version number handed out (never reused)
+    Column("reload_generation", Integer, nullable=False),  # bumped by request_reload
+    Column("reload", Text),                                # the last reload request (JSON)
+    Column("updated_at", Text, nullable=False),
+)
+REGISTRY_POINTERS = Table(
+    "registry_pointers", METADATA,
+    Column("model", String(64), primary_key=True),
+    Column("channel", String(20), primary_key=True),       # production | canary; no row: the channel is empty
+    Column("version", String(20), nullable=False),
+    Column("data", Text, nullable=False),                  # the pointer (JSON: version, previous, reason ...)
+    Column("updated_at", Text, nullable=False),
+)
+REGISTRY_AUDIT = Table(
+    "registry_audit", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(64), nullable=False),
+    Column("at", Text, nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("data", Text, nullable=False),                  # the event's other fields (JSON)
+)
+# The learning loop (naviyam.loop_state).
+LOOP_STATE = Table(
+    "loop_state", METADATA,
+    Column("key", String(200), primary_key=True),
+    Column("value", Text, nullable=False),                 # JSON
+    Column("updated_at", Text, nullable=False),
+)
+RETRAIN_REQUESTS = Table(
+    "retrain_requests", METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("status", String(20), nullable=False),          # requested | submitted | running | done
+    Column("data", Text, nullable=False),                  # the request's other fields (JSON: the KFP run ...)
+    Column("updated_at", Text, nullable=False),
+)
 SCHEMA_VERSIONS = Table(
     "naviyam_schema", METADATA,
-    Column("store", String(40), primary_key=True),   # memory | events: one server database holds both
+    Column("store", String(40), primary_key=True),   # memory | events | loop | registry: one server database holds all
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("name", String(200), nullable=False),
     Column("applied_at", Text, nullable=False),
 )
-STORE_TABLES = {"memory": (TURNS,), "events": (INTERACTIONS, FEEDBACK)}
+STORE_TABLES = {"memory": (TURNS,), "events": (INTERACTIONS, FEEDBACK), "loop": (LOOP_STATE, RETRAIN_REQUESTS),
+                "registry": (REGISTRY_MODELS, REGISTRY_POINTERS, REGISTRY_AUDIT)}
 _PG_MIGRATION_LOCK = 7_204_611  # any constant: the advisory lock every starting process takes
+# First key of the two-key advisory locks writers take (the second: hashtext of what they write);
+# two-key locks never collide with one-key ones (migrations, conversations in naviyam.memory).
+LOCK_REGISTRY = 7_204_612   # one model's pointers
+LOCK_LOOP = 7_204_613       # the learning loop's state
 
 
 def _create_tables(conn: Connection, tables: tuple[Table, ...]) -> None:
@@ -99,10 +154,19 @@ def _indexes(conn: Connection, tables: tuple[Table, ...]) -> None:
         conn.execute(text("CREATE INDEX IF NOT EXISTS feedback_created ON feedback(created_at)"))
 
 
+def _state_indexes(conn: Connection, tables: tuple[Table, ...]) -> None:
+    """The registry's audit log is read per model; the loop reads its pending retrain requests."""
+    if REGISTRY_AUDIT in tables:
+        conn.execute(text("CREATE INDEX IF NOT EXISTS registry_audit_model ON registry_audit(model, id)"))
+    if RETRAIN_REQUESTS in tables:
+        conn.execute(text("CREATE INDEX IF NOT EXISTS retrain_requests_status ON retrain_requests(status, id)"))
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection, tuple[Table, ...]], None]], ...] = (
     (1, "tables", _create_tables),
     (2, "columns added after the first release", _added_columns),
     (3, "indexes", _indexes),
+    (4, "registry and learning-loop indexes", _state_indexes),
 )
 
 
@@ -167,6 +231,57 @@ def open_store(target: str | Path, store: str) -> Engine:
     return engine
 
 
+_SHARED: "OrderedDict[tuple[int, str], Engine]" = OrderedDict()
+_SHARED_MIGRATED: set[tuple[int, str, str]] = set()
+_SHARED_LOCK = threading.Lock()
+SHARED_ENGINES = 8  # engines kept per process (each holds a small pool); the least recently used goes
+
+
+def shared_store(target: str | Path, store: str) -> Engine:
+    """``open_store`` for objects made often (a registry per pipeline step, a loop-state store per
+    call): one engine per target and process, its store migrated once. A forked child makes its own
+    (the parent's pooled connections are never used there)."""
+    key = (os.getpid(), str(target))
+    with _SHARED_LOCK:
+        engine = _SHARED.get(key)
+        if engine is None:
+            engine = _SHARED[key] = make_engine(target)
+            while len(_SHARED) > SHARED_ENGINES:
+                (pid, old_target), old = _SHARED.popitem(last=False)
+                _SHARED_MIGRATED.difference_update({m for m in _SHARED_MIGRATED if m[:2] == (pid, old_target)})
+                old.dispose()
+        _SHARED.move_to_end(key)
+        if (*key, store) not in _SHARED_MIGRATED:
+            migrate(engine, store)
+            _SHARED_MIGRATED.add((*key, store))
+    return engine
+
+
+def _forget_shared_engines() -> None:
+    for engine in _SHARED.values():
+        engine.dispose(close=False)  # the parent's connections: left to the parent
+    _SHARED.clear()
+    _SHARED_MIGRATED.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_shared_engines)
+
+
+def serialise_writers(conn: Connection, namespace: int, key: str) -> None:
+    """Queues this transaction behind any other writing ``key`` (PostgreSQL: a transaction-level
+    advisory lock, released at commit or rollback). SQLite needs nothing: every transaction is
+    ``BEGIN IMMEDIATE``, which already serialises all writers of the file."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:n, hashtext(:k))"), {"n": namespace, "k": key})
+
+
+def reader(engine: Engine) -> Engine:
+    """The engine for one-statement reads polled often: on PostgreSQL without a transaction around
+    them (no BEGIN / ROLLBACK round trips); on SQLite as it is."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
+
+
 def store_exists(target: str | Path) -> bool:
     """A server store always exists (its schema is made on open); a SQLite file only once written."""
     return is_dsn(target) or Path(target).exists()
@@ -180,6 +295,15 @@ def events_target(settings) -> str | Path:
     return settings.state.dsn or settings.state_dir / "events.sqlite"
 
 
+def loop_target(settings) -> str | Path:
+    return settings.state.dsn or settings.state_dir / "loop.sqlite"
+
+
+def registry_target(settings) -> str | None:
+    """The registry's pointers in the database only with a DSN; else as files (naviyam.registry)."""
+    return settings.state.dsn or None
+
+
 def insert_ignoring_duplicates(engine: Engine, table: Table, returning: bool = False):
     """``INSERT ... ON CONFLICT DO NOTHING`` in the engine's dialect (a retried write is stored
     once). With ``returning`` the statement returns the primary key of a row it stored, which is
@@ -190,3 +314,14 @@ def insert_ignoring_duplicates(engine: Engine, table: Table, returning: bool = F
         from sqlalchemy.dialects.sqlite import insert
     stmt = insert(table).on_conflict_do_nothing()
     return stmt.returning(*table.primary_key.columns) if returning else stmt
+
+
+def insert_or_update(engine: Engine | Connection, table: Table, update: tuple[str, ...]):
+    """``INSERT ... ON CONFLICT (primary key) DO UPDATE`` of the ``update`` columns (an upsert)."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(table)
+    return stmt.on_conflict_do_update(index_elements=[c.name for c in table.primary_key.columns],
+                                      set_={name: stmt.excluded[name] for name in update})

@@ -10,7 +10,6 @@ import html
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from datetime import datetime, timezone
@@ -21,14 +20,16 @@ import numpy as np
 import pandas as pd
 
 from naviyam.config import Settings
+from naviyam.loop_state import LEGACY_REQUESTS_FILE, LEGACY_STATE_FILE, LoopState
 from naviyam.registry import ModelRegistry, NoVersionError
 
 log = logging.getLogger(__name__)
 
 RANKER = "ranker"
 LORA = "lora"
-LOOP_STATE = "learning_loop.json"
-RETRAIN_REQUESTS = "retrain_requests.jsonl"
+# Where the loop kept its state before naviyam.loop_state (taken in, once, from an older home).
+LOOP_STATE = LEGACY_STATE_FILE
+RETRAIN_REQUESTS = LEGACY_REQUESTS_FILE
 GATE_METRICS = ("ndcg@5", "precision@5")   # B-2B: promote at +2 % on either (pipeline parameter)
 DEFAULT_CANARY_PERCENT = 10                # B-3: 10 % of the traffic to the new model
 
@@ -52,19 +53,18 @@ def store_path(settings: Settings) -> Path | str:
     return events_target(settings)
 
 
+def loop_state(settings: Settings) -> LoopState:
+    """The loop's state and retrain requests: ``state/loop.sqlite``, or the ``state.dsn`` database."""
+    return LoopState.from_settings(settings)
+
+
 def read_state(settings: Settings) -> dict:
-    path = settings.state_dir / LOOP_STATE
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return loop_state(settings).read()
 
 
 def update_state(settings: Settings, **fields: Any) -> dict:
-    state = read_state(settings)
-    state.update(fields)
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = settings.state_dir / f".{LOOP_STATE}.tmp"
-    tmp.write_text(json.dumps(state, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, settings.state_dir / LOOP_STATE)
-    return state
+    """Sets ``fields`` (the other keys stay) atomically; the state after it."""
+    return loop_state(settings).update(**fields)
 
 
 def _clean(value: Any) -> Any:
@@ -748,31 +748,15 @@ def request_retrain(settings: Settings, reason: str, *, host: str = "", until: s
         from pipelines.run import submit
 
         entry.update(status="submitted", run=submit("retrain", host=host, params=params))
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    with open(settings.state_dir / RETRAIN_REQUESTS, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
-    if until:
-        update_state(settings, drift_handled_until=until)
+    # The request and the turns it handles, recorded together.
+    loop_state(settings).add_request(entry, **({"drift_handled_until": until} if until else {}))
     return entry
 
 
 def pending_retrain_requests(settings: Settings) -> list[dict]:
-    path = settings.state_dir / RETRAIN_REQUESTS
-    if not path.exists():
-        return []
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [r for r in rows if r.get("status") == "requested"]
+    return loop_state(settings).requests(status="requested")
 
 
 def mark_retrain_requests(settings: Settings, status: str, current: str = "requested") -> None:
     """Moves the requests in state ``current`` to ``status`` (requested -> running -> done)."""
-    path = settings.state_dir / RETRAIN_REQUESTS
-    if not path.exists():
-        return
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    for r in rows:
-        if r.get("status") == current:
-            r["status"] = status
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    os.replace(tmp, path)
+    loop_state(settings).mark_requests(status, current=current)

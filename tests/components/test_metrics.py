@@ -69,7 +69,7 @@ def test_metrics_need_no_token_and_tell_nothing_personal(feedback):
 
 
 def test_registry_channels_and_drift_retrain_requests_are_read_at_scrape_time(feedback, tmp_path):
-    from pipelines.steps import RETRAIN_REQUESTS
+    from naviyam.loop_state import LoopState
 
     c = feedback.client
     m = scrape(c)
@@ -83,11 +83,9 @@ def test_registry_channels_and_drift_retrain_requests_are_read_at_scrape_time(fe
     registry = ModelRegistry.from_settings(feedback.settings)
     version = registry.register("ranker", src)
     registry.promote("ranker", version)
-    state = feedback.settings.state_dir
-    state.mkdir(parents=True, exist_ok=True)
-    rows = [{"at": "2026-12-02T10:00:00+00:00", "reason": "data drift", "status": "done"},
-            {"at": "2026-12-02T11:00:00+00:00", "reason": "error rate", "status": "requested"}]
-    (state / RETRAIN_REQUESTS).write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"half a line')
+    store = LoopState.from_settings(feedback.settings)   # what pipelines.steps.request_retrain writes to
+    store.add_request({"at": "2026-12-02T10:00:00+00:00", "reason": "data drift", "status": "done"})
+    store.add_request({"at": "2026-12-02T11:00:00+00:00", "reason": "error rate", "status": "requested"})
     m = scrape(c)
     assert m[f"naviyam_model_version{{channel=production,model=ranker,version={version}}}"] == 1
     assert m["naviyam_drift_retrain_requests_total"] == 2

@@ -1,7 +1,6 @@
 """pipelines.run: parameters, submission to a KFP host (a fake client), the gate and canary rules."""
 from __future__ import annotations
 
-import json
 import types
 
 import pytest
@@ -117,5 +116,4 @@ def test_retrain_requests_move_through_their_states(tmp_path):
     steps.mark_retrain_requests(settings, "running")
     assert steps.pending_retrain_requests(settings) == []
     steps.mark_retrain_requests(settings, "done", current="running")
-    rows = (settings.state_dir / steps.RETRAIN_REQUESTS).read_text().splitlines()
-    assert [json.loads(r)["status"] for r in rows] == ["done"]
+    assert [r["status"] for r in steps.loop_state(settings).requests()] == ["done"]
