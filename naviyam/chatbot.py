@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 RANKER_WEIGHT = 0.8  # personalised score vs. query relevance in the final order
 NEAR_FILL_RELEVANCE = 0.05  # a qualifying nearby shop no step returned: last among equals
-OVER_ALLOWANCE_PENALTY = 0.7  # DATA.md: a shop whose cheapest meal exceeds the allowance is no top pick
+OVER_ALLOWANCE_PENALTY = 0.7  # a shop whose cheapest meal exceeds the child's allowance is no top pick
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """Step 3: clean a child's message, split it into morphemes, pull out keywords and a rough mood.
 
 ``Preprocessor()("급식카드 되는 치킨집 추천해줘")`` gives cleaned_text (same text), keywords
-``["급식카드", "치킨집", "추천"]``, emotion NEUTRAL and text_length 16, as in the design guide.
+``["급식카드", "치킨집", "추천"]``, emotion NEUTRAL and text_length 16.
 Validation of empty input happens upstream (``UserInput``); here "   " simply cleans to "".
 """
 from __future__ import annotations

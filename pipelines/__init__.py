@@ -1,4 +1,4 @@
-"""Kubeflow Pipelines v2 shell of the learning loop (guide section B).
+"""Kubeflow Pipelines v2 shell of the learning loop.
 
 - ``retrain``        feedback -> LoRA data + Wide&Deep samples -> train LoRA || Wide&Deep ->
                      validate -> +2 % gate (dsl.If) -> ONNX export -> registry -> canary

@@ -1,4 +1,4 @@
-"""The canary pipeline (guide B-3 step 2, "A/B test").
+"""The canary pipeline (an A/B test on live traffic).
 
 route_canary (10 % via the graph's Splitter locally / canaryTrafficPercent on KServe)
   -> simulate_canary_traffic (local demo; no-op when simulate_requests=0) -> observe_canary (CTR, error rate, p95 latency)

@@ -1,4 +1,4 @@
-"""The drift monitor (guide B-3 step 4, scheduled): Evidently drift + error rate.
+"""The drift monitor (scheduled): Evidently drift + error rate.
 
 check_drift (features, score = prediction drift, intents; error rate > 5 %)
   -> dsl.If rollback_and_retrain: rollback_production -> trigger_retrain

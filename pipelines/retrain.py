@@ -1,4 +1,4 @@
-"""The retraining pipeline (guide B-2A, B-2B, B-3 step 1).
+"""The retraining pipeline.
 
 collect_feedback ─ dsl.If(enough new feedback and a hold-out with positives)
   ├─ yes: train_wide_deep || train_lora_adapter ─ validate_candidates ─ dsl.If(+2 % on NDCG@5 or precision@5)

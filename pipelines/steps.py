@@ -30,8 +30,8 @@ LORA = "lora"
 # Where the loop kept its state before naviyam.loop_state (taken in, once, from an older home).
 LOOP_STATE = LEGACY_STATE_FILE
 RETRAIN_REQUESTS = LEGACY_REQUESTS_FILE
-GATE_METRICS = ("ndcg@5", "precision@5")   # B-2B: promote at +2 % on either (pipeline parameter)
-DEFAULT_CANARY_PERCENT = 10                # B-3: 10 % of the traffic to the new model
+GATE_METRICS = ("ndcg@5", "precision@5")   # promote at +2 % on either (pipeline parameter)
+DEFAULT_CANARY_PERCENT = 10                # 10 % of the traffic to the new model
 
 
 # ------------------------------------------------------------------------------ plumbing
@@ -327,7 +327,7 @@ def gate(candidate: dict, production: dict | None, min_improvement: float) -> tu
 
 
 def lora_gate(result: dict, production_metrics: dict | None) -> tuple[bool, str]:
-    """Guide B-2A: a new adapter replaces production only with a lower validation perplexity:
+    """A new adapter replaces production only with a lower validation perplexity:
     below the base model's and the production adapter's on the same held-out conversations
     (``init_val_perplexity``, when training started from it), else its recorded perplexity."""
     if result.get("skipped"):

@@ -43,7 +43,7 @@ FEEDBACK_MODULE = "components.feedback"
 SERVER_MODULE = "components.server"
 # Images not built from docker/: pinned third-party images the manifests may use.
 THIRD_PARTY_IMAGES = {"redis", "postgres"}
-# The learning loop canaries and rolls back these two (docs: ARCHITECTURE.md "Learning loop").
+# The learning loop canaries and rolls back these two (pipelines/README.md).
 CANARY_SERVICES = ("naviyam-ranker", "naviyam-nlg")
 APP_NAMESPACE = "naviyam-app"  # the chatbot app's namespace: may reach the graph router and feedback only
 # Flags of kserve.model_server.parser (kserve 0.21) that a model-server container may pass, plus

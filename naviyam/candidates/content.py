@@ -15,7 +15,7 @@ Components that do not apply to this request are left out of the average (their 
 counted), so scores stay comparable in [0, 1] whatever the child said.
 
 Only shops within ``CandidateSettings.max_distance_km`` of the origin are proposed: a perfect
-match across the city is no answer for a child on foot (DATA.md: walking distance from school
+match across the city is no answer for a child on foot (walking distance from school
 matters more than rating).
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ from naviyam.schemas import RequestContext, SearchFilters, UserProfile
 class ContentWeights:
     # Preference is the strongest personal signal; an explicitly asked category is already a hard
     # filter when set, so here it mostly matters for shops that got in through other constraints.
-    # Price comes next: DATA.md — a shop over the per-meal budget should not be the top pick.
+    # Price comes next: a shop over the per-meal budget should not be the top pick.
     category: float = 0.25
     preference: float = 0.30
     price: float = 0.20

@@ -35,7 +35,7 @@ DEFAULT_PRIOR = 0.3     # a category not listed for a slot is unusual, not wrong
 EMPIRICAL_SHARE = 0.5   # weight of the event-log prior when a slot has enough evidence
 MIN_SLOT_EVENTS = 50    # below this many orders/clicks in a slot, trust only the hand prior
 
-# Hand-written slot x category prior in [0, 1] (design doc step 5B and DATA.md situations).
+# Hand-written slot x category prior in [0, 1] (step 5B: what children eat when).
 SLOT_PRIORS: Mapping[TimeSlot, Mapping[str, float]] = MappingProxyType({
     TimeSlot.MORNING: MappingProxyType(
         {"베이커리": 1.0, "편의점": 0.9, "도시락": 0.85, "카페·디저트": 0.6, "한식": 0.5, "분식": 0.4}),

@@ -4,7 +4,7 @@ from __future__ import annotations
 from naviyam.data.catalog import Catalog, haversine_km
 from naviyam.schemas import UserInput, UserProfile
 
-DEFAULT_ALLOWANCE = 9500  # Seoul per-meal allowance 2025 (see DATA.md); for children we don't know yet
+DEFAULT_ALLOWANCE = 9500  # Seoul's per-meal child meal-card allowance in 2025 (won); for children we don't know yet
 
 
 def profile_for(catalog: Catalog, user: UserInput) -> UserProfile:

@@ -1,4 +1,4 @@
-"""The chatbot's language model (steps 4 and 7 with an LLM, and B-2A LoRA retraining).
+"""The chatbot's language model (steps 4 and 7 with an LLM, and LoRA retraining).
 
 Entry points (imports are lazy: ``import naviyam.llm`` does not load torch):
 
@@ -44,7 +44,7 @@ def build_default_llm(settings, force: bool = False, llm: LLMSettings | None = N
 
 def train_lora(settings, events_db: Path | None, base_path: Path, adapter_dir: Path, init_from: Path | None = None,
                *, samples: Path | None = None, llm: LLMSettings | None = None, promote: bool = True) -> dict:
-    """LoRA retraining (B-2A); returns the adapter's meta.json plus ``path`` and ``promoted``.
+    """LoRA retraining; returns the adapter's meta.json plus ``path`` and ``promoted``.
 
     ``samples``: a JSONL of good conversations {instruction, input, output, request_id} to train
     on; ``events_db`` then only supplies their logged turns. Without it the event store's good

@@ -1,8 +1,8 @@
-"""B-2A: LoRA retraining of the chatbot LM on good conversations, with an adapter registry.
+"""LoRA retraining of the chatbot LM on good conversations, with an adapter registry.
 
     result = train_lora(settings, events_db, base_path, adapter_dir, init_from=None, samples=None)
 
-1. Good conversations (design B-2A): an interaction whose feedback has satisfaction >= 4.0, in
+1. Good conversations: an interaction whose feedback has satisfaction >= 4.0, in
    which the child selected one of the shown shops, answered in <= 3 s, and whose logged answer
    is still grounded in the catalog. The retrain pipeline passes the ones it selected as
    ``samples`` (its LoRA data, JSONL {instruction, input, output, request_id}): exactly those are

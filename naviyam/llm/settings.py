@@ -1,6 +1,6 @@
 """LLM settings (proposed ``Settings.llm``; lives here until it moves into ``naviyam.config``).
 
-Defaults follow the design guide: NLU generation at temperature 0.1 with at most 512 tokens in
+Defaults: NLU generation at temperature 0.1 with at most 512 tokens in
 all (prompt + answer), NLG at temperature 0.7 with nucleus sampling (top_p 0.9), LoRA with r=16,
 alpha=32, dropout 0.1 on the attention projections (q/k/v/o), good conversations = satisfaction
 >= 4.0 + a shown shop selected + response time <= 3 s.
@@ -61,7 +61,7 @@ class LLMSettings(BaseModel):
     nlg_timeout_s: float = 3.0          # the template answer is used after this
     nlg_max_recommendations: int = 3    # design: ranked_candidates[:3] go into the prompt
 
-    # -- B-2A: LoRA retraining ------------------------------------------------------------------
+    # -- LoRA retraining ------------------------------------------------------------------
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.1

@@ -1,6 +1,6 @@
 """The offline default language model: a small GPT-NeoX (Polyglot's architecture) built here.
 
-No model hub is reachable and no Korean causal LM fits in a wheel (see MODELS.md), so the
+No model hub is reachable and no Korean causal LM fits in a wheel (checked: none is available offline), so the
 default is made from our own data:
 
 1. a byte-level BPE tokenizer trained with ``tokenizers`` on the instruction data (NLU corpus

@@ -3,7 +3,7 @@
 Source: the event store (``naviyam.events.EventStore``: ``state_dir/events.sqlite``, or the
 PostgreSQL database of ``state.dsn``; SQLite's WAL lets monitoring read while serving writes):
 
-- ``interactions``: one row per chat turn; the payload is the guide's ``interaction_data``
+- ``interactions``: one row per chat turn; the payload is the ``interaction_data`` record
   (user_input, extracted_info.intent, shown_recommendations [{shop_id, rank, score, ...}],
   final_response, response_time, degraded) plus, when the server logs them, ``model_versions``
   ({"ranking": ...}) and ``variant`` ("production" | "canary").
@@ -324,7 +324,7 @@ LORA_INSTRUCTION = "아동~청소년 대상 음식 추천 챗봇으로 친근하
 
 def good_conversations(log: ServingLog, min_satisfaction: float = 4.0,
                        max_response_time_s: float = 3.0) -> pd.DataFrame:
-    """Turns that pass the guide's three rules (B-2A): satisfaction >= 4.0, the child picked one
+    """Turns that pass the three rules of a good conversation: satisfaction >= 4.0, the child picked one
     of the shown shops, answered within 3 s. Columns: request_id, user_input, final_response,
     satisfaction, selected_shop, response_time, timestamp."""
     fb = matched_feedback(log)
@@ -346,7 +346,7 @@ def good_conversations(log: ServingLog, min_satisfaction: float = 4.0,
 
 
 def instruction_samples(good: pd.DataFrame) -> list[dict]:
-    """The guide's instruction format: {"instruction", "input", "output"}."""
+    """The instruction format: {"instruction", "input", "output"}."""
     return [{"instruction": LORA_INSTRUCTION, "input": r.user_input, "output": r.final_response,
              "request_id": r.request_id} for r in good.itertuples(index=False)]
 

@@ -1,4 +1,4 @@
-"""Offline evaluation of a saved ranker on the held-out time window (guide B-2B validation).
+"""Offline evaluation of a saved ranker on the held-out time window (the retrain pipeline's validation gate).
 
 For every test session with at least one positive, the candidate list is the session's shown
 shops plus up to ``extra_candidates`` shops near the child's school that were *not* shown

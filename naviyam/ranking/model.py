@@ -1,4 +1,4 @@
-"""The Wide&Deep ranking network (step 6), as laid out in the design guide.
+"""The Wide&Deep ranking network (step 6).
 
 wide:  Linear(W, 1) over the cross-product / normalised features (memorisation)
 deep:  [user_emb 64 | shop_emb 64 | category_emb 16] = 144 -> 128 -> 64 -> 32 -> 1 (generalisation)
@@ -49,7 +49,7 @@ class WideAndDeep(nn.Module):
         for size in config.hidden:
             layers += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(config.dropout)]
             width = size
-        # The guide puts dropout after every hidden layer but the last (32 -> 1 head).
+        # Dropout after every hidden layer but the last (32 -> 1 head).
         if layers:
             layers.pop()
         self.deep = nn.Sequential(*layers, nn.Linear(width, 1))

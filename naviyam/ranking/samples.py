@@ -1,4 +1,4 @@
-"""Training samples for the ranker from the event log (guide step B-2B).
+"""Training samples for the ranker from the event log (the retrain pipeline).
 
 - positives: a shop the child clicked (w 1.0), favourited (w 1.5) or ordered from (w 2.0) in a
   session; one sample per (session, shop) carrying its strongest signal. A rating >= 4 marks the
@@ -6,7 +6,7 @@
 - negatives: shops shown in the session (``view``) that got none of those signals.
 - hard negatives (w 1.5): negatives the previous model scored above 0.8; without a previous model,
   the top-3 impressions the child skipped (shown where they were most likely to be picked).
-- unshown negatives (w 1.0, an addition to the guide): a few shops near the child's school that
+- unshown negatives (w 1.0): a few shops near the child's school that
   the session did not show, because the ranker serves funnel candidates, not the app's page.
 - balancing: all positives are kept and negatives are sampled down to ``ratio`` per positive.
 """

@@ -1,4 +1,4 @@
-"""Training (and incremental re-training) of the Wide&Deep ranker (guide steps 6 and B-2B).
+"""Training (and incremental re-training) of the Wide&Deep ranker (step 6, and the retrain pipeline).
 
 ``train_ranker`` writes a self-contained model directory::
 
