@@ -11,11 +11,12 @@ export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help venv build features demo serve test bench validate-manifests images pipelines gpu-smoke clean distclean
+.PHONY: help venv build features demo serve test test-fast bench validate-manifests images pipelines gpu-smoke clean distclean
 
 help:
 	@echo "make demo   - install, build data and models, answer '$(EXAMPLE)'"
 	@echo "make test   - install, build, run the test suite"
+	@echo "make test-fast - the unit tests only (-m 'not e2e': no servers, no pipeline runs)"
 	@echo "make serve  - the online path: KServe model servers + graph router on :8080, feedback on :9107"
 	@echo "make bench  - latency benchmarks (percentiles, ratios), CPU per request, 60 s soak (memory, errors)"
 	@echo "make validate-manifests - offline validation of manifests/ (kustomize, schemas, CRDs)"
@@ -53,6 +54,10 @@ serve: build
 
 test: build
 	$(PY) -m pytest -q tests
+
+# The fast tier: no local servers, no kfp runs (-m "not e2e"); a few LLM tests read the built data.
+test-fast: build
+	$(PY) -m pytest -q -m "not e2e" tests
 
 bench: build
 	$(PY) -m naviyam.bench

@@ -85,8 +85,17 @@ def pytest_unconfigure(config):
         shutil.rmtree(root, ignore_errors=True)
 
 
+# Tests that start real servers or processes or run whole pipelines: the `e2e` tier.
+# `make test-fast` (-m "not e2e") runs the rest in a few minutes.
+E2E_PATHS = ("tests/e2e/", "tests/components/test_feedback_durability.py", "tests/pipelines/test_learning_loop.py",
+             "tests/features/test_feature_redis.py", "tests/inference_graph/test_overhead.py")
+
+
 def pytest_collection_modifyitems(config, items):
-    """The configured-home check runs after everything else."""
+    """Marks the e2e tier; the configured-home check runs after everything else."""
+    for item in items:
+        if item.nodeid.startswith(E2E_PATHS) or any(f"/{p}" in str(item.path) for p in E2E_PATHS):
+            item.add_marker(pytest.mark.e2e)
     last = [i for i in items if i.nodeid.endswith("test_configured_home.py::test_configured_home_is_untouched")]
     items[:] = [i for i in items if i not in last] + last
 
