@@ -19,6 +19,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from naviyam.config import Settings
+from naviyam.models import RANKER_CHECK_S
 from naviyam.ranking.features import INPUT_NAMES, OUTPUT_NAME
 from naviyam.ranking.scorer import OnnxRanker
 from naviyam.registry import HotModel, ModelRegistry
@@ -77,7 +78,7 @@ class RankerPredictor(kserve.Model):
     def load(self) -> bool:
         self.hot = HotModel(ModelRegistry.from_settings(self.settings), "ranker", OnnxRanker.load,
                             channel=self.channel, fallback_dir=self.settings.models_dir / "ranker",
-                            min_check_interval_s=2.0)
+                            min_check_interval_s=RANKER_CHECK_S)
         self.hot.maybe_reload(force=True)
         self.ready = True
         return True

@@ -31,7 +31,7 @@ from components.envelope_model import EnvelopeModel, decode, encode, parse_envel
 from inference_graph.client import ServiceClient
 from naviyam.chatbot import NaviyamChatbot, record_failure, timed_step
 from naviyam.metrics import ChatMetrics, FeatureStoreMetrics
-from naviyam.models import ModelBundle
+from naviyam.models import RANKER_CHECK_S, ModelBundle
 from naviyam.ranking.features import INPUT_NAMES, OUTPUT_NAME
 from naviyam.schemas import Envelope
 
@@ -90,7 +90,7 @@ class RankerTransformer(EnvelopeModel):
         # Features follow the same registry pointer as the predictor: they change together.
         self.hot = HotModel(ModelRegistry.from_settings(self.settings), "ranker", load_features,
                             channel=self.channel, fallback_dir=self.settings.models_dir / "ranker",
-                            min_check_interval_s=2.0)
+                            min_check_interval_s=RANKER_CHECK_S)
         self.hot.maybe_reload(force=True)
         self._features_loaded()
         serving = self.settings.serving

