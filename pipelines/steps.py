@@ -146,7 +146,8 @@ def collect(settings: Settings, events_out: Path, lora_out: Path, window_days: i
 
     since = new_since(settings)
     new_log = log_all.window(since=since) if since is not None else log_all
-    lora = instruction_samples(good_conversations(new_log))
+    lora = instruction_samples(good_conversations(new_log, settings.llm.good_min_satisfaction,
+                                                  settings.llm.good_max_response_time_s))
     Path(lora_out).parent.mkdir(parents=True, exist_ok=True)
     with open(lora_out, "w", encoding="utf-8") as fh:
         for row in lora:

@@ -139,9 +139,12 @@ class AdapterRegistry:
 # -- good conversations ------------------------------------------------------------------------
 def good_conversations(store, catalog, shop_names: Sequence[str], settings: LLMSettings,
                        traffic: Sequence[str] = ("live", "simulated")) -> tuple[list[Conversation], dict]:
-    """Interactions of the learned ``traffic`` kinds that satisfy the design's three rules and
-    are still grounded."""
+    """Interactions of the learned ``traffic`` kinds that pass naviyam.good_conversation's rule
+    and are still grounded."""
     from naviyam.events import traffic_of
+    from naviyam.good_conversation import GOOD, GoodConversationRule
+
+    rule = GoodConversationRule.of(settings)
 
     feedback = defaultdict(list)
     for event in store.feedback():
@@ -159,15 +162,10 @@ def good_conversations(store, catalog, shop_names: Sequence[str], settings: LLMS
             reasons["no_feedback"] += 1
             continue
         shown = {s.get("shop_id") for s in payload.get("shown_recommendations") or []}
-        if not any(e.shop_id in shown for e in events):
-            reasons["no_shop_selected"] += 1
-            continue
-        scores = [e.satisfaction_score for e in events if e.satisfaction_score is not None]
-        if not scores or sum(scores) / len(scores) < settings.good_min_satisfaction:
-            reasons["low_satisfaction"] += 1
-            continue
-        if float(payload.get("response_time") or 0.0) > settings.good_max_response_time_s:
-            reasons["slow"] += 1
+        verdict = rule.verdict([e.satisfaction_score for e in events], any(e.shop_id in shown for e in events),
+                               payload.get("response_time"))
+        if verdict != GOOD:
+            reasons[verdict] += 1
             continue
         _add_grounded(payload, catalog, shop_names, out, seen, reasons)
     reasons["good"] = len(out)

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from naviyam.events import traffic_of
+from naviyam.good_conversation import GOOD, GoodConversationRule
 from naviyam.storage import store_exists
 from naviyam.schemas import time_slot_of
 
@@ -324,25 +325,24 @@ LORA_INSTRUCTION = "아동~청소년 대상 음식 추천 챗봇으로 친근하
 
 def good_conversations(log: ServingLog, min_satisfaction: float = 4.0,
                        max_response_time_s: float = 3.0) -> pd.DataFrame:
-    """Turns that pass the three rules of a good conversation: satisfaction >= 4.0, the child picked one
-    of the shown shops, answered within 3 s. Columns: request_id, user_input, final_response,
-    satisfaction, selected_shop, response_time, timestamp."""
+    """Turns that pass naviyam.good_conversation's rule (a shown shop picked, rated
+    >= ``min_satisfaction`` on average, answered within ``max_response_time_s``). Columns:
+    request_id, user_input, final_response, satisfaction, selected_shop, response_time, timestamp."""
+    rule = GoodConversationRule(min_satisfaction, max_response_time_s)
+    columns = ["request_id", "user_input", "final_response", "satisfaction", "selected_shop", "response_time",
+               "timestamp"]
     fb = matched_feedback(log)
     if fb.empty:
-        return pd.DataFrame(columns=["request_id", "user_input", "final_response", "satisfaction",
-                                     "selected_shop", "response_time", "timestamp"])
+        return pd.DataFrame(columns=columns)
     imp = log.impressions.loc[fb["imp_index"].to_numpy()]
     fb = fb.assign(request_id=imp["request_id"].to_numpy())
-    per_turn = fb.groupby("request_id").agg(
-        satisfaction=("satisfaction_score", "max"),
-        selected_shop=("shop_id", "first"))
+    per_turn = fb.groupby("request_id").agg(ratings=("satisfaction_score", list), selected_shop=("shop_id", "first"))
     turns = log.interactions.join(per_turn, on="request_id", how="inner")
-    good = turns[(turns["satisfaction"] >= min_satisfaction)
-                 & turns["selected_shop"].notna()
-                 & (turns["response_time"] <= max_response_time_s)
-                 & turns["final_response"].notna() & turns["user_input"].notna()]
-    return good[["request_id", "user_input", "final_response", "satisfaction", "selected_shop",
-                 "response_time", "timestamp"]].reset_index(drop=True)
+    turns = turns[turns["final_response"].notna() & turns["user_input"].notna()]
+    # Every matched event answers a shown shop of its turn: the child picked one.
+    good = turns[[rule.verdict(r.ratings, True, r.response_time) == GOOD for r in turns.itertuples(index=False)]]
+    good = good.assign(satisfaction=[float(np.nanmean(r)) for r in good["ratings"]])
+    return good[columns].reset_index(drop=True)
 
 
 def instruction_samples(good: pd.DataFrame) -> list[dict]:
