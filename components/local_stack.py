@@ -12,6 +12,7 @@ Replica ``i > 0`` of ``naviyam-nlu`` is the component ``naviyam-nlu@i``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import secrets
@@ -20,7 +21,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +55,10 @@ def replica_of(component: str) -> tuple[str, int]:
     """``naviyam-nlu@1`` -> (``naviyam-nlu``, 1); a plain name is replica 0."""
     base, sep, index = component.partition(REPLICA_SEP)
     return base, int(index) if sep else 0
+
+
+class StopRequested(Exception):
+    """SIGTERM or Ctrl-C arrived while the stack was starting."""
 
 
 @dataclass
@@ -190,22 +197,28 @@ class LocalStack:
         return [*MODEL_NODES, "naviyam-ranker-predictor", "naviyam-ranker", *extra, *canary, "naviyam-feedback",
                 "router"]
 
-    def start(self, timeout_s: float = 180.0) -> None:
+    def start(self, timeout_s: float = 180.0, stopping: Callable[[], bool] = lambda: False) -> None:
+        """Starts every component; ``stopping`` (polled while waiting) aborts the start-up with
+        ``StopRequested``: the components started so far are in ``procs`` for ``stop()``."""
         # The router last, once every model server is ready: a graph that answers a greeting while
         # the ranker is still loading looks up to a client (the dialogue checker, a health probe)
         # and then fails every search with a connection error.
         servers = [c for c in self.components() if c != "router"]
         started = time.monotonic()
         for name in servers:
+            if stopping():
+                raise StopRequested
             self.start_component(name)
-        self.wait_ready(servers, timeout_s)
+        self.wait_ready(servers, timeout_s, stopping)
         self.start_component("router")
-        self.wait_ready(["router"], max(10.0, timeout_s - (time.monotonic() - started)))
+        self.wait_ready(["router"], max(10.0, timeout_s - (time.monotonic() - started)), stopping)
 
-    def wait_ready(self, names: list[str], timeout_s: float) -> None:
+    def wait_ready(self, names: list[str], timeout_s: float, stopping: Callable[[], bool] = lambda: False) -> None:
         deadline = time.monotonic() + timeout_s
         pending = list(names)
         while pending:
+            if stopping():
+                raise StopRequested
             for name in list(pending):
                 proc = self.procs[name]
                 if proc.poll() is not None:
@@ -233,9 +246,23 @@ class LocalStack:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
 
-    def stop(self) -> None:
-        for name in reversed(list(self.procs)):
-            self.stop_component(name)
+    def stop(self, grace_s: float = 15.0) -> None:
+        """SIGTERM to every component at once, then SIGKILL to whatever outlives ``grace_s``: one
+        grace period for the whole stack, not one per server."""
+        procs = [(n, self.procs.pop(n)) for n in reversed(list(self.procs))]
+        for _, proc in procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for name, proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0fs: killed", name, grace_s)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
     def __enter__(self) -> "LocalStack":
         try:
@@ -280,23 +307,27 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = Path(args.logs) if args.logs else settings.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     stack = LocalStack(settings, log_dir=log_dir)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # The signal only sets a flag: an exception raised wherever the main thread happens to be
+    # (inside Popen, between a spawn and its bookkeeping, inside the clean-up itself) is how
+    # servers used to be orphaned. The loops below poll the flag.
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
     try:
-        stack.start()
+        stack.start(stopping=stop.is_set)
         s = settings.serving
         log.info("graph ready: POST http://%s:%d/  (feedback: POST %s/v1/feedback; logs in %s)",
                  s.host, s.router_port, s.url("naviyam-feedback"), log_dir)
-        while all(p.poll() is None for p in stack.procs.values()):
-            time.sleep(1)
-        dead = [n for n, p in stack.procs.items() if p.poll() is not None]
-        log.error("stopping: %s exited", ", ".join(dead))
-        return 1
-    except KeyboardInterrupt:
+        while not stop.wait(1.0):
+            dead = [n for n, p in stack.procs.items() if p.poll() is not None]
+            if dead:
+                log.error("stopping: %s exited", ", ".join(dead))
+                return 1
+        return 0
+    except StopRequested:
         return 0
     finally:
-        # A second Ctrl-C or SIGTERM must not abort the clean-up and orphan the servers.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        log.info("stopping the local stack")
         stack.stop()
 
 

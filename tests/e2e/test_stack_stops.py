@@ -1,0 +1,83 @@
+"""`make serve` stops on SIGTERM to its process group, as `timeout`, a supervisor or a CI runner
+sends it: every server gone and every port free, whether the signal lands while the servers are
+still starting or once the graph answers (servers run in their own sessions, so only the
+launcher can stop them)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def launch(served, tmp_path) -> subprocess.Popen:
+    config = tmp_path / "stack.yaml"
+    data = served.model_dump(mode="json")
+    data["home"] = str(served.home.resolve())
+    config.write_text(yaml.safe_dump(data, allow_unicode=True))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NAVIYAM_")}
+    env["NAVIYAM_CONFIG"] = str(config)
+    return subprocess.Popen([sys.executable, "-m", "components.local_stack", "--logs", str(tmp_path / "logs")],
+                            cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)
+
+
+def descendants(proc: subprocess.Popen) -> list[psutil.Process]:
+    """The servers the launcher started (each in its own session: children of the launcher)."""
+    try:
+        return psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def assert_all_gone(proc: subprocess.Popen, servers: list[psutil.Process], timeout_s: float = 40.0) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=timeout_s)
+    gone, alive = psutil.wait_procs(servers, timeout=5)
+    assert not alive, f"orphaned after SIGTERM: {[p.pid for p in alive]}"
+
+
+@pytest.fixture()
+def served(settings, on_free_ports, private_home):
+    return on_free_ports(settings.model_copy(update={"home": private_home("stops-home")}))
+
+
+def test_sigterm_while_the_servers_start_leaves_none_behind(served, tmp_path):
+    proc = launch(served, tmp_path)
+    deadline = time.monotonic() + 60
+    while len(descendants(proc)) < 4 and time.monotonic() < deadline:   # mid start-up
+        time.sleep(0.2)
+    servers = descendants(proc)
+    assert len(servers) >= 4
+    assert_all_gone(proc, servers)
+
+
+def test_sigterm_once_the_graph_answers_leaves_none_behind(served, tmp_path):
+    proc = launch(served, tmp_path)
+    url = f"http://{served.serving.host}:{served.serving.router_port}/healthz"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the stack exited during start-up"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        pytest.fail("the graph never answered")
+    servers = descendants(proc)
+    started = time.monotonic()
+    assert_all_gone(proc, servers)
+    assert proc.returncode == 0
+    assert time.monotonic() - started < 30
+    with pytest.raises(httpx.TransportError):
+        httpx.get(url, timeout=1)
