@@ -13,6 +13,8 @@ import jsonschema
 import pytest
 import yaml
 
+from tools.validate_manifests import strict_schema  # the validator's own strictness
+
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "manifests" / "base" / "monitoring"
 CRDS = ROOT.parent / "shared" / "crds"
@@ -32,23 +34,6 @@ def by_kind(kind: str) -> list[dict]:
     return [o for o in objects() if o["kind"] == kind]
 
 
-def strict(schema):
-    """The CRD schema refusing unknown fields (as `kubectl apply --validate=strict` does)."""
-    if isinstance(schema, list):
-        return [strict(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: ({p: strict(v) for p, v in val.items()} if k == "properties" else strict(val)
-               if k in ("items", "additionalProperties", "not", "allOf", "anyOf", "oneOf") else val)
-           for k, val in schema.items()}
-    if "properties" in out and "additionalProperties" not in out \
-            and not out.get("x-kubernetes-preserve-unknown-fields"):
-        out["additionalProperties"] = False
-    if out.get("nullable") and isinstance(out.get("type"), str):
-        out["type"] = [out["type"], "null"]
-    return out
-
-
 def crd_validators() -> dict[tuple[str, str], jsonschema.Draft7Validator]:
     out = {}
     for path in sorted(CRDS.glob("monitoring.coreos.com_*.yaml")):
@@ -56,7 +41,7 @@ def crd_validators() -> dict[tuple[str, str], jsonschema.Draft7Validator]:
             if not crd or crd.get("kind") != "CustomResourceDefinition":
                 continue
             for version in crd["spec"]["versions"]:
-                schema = strict(version["schema"]["openAPIV3Schema"])
+                schema = strict_schema(version["schema"]["openAPIV3Schema"])
                 out[(f"{crd['spec']['group']}/{version['name']}", crd["spec"]["names"]["kind"])] = \
                     jsonschema.Draft7Validator(schema)
     return out
