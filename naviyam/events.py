@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 
 from naviyam.schemas import FeedbackEvent, TrafficKind
-from naviyam.storage import FEEDBACK, INTERACTIONS, insert_ignoring_duplicates, open_store
+from naviyam.storage import FEEDBACK, INTERACTIONS, insert_ignoring_duplicates, open_store, reader
 
 FEEDBACK_COLUMNS = ("event_id", "user_id", "shop_id", "feedback_type", "satisfaction_score", "request_id",
                     "order_amount", "created_at", "client_time", "traffic")
@@ -75,14 +75,14 @@ class EventStore:
 
     def interaction_rows(self) -> list[tuple[str, dict[str, Any]]]:
         """(created_at, payload) of every logged turn, oldest first."""
-        with self._engine.connect() as conn:
+        with reader(self._engine).connect() as conn:
             rows = conn.execute(select(INTERACTIONS.c.created_at, INTERACTIONS.c.payload)
                                 .order_by(INTERACTIONS.c.created_at)).all()
         return [(created, json.loads(payload)) for created, payload in rows]
 
     def feedback_rows(self) -> list[tuple]:
         """Rows of ``FEEDBACK_COLUMNS``, oldest first."""
-        with self._engine.connect() as conn:
+        with reader(self._engine).connect() as conn:
             return [tuple(r) for r in conn.execute(
                 select(*(FEEDBACK.c[name] for name in FEEDBACK_COLUMNS)).order_by(FEEDBACK.c.created_at)).all()]
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from naviyam.dialogue.state import DialogueState
 from naviyam.schemas import SearchFilters
-from naviyam.storage import TURNS, open_store
+from naviyam.storage import TURNS, open_store, reader
 
 WRITE_ATTEMPTS = 5
 
@@ -59,7 +59,7 @@ class ConversationMemory:
         t = TURNS.c
         query = (select(t.text, t.response, t.intent, t.filters, t.shown, t.state)
                  .where(t.conversation == conversation).order_by(t.turn_no.desc()).limit(1))
-        with self._engine.connect() as conn:
+        with reader(self._engine).connect() as conn:
             row = conn.execute(query).first()
         if row is None:
             return None

@@ -2,7 +2,8 @@
 
 - **SQLite** (the embedded default: laptops, CI, ``make demo``): one file per store under
   ``state_dir`` (``memory.sqlite``, ``events.sqlite``), WAL and ``synchronous=FULL`` (a commit
-  survives a crash), every transaction ``BEGIN IMMEDIATE`` so writers queue instead of failing.
+  survives a crash), every write transaction ``BEGIN IMMEDIATE`` so writers queue instead of
+  failing, reads (``reader()``) a deferred snapshot that blocks no writer.
 - **PostgreSQL** (a cluster, where several replicas write at once): ``state.dsn`` =
   ``postgresql+psycopg://user:password@host:5432/naviyam`` (``postgresql://`` is read the same).
 
@@ -121,6 +122,7 @@ SCHEMA_VERSIONS = Table(
 )
 STORE_TABLES = {"memory": (TURNS,), "events": (INTERACTIONS, FEEDBACK), "loop": (LOOP_STATE, RETRAIN_REQUESTS),
                 "registry": (REGISTRY_MODELS, REGISTRY_POINTERS, REGISTRY_AUDIT)}
+_READ_ONLY = "naviyam_read_only"
 _PG_MIGRATION_LOCK = 7_204_611  # any constant: the advisory lock every starting process takes
 # First key of the two-key advisory locks writers take (the second: hashtext of what they write);
 # two-key locks never collide with one-key ones (migrations, conversations in naviyam.memory).
@@ -193,7 +195,9 @@ def make_engine(target: str | Path) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front (they queue instead of failing half-way);
+            # readers (``reader()``) a deferred snapshot, which in WAL mode blocks no writer.
+            conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
         return engine
     url = make_url(str(target))
@@ -279,7 +283,9 @@ def serialise_writers(conn: Connection, namespace: int, key: str) -> None:
 def reader(engine: Engine) -> Engine:
     """The engine for one-statement reads polled often: on PostgreSQL without a transaction around
     them (no BEGIN / ROLLBACK round trips); on SQLite as it is."""
-    return engine.execution_options(isolation_level="AUTOCOMMIT") if engine.dialect.name == "postgresql" else engine
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine.execution_options(**{_READ_ONLY: True})
 
 
 def store_exists(target: str | Path) -> bool:
