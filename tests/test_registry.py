@@ -273,7 +273,7 @@ def test_a_slow_reload_in_a_thread_leaves_requests_on_the_old_model(tmp_path, ds
 
 def test_current_version_reads_the_pointer_only_after_it_changed(tmp_path, monkeypatch):
     # Polled per request: one stat, and the file is parsed again only after a pointer switch.
-    import naviyam.registry as registry_module
+    import naviyam.registry_state as registry_module  # where the file backend reads its pointers
 
     reg = ModelRegistry(tmp_path / "registry")
     v1 = reg.register("ranker", make_model(tmp_path, "a"))
