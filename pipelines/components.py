@@ -43,6 +43,7 @@ def collect_feedback(home: str, config: str, window_days: int, holdout_days: int
     from pipelines import steps
 
     settings = steps.load_settings(home, config)
+    steps.configure_logging(settings)
     summary = steps.collect(settings, events.path, lora_data.path, window_days=window_days,
                             holdout_days=holdout_days, min_new_feedback=min_new_feedback,
                             min_holdout_sessions=min_holdout_sessions)
@@ -68,6 +69,7 @@ def keep_production(home: str, config: str, summary: str, report: Output[HTML]) 
     from pipelines import steps
 
     settings = steps.load_settings(home, config)
+    steps.configure_logging(settings)
     collected = json.loads(summary)
     out = steps.keep_production(settings, collected)
     Path(report.path).write_text(steps.html_report("Retrain skipped: keep production", {
@@ -88,6 +90,7 @@ def train_wide_deep(home: str, config: str, events: Input[Dataset], holdout_days
     from pipelines import steps
 
     settings = steps.load_settings(home, config)
+    steps.configure_logging(settings)
     meta = steps.train_ranker_step(settings, events.path, candidate.path, holdout_days=holdout_days,
                                    incremental=incremental, shuffle_labels=shuffle_labels)
     candidate.metadata.update({"framework": "pytorch+onnx", "model_version": meta["version"],
@@ -106,6 +109,7 @@ def train_lora_adapter(home: str, config: str, lora_data: Input[Dataset], enable
     from pipelines import steps
 
     settings = steps.load_settings(home, config)
+    steps.configure_logging(settings)
     result = steps.train_lora_step(settings, lora_data.path, adapter.path, enabled=enabled)
     adapter.metadata.update({"skipped": bool(result.get("skipped")), "reason": result.get("reason") or "",
                              "good_conversations": lora_data.metadata.get("good_conversations", 0),
@@ -130,6 +134,7 @@ def validate_candidates(home: str, config: str, events: Input[Dataset], candidat
     from pipelines import steps
 
     settings = steps.load_settings(home, config)
+    steps.configure_logging(settings)
     lora = json.loads((Path(adapter.path) / "pipeline_result.json").read_text())
     result = steps.validate(settings, events.path, candidate.path, lora, holdout_days=holdout_days,
                             min_improvement=min_improvement)
@@ -173,6 +178,7 @@ def register_ranker(home: str, config: str, model: Input[Model], summary: str, c
     from pipelines import steps
 
     settings = steps.load_settings(home, config)
+    steps.configure_logging(settings)
     out = steps.register_ranker(settings, model.path, json.loads(summary), canary_percent=canary_percent,
                                 until=until)
     Path(record.path).write_text(json.dumps(out, ensure_ascii=False, indent=2, default=str))
@@ -190,6 +196,7 @@ def register_adapter(home: str, config: str, adapter: Input[Model], summary: str
     from pipelines import steps
 
     settings = steps.load_settings(home, config)
+    steps.configure_logging(settings)
     out = steps.register_lora(settings, adapter.path, json.loads(summary))
     Path(record.path).write_text(json.dumps(out, ensure_ascii=False, indent=2, default=str))
     record.metadata["version"] = out["version"]
@@ -205,6 +212,7 @@ def reject_candidate(home: str, config: str, summary: str, until: str, report: O
     from pipelines import steps
 
     settings = steps.load_settings(home, config)
+    steps.configure_logging(settings)
     result = json.loads(summary)
     out = steps.reject(settings, result, until=until)
     Path(report.path).write_text(steps.html_report("Candidate not promoted", {
@@ -228,6 +236,7 @@ def route_canary(home: str, config: str, percent: int, apply: bool, namespace: s
     from pipelines import steps
 
     settings = steps.load_settings(home, config)
+    steps.configure_logging(settings)
     Path(routing.path).mkdir(parents=True, exist_ok=True)
     out = steps.route(settings, routing.path, percent=percent, apply=apply, namespace=namespace, isvc=isvc,
                       storage_prefix=storage_prefix)
@@ -247,6 +256,7 @@ def simulate_canary_traffic(home: str, config: str, n_requests: int, seed: int) 
     if n_requests <= 0:
         return "no simulated traffic"
     settings = steps.load_settings(home, config)
+    steps.configure_logging(settings)
     return json.dumps(simulate_traffic(settings, n_requests, "none", seed=seed), default=str)
 
 
@@ -262,6 +272,7 @@ def observe_canary(home: str, config: str, window_s: float, min_requests: int, m
     from pipelines import steps
 
     settings = steps.load_settings(home, config)
+    steps.configure_logging(settings)
     out = steps.observe(settings, window_s=window_s, min_requests=min_requests, max_error_rate=max_error_rate,
                         max_latency_ratio=max_latency_ratio)
     for arm, values in (out.get("metrics") or {}).items():
@@ -287,6 +298,7 @@ def conclude_canary(home: str, config: str, decision: str, reason: str, apply: b
     from pipelines import steps
 
     settings = steps.load_settings(home, config)
+    steps.configure_logging(settings)
     Path(result.path).mkdir(parents=True, exist_ok=True)
     out = steps.finish_canary(settings, decision, reason, result.path, apply=apply, namespace=namespace, isvc=isvc)
     (Path(result.path) / "result.json").write_text(json.dumps(out, indent=2, default=str))
@@ -308,6 +320,7 @@ def check_drift(home: str, config: str, current_hours: float, drift_share: float
     from pipelines import steps
 
     settings = steps.load_settings(home, config)
+    steps.configure_logging(settings)
     out = steps.check_drift(settings, report.path, intent_report.path, current_hours=current_hours,
                             drift_share=drift_share, max_error_rate=max_error_rate, min_requests=min_requests)
     d = out.get("drift") or {}
@@ -338,6 +351,7 @@ def rollback_production(home: str, config: str, reason: str, until: str, apply: 
     from pipelines import steps
 
     settings = steps.load_settings(home, config)
+    steps.configure_logging(settings)
     out = steps.rollback(settings, reason, apply=apply, namespace=namespace, isvc=isvc, until=until)
     Path(result.path).write_text(json.dumps(out, indent=2, default=str))
     result.metadata.update({"from": out["rolled_back_from"], "to": out["production"]})
@@ -352,5 +366,6 @@ def trigger_retrain(home: str, config: str, reason: str, until: str, host: str) 
     from pipelines import steps
 
     settings = steps.load_settings(home, config)
+    steps.configure_logging(settings)
     out = steps.request_retrain(settings, reason, host=host, until=until, params={"home": home, "config": config})
     return json.dumps(out, default=str)

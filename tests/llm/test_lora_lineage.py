@@ -110,7 +110,7 @@ def test_the_pipeline_step_hands_its_lora_data_to_the_trainer(tmp_path, monkeypa
         return {"version": "lora-x", "path": str(adapter_dir / "lora-x"), "data_source": "feedback",
                 "n_samples": 3, "n_feedback_good": 3, "metrics": {"val_perplexity": 5.0, "base_val_perplexity": 6.0}}
 
-    monkeypatch.setattr(steps, "lora_trainer", lambda: fake_train)
+    monkeypatch.setattr(steps.retrain, "lora_trainer", lambda: fake_train)  # where train_lora_step looks it up
     samples = tmp_path / "lora_data"
     samples.write_text("", encoding="utf-8")
     out = steps.train_lora_step(settings, samples, tmp_path / "adapter")
