@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from naviyam.candidates.merge import FunnelOutput, request_mask, top_allowed
+from naviyam.candidates.merge import ScoringFunnel
 from naviyam.config import CandidateSettings
 from naviyam.data.catalog import Catalog, haversine_km
 from naviyam.schemas import RequestContext, SearchFilters, UserProfile
@@ -67,7 +67,7 @@ def _row_normalised(matrix: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(inv) @ matrix)
 
 
-class CollaborativeFunnel:
+class CollaborativeFunnel(ScoringFunnel):
     name = "collaborative"
 
     def __init__(
@@ -146,20 +146,11 @@ class CollaborativeFunnel:
         best = votes.max()
         return votes / best if best > 0 else np.zeros_like(votes)
 
-    def generate(
-        self,
-        user: UserProfile,
-        filters: SearchFilters,
-        context: RequestContext,
-        limit: int,
-        allowed: np.ndarray | None = None,
-    ) -> FunnelOutput:
+    def request_scores(self, user: UserProfile, filters: SearchFilters, context: RequestContext):
         votes = self.scores(user.user_id)
-        if votes is None:
-            return []
-        allowed = request_mask(self._catalog, filters, context, allowed)
-        near = haversine_km(context.origin_lat, context.origin_lon, self._lat, self._lon) <= self._max_km
-        return top_allowed(votes, allowed & near, self._shop_ids, limit)
+        if votes is None:  # a child with no history: nothing to borrow from similar users
+            return None
+        return votes, haversine_km(context.origin_lat, context.origin_lon, self._lat, self._lon) <= self._max_km
 
     def empty_reason(self, user: UserProfile) -> str:
         if not self.knows(user.user_id):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from naviyam.candidates.merge import FunnelOutput, request_mask, top_allowed
+from naviyam.candidates.merge import ScoringFunnel
 from naviyam.config import CandidateSettings
 from naviyam.data.catalog import Catalog, haversine_km
 from naviyam.schemas import RequestContext, SearchFilters, UserProfile
@@ -43,7 +43,7 @@ class ContentWeights:
     rating: float = 0.10
 
 
-class ContentFunnel:
+class ContentFunnel(ScoringFunnel):
     name = "content"
 
     def __init__(
@@ -84,17 +84,9 @@ class ContentFunnel:
             total += weight * component
         return total / sum(weight for weight, _ in parts)
 
-    def generate(
-        self,
-        user: UserProfile,
-        filters: SearchFilters,
-        context: RequestContext,
-        limit: int,
-        allowed: np.ndarray | None = None,
-    ) -> FunnelOutput:
-        allowed = request_mask(self._catalog, filters, context, allowed)
+    def request_scores(self, user: UserProfile, filters: SearchFilters, context: RequestContext):
         near = haversine_km(context.origin_lat, context.origin_lon, self._lat, self._lon) <= self._max_km
-        return top_allowed(self.scores(user, filters), allowed & near, self._shop_ids, limit)
+        return self.scores(user, filters), near
 
     def empty_reason(self, user: UserProfile) -> str:
         return f"no shop within {self._max_km:g} km passes the filters"

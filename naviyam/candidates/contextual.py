@@ -20,7 +20,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from naviyam.candidates.merge import FunnelOutput, request_mask, top_allowed
+from naviyam.candidates.merge import ScoringFunnel
 from naviyam.config import CandidateSettings
 from naviyam.data.catalog import Catalog, haversine_km
 from naviyam.filtering import is_open
@@ -83,7 +83,7 @@ def slot_prior(catalog: Catalog, events: pd.DataFrame | None) -> np.ndarray:
     return prior
 
 
-class ContextualFunnel:
+class ContextualFunnel(ScoringFunnel):
     name = "contextual"
 
     def __init__(self, catalog: Catalog, prior: np.ndarray, settings: CandidateSettings) -> None:
@@ -134,16 +134,8 @@ class ContextualFunnel:
         factor = np.where(self.open_now(context), 1.0, CLOSED_FACTOR)
         return np.where(dist <= self._max_km, factor * fit, 0.0)
 
-    def generate(
-        self,
-        user: UserProfile,
-        filters: SearchFilters,
-        context: RequestContext,
-        limit: int,
-        allowed: np.ndarray | None = None,
-    ) -> FunnelOutput:
-        allowed = request_mask(self._catalog, filters, context, allowed)
-        return top_allowed(self.scores(context), allowed, self._shop_ids, limit)
+    def request_scores(self, user: UserProfile, filters: SearchFilters, context: RequestContext):
+        return self.scores(context), None  # the distance is part of the score
 
     def empty_reason(self, user: UserProfile) -> str:
         return f"no shop within {self._max_km:g} km passes the filters"

@@ -53,6 +53,30 @@ class Funnel(Protocol):
         ...
 
 
+class ScoringFunnel:
+    """A funnel that scores shops for a request and proposes the best allowed ones: the request's
+    hard filters (``request_mask``) and the funnel's own reach, then ``top_allowed``. Subclasses
+    set ``_catalog``, ``_shop_ids`` and implement ``request_scores``."""
+
+    _catalog: Catalog
+    _shop_ids: np.ndarray
+
+    def generate(self, user: UserProfile, filters: SearchFilters, context: RequestContext, limit: int,
+                 allowed: np.ndarray | None = None) -> FunnelOutput:
+        scored = self.request_scores(user, filters, context)
+        if scored is None:
+            return []
+        scores, reach = scored
+        mask = request_mask(self._catalog, filters, context, allowed)
+        return top_allowed(scores, mask if reach is None else mask & reach, self._shop_ids, limit)
+
+    def request_scores(self, user: UserProfile, filters: SearchFilters,
+                       context: RequestContext) -> tuple[np.ndarray, np.ndarray | None] | None:
+        """(a score per shop, the shops within the funnel's reach or None for all), or None when
+        the funnel has nothing to say for this user."""
+        raise NotImplementedError
+
+
 def request_mask(catalog: Catalog, filters: SearchFilters, context: RequestContext,
                  allowed: np.ndarray | None) -> np.ndarray:
     """The mask the generator computed once per request, or (a funnel called on its own) the

@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from naviyam.candidates.merge import FunnelOutput, request_mask, top_allowed
+from naviyam.candidates.merge import ScoringFunnel
 from naviyam.config import CandidateSettings
 from naviyam.data.catalog import Catalog, haversine_km
 from naviyam.schemas import RequestContext, SearchFilters, UserProfile
@@ -58,7 +58,7 @@ def popularity_scores(
     return (w_view * _log_norm(views) + w_order * _log_norm(orders)) / total
 
 
-class PopularityFunnel:
+class PopularityFunnel(ScoringFunnel):
     name = "popularity"
 
     def __init__(self, catalog: Catalog, scores: np.ndarray, settings: CandidateSettings) -> None:
@@ -90,17 +90,8 @@ class PopularityFunnel:
         return cls(catalog, scores, settings)
 
     # -- request -----------------------------------------------------------------------------
-    def generate(
-        self,
-        user: UserProfile,
-        filters: SearchFilters,
-        context: RequestContext,
-        limit: int,
-        allowed: np.ndarray | None = None,
-    ) -> FunnelOutput:
-        allowed = request_mask(self._catalog, filters, context, allowed)
-        dist = haversine_km(context.origin_lat, context.origin_lon, self._lat, self._lon)
-        return top_allowed(self._scores, allowed & (dist <= self._max_km), self._shop_ids, limit)
+    def request_scores(self, user: UserProfile, filters: SearchFilters, context: RequestContext):
+        return self._scores, haversine_km(context.origin_lat, context.origin_lon, self._lat, self._lon) <= self._max_km
 
     def empty_reason(self, user: UserProfile) -> str:
         return f"no shop with traffic within {self._max_km:g} km passes the filters"
