@@ -15,7 +15,10 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int | None) -> bytes:
+    """The whole body; ``limit`` None reads it whatever its size (KServe's router has no limit)."""
+    if limit is None:
+        return await request.body()
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(limit)

@@ -8,10 +8,16 @@ Three layers of checks, from the outside in:
 2. The pydantic models - types and enums (``routerType``, ``dependency``), unknown fields rejected.
 3. ``InferenceGraph.validate_graph`` - the rules of KServe's admission webhook
    (``inference_graph_validation.go``: graph name format, a ``root`` node, unique step names per
-   node, exactly one target per step, Splitter weights present and summing to 100) and a few of
-   ours that the webhook leaves to run time (every ``nodeName`` exists, no cycles, no empty nodes,
-   Switch steps have a condition, ``data`` is ``$request``/``$response``, the first step of a
-   Sequence has no condition). Ours are marked ``[local]`` in their messages.
+   node, exactly one target per step, Splitter weights present and summing to 100) and three of
+   ours, marked ``[local]``: a condition must be GJSON that ``inference_graph.conditions``
+   evaluates exactly as Go does (anything else would be a silent wrong branch), no cycles of
+   nodes and no empty Sequence (on both Go's router recurses without end or panics).
+
+Everything else KServe serves is served, with Go's run-time behaviour: a ``data`` other than
+``$response`` sends the node's input, a condition on a Sequence's first step answers 500
+``invalid response``, a ``nodeName`` that is not in the graph answers 500, a Switch step without a
+condition matches only a body with the key ``""``. ``run_time_warnings`` names each such spot; the
+router logs them when it starts.
 """
 from __future__ import annotations
 
@@ -23,6 +29,9 @@ from typing import Any, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from inference_graph.conditions import UnsupportedCondition
+from inference_graph.conditions import check as check_condition
 
 API_VERSION: Final = "serving.kserve.io/v1alpha1"
 KIND: Final = "InferenceGraph"
@@ -68,11 +77,11 @@ class InferenceStep(_Model):
     node_name: str | None = Field(None, alias="nodeName")
     service_name: str | None = Field(None, alias="serviceName")
     service_url: str | None = Field(None, alias="serviceUrl")
-    # KServe reads only the exact string "$response" (Sequence, not the first step); anything else,
-    # or nothing, sends the node's own input ("$request").
+    # KServe reads only the exact string "$response" (Sequence, not the first step); anything else
+    # ("$response.predictions" included), or nothing, sends the node's own input ("$request").
     data: str | None = None
     weight: int | None = None  # Splitter only
-    condition: str | None = None  # GJSON path; matches when it exists
+    condition: str | None = None  # GJSON path (Go gjson semantics); matches when it exists
     dependency: Dependency | None = None  # unset behaves as Soft (only Hard is checked)
     map_predictions_to_instances: bool | None = Field(None, alias="mapPredictionsToInstances")
 
@@ -187,30 +196,46 @@ class InferenceGraph(_Model):
                     if total != 100:
                         errors.append(f'Splitter node "{node_name}": the weights of its steps sum to {total}, '
                                       "they must sum to 100")
-        # -- ours: what KServe only finds out at request time --
+        # -- ours: graphs Go's router cannot serve, and conditions we would not read as Go does --
+        for node_name, node in self.nodes.items():
+            if node.router_type == RouterType.SEQUENCE and not node.steps:
+                errors.append(f'[local] Sequence node "{node_name}" has no steps (Go\'s router answers it with '
+                              "status 0: a panic that drops the connection)")
+            for i, step in enumerate(node.steps):
+                if step.condition:
+                    try:
+                        check_condition(step.condition)
+                    except UnsupportedCondition as exc:
+                        errors.append(f'[local] step {i} ("{step.name or ""}") of node "{node_name}": {exc} '
+                                      "(the local router evaluates GJSON exactly as Go's gjson, or not at all)")
+        cycle = self._find_cycle()
+        if cycle:
+            errors.append("[local] nodes form a cycle: " + " -> ".join(cycle)
+                          + " (Go's router recurses until its stack overflows)")
+        return errors
+
+    def run_time_warnings(self) -> list[str]:
+        """What KServe serves but only ever answers one way at run time (the router logs these)."""
+        warnings: list[str] = []
         for node_name, node in self.nodes.items():
             if not node.steps:
-                errors.append(f'[local] node "{node_name}" has no steps')
+                answer = {RouterType.ENSEMBLE: "200 {}", RouterType.SWITCH: "404/500 (no route matches)",
+                          RouterType.SPLITTER: "500 (no route is selected)"}.get(node.router_type, "")
+                warnings.append(f'node "{node_name}" has no steps: it answers {answer}')
             for i, step in enumerate(node.steps):
                 where = f'step {i} ("{step.name or ""}") of node "{node_name}"'
                 if step.node_name and step.node_name not in self.nodes:
-                    errors.append(f'[local] {where} refers to unknown node "{step.node_name}" '
-                                  f"(nodes: {', '.join(sorted(self.nodes))})")
+                    warnings.append(f'{where} refers to unknown node "{step.node_name}": reaching it answers 500 '
+                                    '"invalid route type: "')
                 if step.data not in (None, DATA_REQUEST, DATA_RESPONSE):
-                    errors.append(f'[local] {where}: data must be "$request" or "$response", got '
-                                  f'"{step.data}" (KServe would silently send $request)')
-                if step.weight is not None and not 0 <= step.weight <= 100:
-                    errors.append(f"[local] {where}: weight {step.weight} is outside 0..100")
+                    warnings.append(f'{where}: data "{step.data}" is not "$response", so the step gets the '
+                                    "node's input")
                 if node.router_type == RouterType.SWITCH and not step.condition:
-                    errors.append(f"[local] {where}: a Switch step needs a condition (it could never match)")
-            first = node.steps[0] if node.steps else None
-            if node.router_type == RouterType.SEQUENCE and first is not None and first.condition:
-                errors.append(f'[local] step 0 of Sequence node "{node_name}" has a condition: KServe checks it '
-                              "against the previous step's response, which the first step lacks (always HTTP 500)")
-        cycle = self._find_cycle()
-        if cycle:
-            errors.append("[local] nodes form a cycle: " + " -> ".join(cycle))
-        return errors
+                    warnings.append(f'{where} has no condition: it matches only a body with the key ""')
+                if node.router_type == RouterType.SEQUENCE and i == 0 and step.condition:
+                    warnings.append(f"{where}: a condition on a Sequence's first step is checked against no "
+                                    'response: every request answers 500 "invalid response"')
+        return warnings
 
     def validate_graph(self, source: str | None = None) -> "InferenceGraph":
         errors = self.validation_errors()

@@ -102,7 +102,8 @@ def test_greeting_skips_the_search_path(graph_url):
     ({"user_id": "user_1", "text": "치킨" * 600}, "text"),
     ({"text": "치킨"}, "user_id"),
     ({"user_id": "../../etc", "text": "치킨"}, "user_id"),
-    (b"{broken", "JSON"),
+    # The router forwards any body, as KServe's does; naviyam-nlu's model server is the one that refuses it.
+    (b"{broken", "Unrecognized request format"),
     (b"[1, 2]", "object"),
 ])
 def test_bad_input_is_a_clear_4xx(graph_url, payload, fragment):

@@ -38,6 +38,7 @@ class Call:
     headers: dict[str, str]
     start: float
     end: float = 0.0
+    raw: bytes = b""
 
 
 Behaviour = Reply | Callable[[Any], Reply]
@@ -85,10 +86,10 @@ class FakeServices:
         name, _, verb = spec.partition(":")
         raw = await request.body()
         try:
-            body = json.loads(raw)
-        except ValueError:
+            body = json.loads(raw.decode("utf-8"))
+        except (ValueError, RecursionError):
             body = raw
-        call = Call(name, body, dict(request.headers), time.perf_counter())
+        call = Call(name, body, dict(request.headers), time.perf_counter(), raw=raw)
         self.calls.append(call)
         behaviour = self.behaviours.get(name)
         if verb != "predict" or behaviour is None:

@@ -11,6 +11,8 @@ import pytest
 
 from inference_graph.router import GraphRouter, gjson_exists, new_client
 
+NO_MATCH = {"error": "Failed to process request", "cause": "None of the routes matched with the switch condition"}
+
 
 def seq(*steps):
     return {"routerType": "Sequence", "steps": list(steps)}
@@ -69,8 +71,8 @@ def test_sequence_condition_on_non_json_previous_response_is_500(fake, kit):
     fake.set("b", kit.Reply({}))
     g = kit.graph_of({"root": seq(svc("a"), svc("b", condition="x"))})
     resp = kit.route(g, {}, fake.urls("a", "b"))
-    assert resp.status == 500 and "invalid response" in resp.json()["cause"]
-    assert fake.called() == ["a"]
+    assert resp.status == 500 and resp.json() == {"error": "Failed to process request", "cause": "invalid response"}
+    assert fake.called() == ["a"] and resp.failed_step == "root/b"
 
 
 def test_sequence_soft_failure_flows_on_and_last_status_wins(fake, kit):
@@ -87,7 +89,7 @@ def test_sequence_soft_failure_of_last_step_is_the_answer(fake, kit):
     fake.set("b", kit.Reply({"error": "bad"}, status=422))
     g = kit.graph_of({"root": seq(svc("a"), svc("b"))})  # no dependency = Soft
     resp = kit.route(g, {}, fake.urls("a", "b"))
-    assert resp.status == 422 and resp.json() == {"error": "bad", "failed_step": "root/b"}
+    assert resp.status == 422 and resp.json() == {"error": "bad"} and resp.failed_step == "root/b"
 
 
 def test_sequence_hard_failure_stops_and_propagates_status(fake, kit):
@@ -97,7 +99,7 @@ def test_sequence_hard_failure_stops_and_propagates_status(fake, kit):
     resp = kit.route(g, {}, fake.urls("a", "b"))
     assert fake.called() == ["a"]
     assert resp.status == 503
-    assert resp.json() == {"error": "model exploded", "failed_step": "root/a"}
+    assert resp.json() == {"error": "model exploded"}  # verbatim: the step is in the header, not the body
     assert resp.failed_step == "root/a"
 
 
@@ -113,9 +115,10 @@ def test_unreachable_service_is_500_whatever_the_dependency(kit):
     for dep in ("Hard", "Soft"):
         g = kit.graph_of({"root": seq({"name": "a", "serviceUrl": url, "dependency": dep})})
         resp = kit.route(g, {})
-        body = resp.json()
-        assert resp.status == 500 and body["error"] == "Failed to process request"
-        assert "root/a" in body["cause"] and url in body["cause"] and body["failed_step"] == "root/a"
+        assert resp.status == 500 and resp.failed_step == "root/a"
+        port = url.split(":")[2].split("/")[0]
+        assert resp.json() == {"error": "Failed to process request",  # Go's url.Error wording
+                               "cause": f'Post "{url}": dial tcp 127.0.0.1:{port}: connect: connection refused'}
 
 
 def test_service_url_steps_are_used_as_given(fake, kit):
@@ -150,8 +153,8 @@ def test_switch_no_match_at_root_is_404(fake, kit):
     body = resp.json()
     assert resp.status == 404
     assert body["error"] == "Failed to process request"
-    assert body["cause"].startswith("None of the routes matched with the switch condition")
-    assert fake.called() == []
+    assert body == NO_MATCH
+    assert fake.called() == [] and resp.failed_step == "root"
 
 
 def test_switch_no_match_below_root_is_500(fake, kit):
@@ -159,7 +162,8 @@ def test_switch_no_match_below_root_is_500(fake, kit):
     g = kit.graph_of({"root": seq({"name": "s", "nodeName": "pick"}),
                       "pick": switch(svc("a", condition='[@this].#(x=="never")'))})
     resp = kit.route(g, {"x": "y"}, fake.urls("a"))
-    assert resp.status == 500 and "None of the routes matched" in resp.json()["cause"]
+    assert resp.status == 500
+    assert resp.json() == NO_MATCH
 
 
 def test_switch_in_sequence_routes_on_previous_response(fake, kit):
@@ -185,7 +189,10 @@ def test_gjson_condition_semantics():
     assert gjson_exists(doc, "n")  # null exists
     assert gjson_exists({}, "@this")
     assert not gjson_exists(doc, "")
+    assert gjson_exists({"": 1}, "")  # Go: the empty path is the key ""
     assert not gjson_exists(doc, "missing.path")
+    assert gjson_exists({"decision_picker": "ERROR"}, "[@this].#(decision_picker==ERROR)")  # bare value: a string
+    assert not gjson_exists({"decision_picker": "OTHER"}, "[@this].#(decision_picker==ERROR)")
 
 
 # -- Ensemble ----------------------------------------------------------------------------------
@@ -231,7 +238,7 @@ def test_ensemble_hard_failure_returns_that_step(fake, kit):
     fake.set("bad", kit.Reply({"error": "down"}, status=503))
     g = kit.graph_of({"root": ens(svc("ok"), svc("bad", dependency="Hard"))})
     resp = kit.route(g, {}, fake.urls("ok", "bad"))
-    assert resp.status == 503 and resp.json() == {"error": "down", "failed_step": "root/bad"}
+    assert resp.status == 503 and resp.json() == {"error": "down"} and resp.failed_step == "root/bad"
 
 
 def test_ensemble_unreachable_soft_member_fails_the_node(fake, kit):
@@ -240,7 +247,7 @@ def test_ensemble_unreachable_soft_member_fails_the_node(fake, kit):
                                   {"name": "down", "serviceUrl": kit.closed_port_url(), "dependency": "Soft"})})
     t0 = time.perf_counter()
     resp = kit.route(g, {}, fake.urls("ok"))
-    assert resp.status == 500 and resp.json()["failed_step"] == "root/down"
+    assert resp.status == 500 and resp.failed_step == "root/down" and set(resp.json()) == {"error", "cause"}
     assert time.perf_counter() - t0 < 0.25  # fails fast, like the Go router's errChan, not after "ok"
 
 
@@ -249,7 +256,8 @@ def test_ensemble_member_answering_non_object_fails_the_node(fake, kit):
     fake.set("list", kit.Reply([1, 2, 3]))
     g = kit.graph_of({"root": ens(svc("ok"), svc("list", dependency="Soft"))})
     resp = kit.route(g, {}, fake.urls("ok", "list"))
-    assert resp.status == 500 and "not a JSON object" in resp.json()["cause"]
+    assert resp.status == 500 and resp.json()["cause"] == ("json: cannot unmarshal array into Go value of type "
+                                                           "map[string]interface {}")
 
 
 # -- Splitter ----------------------------------------------------------------------------------
@@ -311,8 +319,9 @@ def test_step_timeout_is_a_failed_call(fake, kit):
     g = kit.graph_of({"root": ens(svc("fast"), svc("slow", dependency="Soft"))})
     t0 = time.perf_counter()
     resp = kit.route(g, {}, fake.urls("slow", "fast"), step_timeout_s=0.2)
-    body = resp.json()
-    assert resp.status == 500 and body["failed_step"] == "root/slow" and "step timeout of 0.2s" in body["cause"]
+    assert resp.status == 500 and resp.failed_step == "root/slow"
+    assert resp.json()["cause"] == (f'Post "{fake.url("slow")}": context deadline exceeded '
+                                    "(Client.Timeout exceeded while awaiting headers)")
     assert time.perf_counter() - t0 < 0.6
 
 
@@ -332,11 +341,30 @@ def test_step_within_both_timeouts_succeeds(fake, kit):
 def test_only_matching_headers_are_propagated(fake, kit):
     fake.set("a", kit.Reply({}))
     g = kit.graph_of({"root": seq(svc("a"))})
-    kit.route(g, {}, fake.urls("a"), headers={"X-Request-Id": "r1", "Authorization": "Bearer t", "Host": "evil"},
-              propagate_headers=["^x-request-"])
+    # However the client spells it, Go's http.Header holds X-Request-Id: patterns see that name.
+    kit.route(g, {}, fake.urls("a"), headers={"x-request-id": "r1", "Authorization": "Bearer t", "Host": "evil"},
+              propagate_headers=["^X-Request-"])
     seen = fake.calls[0].headers
     assert seen["x-request-id"] == "r1" and "authorization" not in seen
     assert seen["content-type"] == "application/json" and seen["host"].startswith("127.0.0.1")
+
+
+def test_header_patterns_are_case_sensitive_on_canonical_names(fake, kit):
+    """A lower-case pattern matches nothing on a cluster; it must match nothing here either."""
+    fake.set("a", kit.Reply({}))
+    g = kit.graph_of({"root": seq(svc("a"))})
+    kit.route(g, {}, fake.urls("a"), headers={"X-Request-Id": "r1"}, propagate_headers=["^x-request-id$"])
+    assert "x-request-id" not in fake.calls[0].headers
+
+
+def test_an_invalid_header_pattern_is_skipped_not_fatal(fake, kit, caplog):
+    fake.set("a", kit.Reply({}))
+    g = kit.graph_of({"root": seq(svc("a"))})
+    kit.route(g, {}, fake.urls("a"), headers={"X-Request-Id": "r1", "Authorization": "t"},
+              propagate_headers=["X-Request-[0-9", "(?=Auth)", "^X-Request-Id$"])
+    seen = fake.calls[0].headers
+    assert seen["x-request-id"] == "r1" and "authorization" not in seen  # lookahead: not RE2, skipped as Go does
+    assert "failed to compile header pattern 'X-Request-[0-9'" in caplog.text
 
 
 def test_map_predictions_to_instances(fake, kit):
@@ -344,7 +372,7 @@ def test_map_predictions_to_instances(fake, kit):
     fake.set("m2", kit.echo())
     g = kit.graph_of({"root": seq(svc("m1"), svc("m2", data="$response", mapPredictionsToInstances=True))})
     kit.route(g, {}, fake.urls("m1", "m2"))
-    assert fake.body_of("m2") == {"model": "m1", "instances": ["p"]}
+    assert fake.body_of("m2") == {"instances": ["p"]}  # Go re-encodes only {predictions, instances}
 
 
 def test_unknown_service_name_fails_at_construction(kit):
@@ -409,8 +437,8 @@ def test_all_tries_failing_is_a_failed_call(kit):
     g = kit.graph_of({"root": seq(svc("a"))})
     resp = kit.route(g, {}, {"a": [kit.closed_port_url("a"), kit.closed_port_url("a")]},
                      retry=RetryPolicy(attempts=1))
-    body = resp.json()
-    assert resp.status == 500 and body["failed_step"] == "root/a" and "all 2 tries failed" in body["cause"]
+    assert resp.status == 500 and resp.failed_step == "root/a" and set(resp.json()) == {"error", "cause"}
+    assert "connection refused" in resp.json()["cause"]  # the last try's error, as Go words a failed call
 
 
 def test_a_failed_endpoint_sits_out_its_ejection_time():
