@@ -80,19 +80,21 @@ class EventStore:
                                 .order_by(INTERACTIONS.c.created_at)).all()
         return [(created, json.loads(payload)) for created, payload in rows]
 
-    def feedback_rows(self) -> list[tuple]:
-        """Rows of ``FEEDBACK_COLUMNS``, oldest first."""
+    def feedback_rows(self, columns: tuple[str, ...] = FEEDBACK_COLUMNS) -> list[tuple]:
+        """Rows of ``columns`` (default: all of ``FEEDBACK_COLUMNS``), oldest first."""
         with reader(self._engine).connect() as conn:
             return [tuple(r) for r in conn.execute(
-                select(*(FEEDBACK.c[name] for name in FEEDBACK_COLUMNS)).order_by(FEEDBACK.c.created_at)).all()]
+                select(*(FEEDBACK.c[name] for name in columns)).order_by(FEEDBACK.c.created_at)).all()]
 
     def interactions(self) -> list[dict[str, Any]]:
         return [payload for _, payload in self.interaction_rows()]
 
     def feedback(self) -> list[FeedbackEvent]:
-        keys = ("event_id", "user_id", "shop_id", "feedback_type", "satisfaction_score", "request_id",
-                "order_amount", "timestamp")
-        return [FeedbackEvent.model_validate(dict(zip(keys, r[:8]))) for r in self.feedback_rows()]
+        # The stored receipt time is the event's timestamp.
+        fields = ("event_id", "user_id", "shop_id", "feedback_type", "satisfaction_score", "request_id",
+                  "order_amount")
+        return [FeedbackEvent.model_validate({**dict(zip(fields, r)), "timestamp": r[-1]})
+                for r in self.feedback_rows((*fields, "created_at"))]
 
     def close(self) -> None:
         self._engine.dispose()

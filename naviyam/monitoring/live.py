@@ -43,6 +43,9 @@ IMPRESSION_COLUMNS = ("request_id", "user_id", "timestamp", "time_slot", "shop_i
                       "has_meal_card", "traffic")
 FEEDBACK_COLUMNS = ("event_id", "user_id", "shop_id", "feedback_type", "satisfaction_score", "request_id",
                     "order_amount", "timestamp", "traffic")
+# The stored columns these are read from (the event time is the stored receipt time).
+STORED_FEEDBACK_COLUMNS = ("event_id", "user_id", "shop_id", "feedback_type", "satisfaction_score", "request_id",
+                           "order_amount", "created_at", "traffic")
 
 
 def to_local_naive(value: Any) -> pd.Timestamp:
@@ -138,7 +141,7 @@ def read_serving_log(source: Path | str, since: Any = None, until: Any = None) -
         store = EventStore(source)
         try:
             inter_rows = store.interaction_rows()
-            fb_rows = [(*r[:8], r[9]) for r in store.feedback_rows()]  # FEEDBACK_COLUMNS here: no client_time
+            fb_rows = store.feedback_rows(STORED_FEEDBACK_COLUMNS)
         finally:
             store.close()
     log = frames_from_rows(inter_rows, fb_rows)
