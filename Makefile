@@ -18,7 +18,7 @@ help:
 	@echo "make test   - install, build, run the test suite"
 	@echo "make test-fast - the unit tests only (-m 'not e2e': no servers, no pipeline runs)"
 	@echo "make serve  - the online path: KServe model servers + graph router on :8080, feedback on :9107"
-	@echo "make bench  - latency benchmarks (percentiles, ratios), CPU per request, 60 s soak (memory, errors)"
+	@echo "make bench  - cold start, CPU per turn (served vs in-process), stack memory, throughput, 60 s soak; each beside its goal"
 	@echo "make validate-manifests - offline validation of manifests/ (kustomize, schemas, CRDs)"
 	@echo "make images - build the component images (needs a container engine)"
 	@echo "make pipelines - compile the Kubeflow pipelines to IR YAML (var/pipelines/)"

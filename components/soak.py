@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import psutil
 
-from components.bench import load
+from components.load import load, processes
 from naviyam.bench import percentiles
 
 MAX_SOAK_S = 1800.0  # loopback load on a shared machine: never unbounded
@@ -47,20 +47,10 @@ class MemoryTrack:
                 "slope_mib_per_min": round(slope, 2), "samples": len(rss)}
 
 
-def process_tree(pids: dict[str, int]) -> dict[str, psutil.Process]:
-    out = {}
-    for name, pid in pids.items():
-        try:
-            out[name] = psutil.Process(pid)
-        except psutil.Error:
-            continue
-    return out
-
-
 async def soak(url: str, pids: dict[str, int], *, clients: int, seconds: float, texts: list[str],
                sample_every_s: float = 2.0, warmup_s: float = 5.0) -> dict:
     seconds = min(seconds, MAX_SOAK_S)
-    tracks = [MemoryTrack(n, p) for n, p in process_tree(pids).items()]
+    tracks = [MemoryTrack(n, p) for n, p in processes(pids).items()]
     out: dict = {}
     task = asyncio.create_task(load(url, clients, seconds, texts, out=out, traffic="soak"))
     started = time.perf_counter()

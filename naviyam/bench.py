@@ -1,4 +1,5 @@
-"""`make bench`: latency percentiles of the warm in-process chatbot, per step and end to end.
+"""`make bench` (in-process part): latency percentiles of the warm chatbot, per step and end to
+end; its CPU per turn on the same turns the graph bench sends; the one-shot `naviyam chat` cold start.
 
 Targets live here, not in timed tests: the numbers are printed with the target next to them.
 """
@@ -7,9 +8,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -27,6 +32,25 @@ QUERIES = (
 )
 BENCH_TIME = datetime(2026, 12, 2, 15, 40)   # pinned: open shops, and so the work per turn, don't follow the clock
 UNDERSTANDING_TARGET_MS = 6.0   # preprocess + NLU + dialogue state, p50
+COLD_START_TARGET_S = 3.0       # one-shot `naviyam chat`, wall
+COLD_START_TEXT = "떡볶이 먹고 싶어"
+
+
+def bench_texts(settings: Settings) -> list[str]:
+    """Held-out NLU utterances (every intent, child-style) plus the fixed examples: a realistic mix
+    of searches and chit-chat, with as many distinct phrasings as children produce."""
+    path = settings.data_dir / "nlu" / "nlu_test.jsonl"
+    corpus = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
+    return [*QUERIES, *corpus]
+
+
+def turn_stream(seed: int, texts: list[str], run: str = "") -> Iterator[dict]:
+    """One bench client's endless turns: one session, a seeded choice of user and text each turn.
+    The graph's load clients and the in-process CPU measurement replay the same streams."""
+    rng = random.Random(seed)
+    session = f"bench-{run}{seed}"
+    while True:
+        yield {"user_id": f"user_{rng.randint(1, 5000)}", "text": rng.choice(texts), "session_id": session}
 
 
 def percentiles(samples_ms: list[float], digits: int = 2) -> dict[str, float]:
@@ -62,6 +86,51 @@ def bench_inprocess(settings: Settings, rounds: int) -> dict:
         bot.close()
     return {"chat_ms": percentiles(total), "steps_ms": {k: percentiles(v) for k, v in steps.items()},
             "understanding_ms": percentiles(understanding)}
+
+
+def cpu_per_turn(settings: Settings, texts: list[str], turns: int = 300, seed: int = 0, run: str = "") -> dict:
+    """CPU (user+system, every thread of this process) per warm in-process turn, over the first
+    ``turns`` turns of bench client ``seed``'s stream: the baseline the served graph's CPU per turn
+    is divided by."""
+    from naviyam.chatbot import NaviyamChatbot
+    from naviyam.events import EventStore
+    from naviyam.memory import ConversationMemory
+    from naviyam.models import ModelBundle
+    from naviyam.schemas import UserInput
+
+    models = ModelBundle(settings)
+    models.warm_up()
+    with tempfile.TemporaryDirectory() as tmp:
+        bot = NaviyamChatbot(models, ConversationMemory(Path(tmp) / "m.sqlite"), EventStore(Path(tmp) / "e.sqlite"),
+                             clock=Clock(BENCH_TIME))
+        warm = turn_stream(seed + 1000, texts, run)  # first-call costs, paid in another session
+        for _ in range(5):
+            bot.process(UserInput(**next(warm)), traffic="bench")
+        stream = turn_stream(seed, texts, run)
+        cpu_ms = []
+        for _ in range(turns):
+            body = next(stream)
+            start = time.process_time()
+            bot.process(UserInput(**body), traffic="bench")
+            cpu_ms.append((time.process_time() - start) * 1000)
+        bot.close()
+    return {"turns": turns, "cpu_ms": percentiles(cpu_ms), "cpu_ms_per_turn": round(statistics.fmean(cpu_ms), 2)}
+
+
+def cold_start(runs: int = 3, text: str = COLD_START_TEXT) -> dict:
+    """Wall time of the command a newcomer types first: a one-shot `naviyam chat` (a new process
+    each time: imports, model loading, one turn). Labelled bench, so no learning reads the turn."""
+    exe = Path(sys.executable).with_name("naviyam")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "naviyam.cli"]
+    cmd += ["chat", text, "--user-id", "user_77", "--traffic", "bench"]
+    walls = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        walls.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr[-500:]}")
+    return {"runs": runs, "wall_s": sorted(round(w, 2) for w in walls), "median_s": round(statistics.median(walls), 2)}
 
 
 def _timeit(fn, repeat: int) -> list[float]:
