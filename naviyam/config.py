@@ -1,7 +1,24 @@
-"""One settings object for the whole system.
+"""One settings object for the whole system, on pydantic-settings.
 
-Precedence (lowest to highest): defaults here < YAML file (``NAVIYAM_CONFIG``) < env vars
-``NAVIYAM_<FIELD>`` (nested fields use ``__``, e.g. ``NAVIYAM_RETRIEVAL__TOP_K=30``).
+``Settings.load()`` is how a process reads its configuration. Precedence, lowest to highest:
+
+1. the defaults here;
+2. the YAML file named by ``load(path)`` or, without one, by ``NAVIYAM_CONFIG`` (a named file
+   that does not exist is an error, not an empty config);
+3. env vars ``NAVIYAM_<FIELD>``, nested fields joined by ``__`` (``NAVIYAM_RETRIEVAL__TOP_K=30``,
+   ``NAVIYAM_LLM__TINY__STEPS=10``), names case-insensitive. Setting one sub-field keeps the
+   section's other values from the YAML file and the defaults. Lists and mappings are read as
+   YAML flow, of which JSON is a subset (``NAVIYAM_LEARNING__TRAFFIC=[live]``,
+   ``NAVIYAM_SERVING__SERVICE_URLS={"naviyam-nlu": "http://..."}``); plain values are left to the
+   field's type (``"30"`` -> 30, ``"true"`` -> True, a token ``"0123"`` stays a string); an empty
+   value counts as unset and ``null`` is None. ``NAVIYAM_*`` names that are no field
+   (``NAVIYAM_CONFIG``, ``NAVIYAM_FEAST_PROFILE``, ``NAVIYAM_LORA_GPUS``, ...) are ignored;
+4. keyword overrides of ``load(**overrides)``.
+
+Nested mappings merge at every level; anything else replaces. ``Settings(...)`` built directly
+(tests, code that derives one config from another) reads neither env nor file: only its arguments
+and the defaults, so the process environment cannot leak into it.
+
 Everything that differs between a laptop and a cluster (paths, model ids, ports) lives here so
 that components never hard-code it.
 """
@@ -14,11 +31,21 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, Field
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
 from naviyam.bounds import TrafficKind
 from naviyam.llm.settings import LLMSettings
 
 ENV_PREFIX = "NAVIYAM_"
+CONFIG_ENV = ENV_PREFIX + "CONFIG"
 
 
 class RetrievalSettings(BaseModel):
@@ -127,8 +154,31 @@ class LearningSettings(BaseModel):
     traffic: list[TrafficKind] = Field(default_factory=lambda: ["live", "simulated"])
 
 
-class Settings(BaseModel):
+class _EnvSource(EnvSettingsSource):
+    """``NAVIYAM_*`` env vars whose lists and mappings are YAML flow, as in the config file.
+
+    pydantic-settings decodes them as JSON; YAML accepts that and the shorter forms the
+    manifests and docs use (``[live]``), so both keep working.
+    """
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError as exc:  # pydantic-settings reports a ValueError as a SettingsError naming the field
+            raise ValueError(str(exc)) from exc
+
+
+class Settings(BaseSettings):
     """Root config. ``home`` holds generated data, models and state (git-ignored)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        case_sensitive=False,
+        env_ignore_empty=True,     # an empty Secret key means unset (e.g. admin_token stays None)
+        env_parse_none_str="null",
+        extra="ignore",            # unknown keys in the file, env or overrides are dropped, not errors
+    )
 
     home: Path = Path("var")
     seed: int = 20260801
@@ -161,34 +211,31 @@ class Settings(BaseModel):
         return self.home / "state"
 
     @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Direct construction is the plain model: the suite sets NAVIYAM_HOME / NAVIYAM_CLOCK__*
+        # for its servers, and a Settings(home=tmp_path) must not pick those up. load() reads them.
+        return (init_settings,)
+
+    @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> "Settings":
-        raw: dict[str, Any] = {}
-        path = path or os.environ.get(ENV_PREFIX + "CONFIG")
-        if path:
-            with open(path, encoding="utf-8") as fh:
-                raw = yaml.safe_load(fh) or {}
-        _merge(raw, _env_overrides())
-        _merge(raw, overrides)
-        return cls.model_validate(raw)
-
-
-def _env_overrides() -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in os.environ.items():
-        if not key.startswith(ENV_PREFIX) or key == ENV_PREFIX + "CONFIG":
-            continue
-        parts = key[len(ENV_PREFIX):].lower().split("__")
-        node = out
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        # YAML parsing turns "30" into 30 and "true" into True, like the YAML file would.
-        node[parts[-1]] = yaml.safe_load(value)
-    return out
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
+        """Defaults < YAML file (``path`` or ``NAVIYAM_CONFIG``) < ``NAVIYAM_*`` env < ``overrides``."""
+        config = path or os.environ.get(CONFIG_ENV)
+        # YamlConfigSettingsSource skips a missing file; a mistyped path or an unmounted
+        # ConfigMap must fail at start-up instead of silently serving defaults.
+        if config and not Path(config).is_file():
+            raise FileNotFoundError(f"config file {config} does not exist")
+        sources = (  # highest priority first; pydantic-settings deep-merges them in this order
+            InitSettingsSource(cls, init_kwargs=overrides),
+            _EnvSource(cls),
+            YamlConfigSettingsSource(cls, yaml_file=config or None),
+        )
+        # The file is chosen per call, which settings_customise_sources (a classmethod, no call
+        # arguments) cannot see: hand BaseSettings the built sources (its `_build_sources` argument).
+        return cls(_build_sources=(sources, overrides))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,36 @@ def make_model(tmp_path: Path, name: str, payload: str | None = None) -> Path:
     (src / "weights.txt").write_text(payload or name)
     (src / "meta.json").write_text(json.dumps({"version": f"model-{name}"}))
     return src
+
+
+@contextmanager
+def polling_readers(open_registry: Callable[[], ModelRegistry], read: Callable[[ModelRegistry], str],
+                    threads: int) -> Iterator[tuple[list[BaseException], set[str]]]:
+    """Reader threads, each with its own registry (its own pointer cache, like a server), call
+    ``read`` in a loop while the block runs; yields the errors they hit and the versions they saw.
+    A reader stops at its first error."""
+    errors: list[BaseException] = []
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def reader() -> None:
+        mine = open_registry()
+        while not stop.is_set():
+            try:
+                seen.add(read(mine))
+            except BaseException as exc:  # noqa: BLE001 - an assertion too: reported by the test
+                errors.append(exc)
+                return
+
+    workers = [threading.Thread(target=reader) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    try:
+        yield errors, seen
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
 
 
 def test_register_promote_canary_rollback(tmp_path, dsn):
@@ -155,30 +187,16 @@ def test_readers_always_see_a_complete_version_while_pointers_flip(tmp_path, dsn
     v1 = reg.register("ranker", make_model(tmp_path, "a"))
     v2 = reg.register("ranker", make_model(tmp_path, "b"))
     reg.promote("ranker", v1)
-    errors: list[BaseException] = []
-    seen: set[str] = set()
-    stop = threading.Event()
 
-    def reader() -> None:
-        reader_reg = ModelRegistry(reg.root, keep_last=2, dsn=dsn)  # its own pointer cache, like a server
-        while not stop.is_set():
-            try:
-                path = reader_reg.resolve("ranker")
-                assert (path / "weights.txt").read_text() in ("a", "b")
-                seen.add(reader_reg.current_version("ranker"))
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-                return
+    def read(mine: ModelRegistry) -> str:
+        path = mine.resolve("ranker")
+        assert (path / "weights.txt").read_text() in ("a", "b")
+        return mine.current_version("ranker")
 
-    threads = [threading.Thread(target=reader) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for _ in range(150 if dsn is None else 40):
-        reg.promote("ranker", v2)
-        reg.rollback("ranker")
-    stop.set()
-    for t in threads:
-        t.join()
+    with polling_readers(lambda: ModelRegistry(reg.root, keep_last=2, dsn=dsn), read, threads=3) as (errors, seen):
+        for _ in range(150 if dsn is None else 40):
+            reg.promote("ranker", v2)
+            reg.rollback("ranker")
     assert errors == []
     assert seen == {v1, v2}
 
@@ -320,34 +338,20 @@ def test_pointer_switches_from_two_processes_are_atomic_with_their_audit_rows(tm
     procs = [ctx.Process(target=_switch_many, args=(str(reg.root), dsn, 30, seed, queue)) for seed in (1, 2)]
     for proc in procs:  # before any reader thread: a fork copies only the forking thread
         proc.start()
-    errors: list[BaseException] = []
-    seen: set[str] = set()
-    stop = threading.Event()
 
-    def reader() -> None:
-        mine = ModelRegistry(reg.root, dsn=dsn)
-        while not stop.is_set():
-            try:
-                pointer = mine.pointer("ranker")
-                assert pointer["version"] in versions and pointer["version"] not in pointer["previous"]
-                path = mine.resolve("ranker")
-                assert (path / "weights.txt").read_text() in ("a", "b", "c")
-                version, generation = mine.serving_state("ranker")
-                assert version in versions and generation == 0
-                seen.add(version)
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-                return
+    def read(mine: ModelRegistry) -> str:
+        pointer = mine.pointer("ranker")
+        assert pointer["version"] in versions and pointer["version"] not in pointer["previous"]
+        path = mine.resolve("ranker")
+        assert (path / "weights.txt").read_text() in ("a", "b", "c")
+        version, generation = mine.serving_state("ranker")
+        assert version in versions and generation == 0
+        return version
 
-    threads = [threading.Thread(target=reader) for _ in range(2)]
-    for t in threads:
-        t.start()
-    switched = [queue.get(timeout=120) for _ in procs]
-    for proc in procs:
-        proc.join(timeout=60)
-    stop.set()
-    for t in threads:
-        t.join()
+    with polling_readers(lambda: ModelRegistry(reg.root, dsn=dsn), read, threads=2) as (errors, seen):
+        switched = [queue.get(timeout=120) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=60)
     assert errors == [] and seen
     assert all(proc.exitcode == 0 for proc in procs)
 

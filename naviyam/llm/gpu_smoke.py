@@ -13,37 +13,36 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from naviyam.schemas import Recommendation
 
 NLU_TEXT = "급식카드 되는 치킨집 추천해줘"
 
 
 def _settings():
     from naviyam.config import Settings
-    from naviyam.llm.settings import llm_settings
 
-    settings = Settings.load()
-    ls = llm_settings(settings)
-    env = os.environ.get("NAVIYAM_LLM__BASE_PATH")
-    if env and not ls.base_path:
-        ls = ls.model_copy(update={"base_path": env})
-    return settings, ls
+    settings = Settings.load()  # NAVIYAM_LLM__BASE_PATH included: load() reads the env
+    return settings, settings.llm
 
 
-def _sample_recommendations():
+def sample_recommendations() -> list[Recommendation]:
+    """Two chicken shops as the ranker would return them: the facts of the smoke test's NLG prompt
+    and of the NLG grounding tests (tests/llm/test_nlg_llm.py)."""
     from naviyam.schemas import MenuItem, Recommendation
 
     return [
-        Recommendation(rank=1, shop_id="shop_0001", name="바삭치킨 역삼점", category="치킨", address="서울특별시 강남구 역삼로 1",
-                       distance_m=335, walk_minutes=5, menus=[MenuItem(name="후라이드치킨", price=16000),
-                                                              MenuItem(name="1인 순살 세트", price=8500)],
+        Recommendation(rank=1, shop_id="shop_0001", name="바삭치킨 역삼점", category="치킨", address="역삼로 1",
+                       walk_minutes=5, distance_m=335, menus=[MenuItem(name="1인 순살 세트", price=8500)],
                        min_price=8500, accepts_meal_card=True, is_good_influence_shop=True,
                        opening_hours="15:00-01:00", rating=4.4, personalized_score=0.9),
-        Recommendation(rank=2, shop_id="shop_0002", name="학교앞통닭 대치점", category="치킨", address="서울특별시 강남구 대치로 2",
-                       distance_m=536, walk_minutes=8, menus=[MenuItem(name="반반치킨", price=17000)],
+        Recommendation(rank=2, shop_id="shop_0002", name="학교앞통닭 대치점", category="치킨", address="대치로 2",
+                       walk_minutes=8, distance_m=536, menus=[MenuItem(name="반반치킨", price=9000)],
                        min_price=9000, accepts_meal_card=True, is_good_influence_shop=False,
                        opening_hours="16:00-24:00", rating=4.1, personalized_score=0.8),
     ]
@@ -108,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             report["nlu"] = {"invalid": str(exc), "text": gen.text[:200]}
         report["nlu_tokens"] = len(gen.token_ids)
 
-        recs = _sample_recommendations()
+        recs = sample_recommendations()
         profile = UserProfile(user_id="smoke", age=11, school_id="school_01", meal_card_balance=42000)
         ents = Entities(food_category="치킨", payment_method="meal_card")
         prompt = nlg_prompt(NLU_TEXT, facts_block(Intent.FOOD_RECOMMENDATION, ents, recs, profile, "none", True))

@@ -1,4 +1,4 @@
-"""LLM settings (proposed ``Settings.llm``; lives here until it moves into ``naviyam.config``).
+"""LLM settings: ``Settings.llm`` (``naviyam.config``), env ``NAVIYAM_LLM__<FIELD>``.
 
 Defaults: NLU generation at temperature 0.1 with at most 512 tokens in
 all (prompt + answer), NLG at temperature 0.7 with nucleus sampling (top_p 0.9), LoRA with r=16,
@@ -91,10 +91,7 @@ class LLMSettings(BaseModel):
 
 
 def llm_settings(settings: Any) -> LLMSettings:
-    """``settings.llm`` once it is part of ``Settings``; the defaults until then."""
+    """The LLM section of a settings object (``Settings.llm``; a mapping or a look-alike model is
+    validated into one); the defaults for an object that has none."""
     value = getattr(settings, "llm", None)
-    if value is None:
-        return LLMSettings()
-    if isinstance(value, LLMSettings):
-        return value
-    return LLMSettings.model_validate(value if isinstance(value, dict) else value.model_dump())
+    return LLMSettings() if value is None else LLMSettings.model_validate(value, from_attributes=True)

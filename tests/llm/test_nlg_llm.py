@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from naviyam.llm.gpu_smoke import sample_recommendations
 from naviyam.llm.prompts import BLOCK_END, BLOCK_START, FACTS_HEADER
 from naviyam.llm.settings import LLMSettings
 from naviyam.llm.wrapper import Generation
@@ -10,7 +11,7 @@ from naviyam.nlg.llm import LLMAnswerer
 from naviyam.nlg.normalizer import normalise_for_children
 from naviyam.nlg.templates import AnswerInput, compose_answer
 from naviyam.safety import check_text
-from naviyam.schemas import Entities, Intent, MenuItem, NLUResult, Recommendation, SearchFilters, UserProfile
+from naviyam.schemas import Entities, Intent, NLUResult, SearchFilters, UserProfile
 
 PROFILE = UserProfile(user_id="user_1", age=11, school_id="school_01", meal_card_balance=42000, per_meal_allowance=9500)
 ALL_SHOPS = ["바삭치킨 역삼점", "학교앞통닭 대치점", "행복분식 서현점", "엄마손닭강정 정발산점"]
@@ -20,17 +21,7 @@ GROUNDED = ("급식카드로 먹을 수 있는 치킨집을 찾았습니다.\n"
             "학교앞통닭 대치점은 반반치킨이 9,000원이에요.")
 
 
-def recs():
-    return [
-        Recommendation(rank=1, shop_id="shop_0001", name="바삭치킨 역삼점", category="치킨", address="역삼로 1",
-                       walk_minutes=5, distance_m=335, menus=[MenuItem(name="1인 순살 세트", price=8500)],
-                       min_price=8500, accepts_meal_card=True, is_good_influence_shop=True,
-                       opening_hours="15:00-01:00", rating=4.4, personalized_score=0.9),
-        Recommendation(rank=2, shop_id="shop_0002", name="학교앞통닭 대치점", category="치킨", address="대치로 2",
-                       walk_minutes=8, distance_m=536, menus=[MenuItem(name="반반치킨", price=9000)],
-                       min_price=9000, accepts_meal_card=True, is_good_influence_shop=False,
-                       opening_hours="16:00-24:00", rating=4.1, personalized_score=0.8),
-    ]
+recs = sample_recommendations  # the GPU smoke test's prompt facts: one fixture for both
 
 
 def answer_input(intent=Intent.FOOD_RECOMMENDATION, safety=None) -> AnswerInput:

@@ -13,6 +13,16 @@ from naviyam.llm.training import encode, perplexity, tokenize, train_steps
 from naviyam.llm.wrapper import LLM, LLMBusyError, LLMConfigError, load_base, pick_device, quantization_config
 
 
+@pytest.fixture
+def two_adapters(tmp_path, make_adapter) -> AdapterRegistry:
+    """An adapter registry under tmp_path holding v1 (current) and v2, both for the micro base."""
+    registry = AdapterRegistry(tmp_path / "adapters")
+    make_adapter(registry.root, "v1", seed=1)
+    make_adapter(registry.root, "v2", seed=2)
+    registry.set_current("v1")
+    return registry
+
+
 def _logits(model, tokenizer, text="급식카드 되는 치킨집 추천해줘"):
     ids = torch.tensor([tokenize(tokenizer, text)])
     with torch.no_grad():
@@ -128,14 +138,11 @@ def test_registry_pointer_switches_atomically(tmp_path, make_adapter):
         registry.set_current("v3")
 
 
-def test_adapter_hot_swap_without_reloading_the_base(micro_base, make_adapter, tmp_path):
+def test_adapter_hot_swap_without_reloading_the_base(micro_base, two_adapters):
     from peft import PeftModel
 
-    root = tmp_path / "adapters"
-    registry = AdapterRegistry(root)
-    make_adapter(root, "v1", seed=1)
-    make_adapter(root, "v2", seed=2)
-    registry.set_current("v1")
+    registry = two_adapters
+    root = registry.root
     llm = LLM(micro_base, registry_dir=root)
     base = llm.base_model
     assert llm.version == "micro-neox+v1"
@@ -164,16 +171,13 @@ def test_adapter_of_another_base_is_not_loaded(micro_base, make_adapter, tmp_pat
     assert llm.reload() is False
 
 
-def test_served_bundle_picks_up_a_promoted_adapter(micro_base, make_adapter, tmp_path):
+def test_served_bundle_picks_up_a_promoted_adapter(micro_base, two_adapters, tmp_path):
     """What the nlu/nlg model servers do per request: a new `current` adapter goes live, no restart."""
     from naviyam.config import Settings
     from naviyam.models import ModelBundle
 
-    root = tmp_path / "adapters"
-    registry = AdapterRegistry(root)
-    make_adapter(root, "v1", seed=1)
-    make_adapter(root, "v2", seed=2)
-    registry.set_current("v1")
+    registry = two_adapters
+    root = registry.root
     settings = Settings(home=tmp_path, llm={"base_path": str(micro_base), "adapter_dir": str(root)})
     bundle = ModelBundle(settings)
     assert bundle.refresh_adapter(every_s=0) is False  # no LLM loaded in this process yet
