@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-from collections import Counter
 from collections.abc import Iterable
 
 from naviyam.llm.prompts import facts_block, nlg_prompt
 from naviyam.nlg.grounding import check_grounding
 from naviyam.nlg.normalizer import normalise_for_children
 from naviyam.nlg.templates import AnswerInput, allowed_amounts, compose_answer
+from naviyam.outcomes import Outcomes
 from naviyam.safety import check_text
 from naviyam.schemas import Intent, Recommendation
 
@@ -64,16 +63,11 @@ class LLMAnswerer:
         self.llm = llm
         self.all_shop_names = list(all_shop_names)
         self.settings = settings or LLMSettings()
-        self.stats: Counter = Counter()
-        self._lock = threading.Lock()
+        self.stats = Outcomes()
 
     @property
     def version(self) -> str:
         return f"llm-nlg:{getattr(self.llm, 'version', 'unknown')}"
-
-    def _count(self, outcome: str) -> None:
-        with self._lock:
-            self.stats[outcome] += 1
 
     def template(self, inp: AnswerInput) -> str:
         return normalise_for_children(compose_answer(inp), inp.nlu.entities.food_category)
@@ -88,7 +82,7 @@ class LLMAnswerer:
         """(text, used_llm, violations): the LLM's answer when it is grounded, else the template's."""
         if inp.nlu.intent in TEMPLATE_ONLY or (inp.safety is not None and inp.safety.unsafe) \
                 or check_text(question).unsafe:
-            self._count("template_only")
+            self.stats.add("template_only")
             return self.template(inp), False, []
         recs = inp.recommendations[: self.settings.nlg_max_recommendations]
         facts = facts_block(inp.nlu.intent, inp.nlu.entities, recs, inp.profile, inp.nlu.followup.value,
@@ -97,7 +91,7 @@ class LLMAnswerer:
             gen = self._generate(nlg_prompt(question, facts))
         except Exception as exc:  # noqa: BLE001 - busy, prompt too long, device error: the template answers
             log.info("LLM NLG failed: %s", exc)
-            self._count("error")
+            self.stats.add("error")
             return self.template(inp), False, [f"generation failed: {type(exc).__name__}"]
         raw = gen if isinstance(gen, str) else gen.text
         violations: list[str] = []
@@ -113,7 +107,7 @@ class LLMAnswerer:
         violations = list(dict.fromkeys(violations))
         if violations:
             log.info("LLM answer rejected: %s", "; ".join(violations[:5]))
-            self._count("rejected")
+            self.stats.add("rejected")
             return self.template(inp), False, violations
-        self._count("llm")
+        self.stats.add("llm")
         return text, True, []

@@ -12,12 +12,11 @@ JSON, low confidence, busy model, error) means the fast result, marked ``fast-fa
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import Counter
 from collections.abc import Sequence
 
 from naviyam.nlu.unsafe import unsafe_terms
+from naviyam.outcomes import Outcomes
 from naviyam.schemas import Intent, NLUResult, Preprocessed
 
 log = logging.getLogger(__name__)
@@ -30,8 +29,7 @@ class CombinedNLU:
         self.fast = fast
         self.llm_nlu = llm_nlu
         self.timeout_s = timeout_s
-        self.stats: Counter = Counter()
-        self._lock = threading.Lock()
+        self.stats = Outcomes()
 
     @property
     def version(self) -> str:
@@ -39,14 +37,10 @@ class CombinedNLU:
             return self.fast.version
         return f"{self.fast.version}+{self.llm_nlu.version}"
 
-    def _count(self, backend: str) -> None:
-        with self._lock:
-            self.stats[backend] += 1
-
     def parse(self, pre: Preprocessed, known_shop_names: Sequence[str] = ()) -> NLUResult:
         fast = self.fast.parse(pre, known_shop_names)
         if fast.intent is Intent.UNSAFE_REQUEST or unsafe_terms(pre) or self.llm_nlu is None:
-            self._count("fast")
+            self.stats.add("fast")
             return fast.model_copy(update={"backend": "fast"})
         start = time.perf_counter()
         try:
@@ -56,7 +50,7 @@ class CombinedNLU:
             result = None
         elapsed = time.perf_counter() - start
         if result is None or elapsed > self.timeout_s:
-            self._count("fast-fallback")
+            self.stats.add("fast-fallback")
             return fast.model_copy(update={"backend": "fast-fallback"})
-        self._count("llm")
+        self.stats.add("llm")
         return result.model_copy(update={"backend": "llm"})

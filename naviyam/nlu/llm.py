@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import threading
-from collections import Counter
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,6 +28,7 @@ from naviyam.nlu.budget import find_amounts
 from naviyam.nlu.filters import semantic_query, to_filters
 from naviyam.nlu.followup import detect_followup
 from naviyam.nlu.frame import frame_update
+from naviyam.outcomes import Outcomes
 from naviyam.schemas import Entities, Intent, NLUResult, Preprocessed
 
 log = logging.getLogger(__name__)
@@ -151,16 +150,11 @@ class LLMNLU:
         self.llm = llm
         self.min_confidence = min_confidence
         self.max_time = max_time
-        self.stats: Counter = Counter()
-        self._stats_lock = threading.Lock()
+        self.stats = Outcomes()
 
     @property
     def version(self) -> str:
         return f"llm-nlu:{getattr(self.llm, 'version', 'unknown')}"
-
-    def _count(self, outcome: str) -> None:
-        with self._stats_lock:
-            self.stats[outcome] += 1
 
     def _generate(self, prompt: str, max_time: float | None):
         complete = getattr(self.llm, "complete", None)
@@ -176,31 +170,31 @@ class LLMNLU:
             gen = self._generate(nlu_prompt(text), max_time if max_time is not None else self.max_time)
         except Exception as exc:  # noqa: BLE001 - busy, too long, CUDA OOM...: the fast NLU answers
             log.info("LLM NLU generation failed: %s", exc)
-            self._count("error")
+            self.stats.add("error")
             return None
         answer = gen if isinstance(gen, str) else gen.text
         if not isinstance(gen, str) and (gen.timed_out or not gen.finished):
-            self._count("timeout" if gen.timed_out else "truncated")
+            self.stats.add("timeout" if gen.timed_out else "truncated")
             return None
         try:
             out = parse_output(answer)
         except InvalidOutput as exc:
             log.info("LLM NLU output rejected (%s): %.120s", exc, answer)
-            self._count("invalid")
+            self.stats.add("invalid")
             return None
         confidence = out.confidence
         p_intent = intent_probability(gen, getattr(self.llm, "tokenizer", None), answer, out.intent.value)
         if p_intent is not None:
             confidence = min(confidence, p_intent)
         if confidence < self.min_confidence:
-            self._count("low_confidence")
+            self.stats.add("low_confidence")
             return None
         entities = supported_entities(Entities.model_validate(out.entities.model_dump()), text)
         followup = detect_followup(pre.cleaned_text)
         frame = supported_frame(out.frame, entities, pre.cleaned_text)
         if frame is None:
             frame = frame_update(out.intent, entities, followup, pre.cleaned_text)
-        self._count("ok")
+        self.stats.add("ok")
         return NLUResult(
             intent=out.intent,
             entities=entities,
