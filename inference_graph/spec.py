@@ -27,11 +27,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final, Literal
 
+import jsonschema
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from inference_graph.conditions import UnsupportedCondition
-from inference_graph.conditions import check as check_condition
+from inference_graph.gjson_path import UnsupportedCondition
+from inference_graph.gjson_path import check as check_condition
 
 API_VERSION: Final = "serving.kserve.io/v1alpha1"
 KIND: Final = "InferenceGraph"
@@ -318,8 +319,6 @@ def crd_validation_errors(doc: Any, crd_dir: str | Path = DEFAULT_CRD_DIR, *,
                           strict_fields: bool = True) -> list[str]:
     """Schema errors of ``doc`` against the CRD (empty when valid). ``strict_fields`` also reports
     fields the schema does not declare, as the API server's strict field validation does."""
-    import jsonschema  # imported here: only graph loading with the CRDs present needs it
-
     schema = crd_schema(str(Path(crd_dir)))
     validator = jsonschema.Draft7Validator(schema)
     errors = [f"{'.'.join(map(str, e.absolute_path)) or '<document>'}: {e.message}"

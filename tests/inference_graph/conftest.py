@@ -20,7 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from inference_graph.router import GraphResponse, GraphRouter, new_client
+from inference_graph.graph_router import GraphRouter, new_client
+from inference_graph.outcomes import GraphResponse
 from inference_graph.spec import InferenceGraph, parse_graph
 
 

@@ -10,7 +10,9 @@ import httpx
 import pytest
 import yaml
 
-from inference_graph.router import FAILED_STEP_HEADER, create_app, load_service_urls, new_client, readiness_url
+from inference_graph.graph_router import new_client
+from inference_graph.outcomes import FAILED_STEP_HEADER
+from inference_graph.router import create_app, load_service_urls, readiness_url
 from inference_graph.spec import GraphValidationError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -5,7 +5,9 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from inference_graph.router import RouterMetrics, create_app, new_client
+from inference_graph.graph_router import new_client
+from inference_graph.metrics import RouterMetrics
+from inference_graph.router import create_app
 
 
 def write_graph(tmp_path):

@@ -9,7 +9,9 @@ from collections import Counter
 import httpx
 import pytest
 
-from inference_graph.router import GraphRouter, gjson_exists, new_client
+from inference_graph.client import RetryPolicy, Upstream
+from inference_graph.conditions import gjson_exists
+from inference_graph.graph_router import GraphRouter, new_client
 
 NO_MATCH = {"error": "Failed to process request", "cause": "None of the routes matched with the switch condition"}
 
@@ -395,8 +397,6 @@ def test_route_api_returns_status_and_body(fake, kit):
 
 # -- replicas and retries (the mesh's part, not KServe's router) --------------------------------
 def test_a_refused_call_is_retried_on_another_endpoint(fake, kit):
-    from inference_graph.client import RetryPolicy
-
     fake.set("a", kit.echo(ok=True))
     g = kit.graph_of({"root": seq(svc("a"))})
     urls = {"a": [kit.closed_port_url("a"), fake.url("a")]}
@@ -407,8 +407,6 @@ def test_a_refused_call_is_retried_on_another_endpoint(fake, kit):
 
 
 def test_a_try_past_its_per_try_timeout_is_retried(fake, kit):
-    from inference_graph.client import RetryPolicy
-
     calls = []
 
     def slow_first(body):
@@ -423,8 +421,6 @@ def test_a_try_past_its_per_try_timeout_is_retried(fake, kit):
 
 
 def test_answers_are_never_retried_whatever_their_status(fake, kit):
-    from inference_graph.client import RetryPolicy
-
     fake.set("a", kit.Reply({"error": "busy"}, status=503))
     g = kit.graph_of({"root": seq(svc("a"))})
     resp = kit.route(g, {}, {"a": [fake.url("a"), fake.url("a") + "?2"]}, retry=RetryPolicy(attempts=2))
@@ -432,8 +428,6 @@ def test_answers_are_never_retried_whatever_their_status(fake, kit):
 
 
 def test_all_tries_failing_is_a_failed_call(kit):
-    from inference_graph.client import RetryPolicy
-
     g = kit.graph_of({"root": seq(svc("a"))})
     resp = kit.route(g, {}, {"a": [kit.closed_port_url("a"), kit.closed_port_url("a")]},
                      retry=RetryPolicy(attempts=1))
@@ -442,8 +436,6 @@ def test_all_tries_failing_is_a_failed_call(kit):
 
 
 def test_a_failed_endpoint_sits_out_its_ejection_time():
-    from inference_graph.client import RetryPolicy, Upstream
-
     up = Upstream("a", ["http://x/1", "http://x/2"], RetryPolicy(attempts=1, ejection_s=60))
     up.eject("http://x/1")
     assert {up.pick() for _ in range(4)} == {"http://x/2"}
