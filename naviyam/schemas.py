@@ -25,6 +25,7 @@ from naviyam.bounds import (  # noqa: F401 - re-exported: the boundary types liv
 )
 from naviyam.dialogue.acts import FrameUpdate
 from naviyam.dialogue.state import DialogueState
+from naviyam.text import normalize_unicode
 
 # Whitespace a child can type; every other C0/C1 control character is refused.
 _ORDINARY_WHITESPACE = frozenset("\t\n\r")
@@ -109,10 +110,8 @@ class UserInput(BaseModel):
         problem = text_problem(value)
         if problem:
             raise ValueError(f"text has a {problem}")
-        # Imported here: preprocess imports this module. Same jamo-safe NFKC as step 3, so what is
-        # stored, logged and quoted to the LLM is the text the NLU saw.
-        from naviyam.preprocess import normalize_unicode
-
+        # Same jamo-safe NFKC as step 3, so what is stored, logged and quoted to the LLM is the
+        # text the NLU saw.
         value = normalize_unicode(value).strip()
         if not value:
             raise ValueError("text is empty after unicode normalisation")

@@ -22,6 +22,7 @@ from typing import Any
 from kiwipiepy import Kiwi
 
 from naviyam.lexicon import CATEGORY_SYNONYMS
+from naviyam.preprocess import make_kiwi
 from naviyam.schemas import MenuItem
 
 SYNONYMS_PER_DOC = 5      # child words in the first sentence (what snippets show); all of them end the doc
@@ -116,11 +117,12 @@ class Tokenizer:
     """Kiwi morpheme tokenizer for BM25: lower-cased content morphemes.
 
     "치킨먹고싶어" -> ["치킨", "먹"], so a child's unspaced sentence still hits "치킨".
-    Holds one Kiwi (loading its model takes ~1 s; reuse the instance).
+    Holds one Kiwi (building it and its first analysis take seconds, ~350 MB): pass the
+    process's one (``ModelBundle.kiwi``, also step 3's) rather than building another.
     """
 
     def __init__(self, kiwi: Kiwi | None = None) -> None:
-        self._kiwi = kiwi or Kiwi()
+        self._kiwi = kiwi or make_kiwi()
 
     def tokenize(self, text: str) -> list[str]:
         if not text.strip():

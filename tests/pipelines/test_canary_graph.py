@@ -15,7 +15,7 @@ from inference_graph.canary import (
     CANARY_SERVICE, SPLIT_NODE, canary_manifest, isvc_canary_patch, main, merge_patch, splitter_weights,
     write_canary_graph,
 )
-from inference_graph.router import GraphRouter
+from inference_graph.graph_router import GraphRouter
 from inference_graph.spec import DEFAULT_CRD_DIR, NAVIYAM_GRAPH, RouterType, crd_validation_errors, load_graph
 
 ROOT = Path(__file__).resolve().parents[2]
