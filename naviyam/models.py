@@ -140,10 +140,16 @@ class ModelBundle:
         return hot.get().value
 
     def _ranker_hot(self):
+        from naviyam.features.online import online_mirror
         from naviyam.ranking.scorer import OnnxRanker
         from naviyam.registry import HotModel, ModelRegistry
 
-        return HotModel(ModelRegistry.from_settings(self.settings), "ranker", OnnxRanker.load,
+        # The features the served graph reads from Feast's online store, mirrored when they were
+        # materialised (Feast itself is not imported: it imports torch); without a mirror, the
+        # model's own snapshot, as the served transformer falls back to.
+        mirror = online_mirror(self.settings)
+        return HotModel(ModelRegistry.from_settings(self.settings), "ranker",
+                        lambda model_dir: OnnxRanker.load(model_dir, source=mirror),
                         fallback_dir=self._dir("ranker"), min_check_interval_s=RANKER_CHECK_S)
 
     def warm_up(self, parts=("catalog", "preprocessor", "nlu", "retriever", "candidates", "ranker")) -> None:

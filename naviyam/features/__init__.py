@@ -6,7 +6,8 @@
 - ``historical``  point-in-time training features over ``get_historical_features``
 - ``transforms``  request-time transformations of the on-demand feature view
 
-``build_features(settings)`` runs export -> apply -> materialize (what ``make features`` calls).
+``build_features(settings)`` runs export -> apply -> materialize -> the online mirror (what
+``make features`` calls; ``online.write_online_mirror`` says why the mirror).
 Nothing imports ``feast`` (seconds: it imports torch) until a store is actually needed.
 """
 from __future__ import annotations
@@ -38,7 +39,9 @@ def build_features(settings: Settings, *, profile: str | None = None) -> dict:
     """
     import pandas as pd
 
+    from naviyam.data.catalog import Catalog
     from naviyam.features.export import export_sources
+    from naviyam.features.online import FeastFeatureSource, write_online_mirror
     from naviyam.features.store import apply_definitions, feature_store, registry_path
 
     timings: dict[str, float] = {}
@@ -59,10 +62,15 @@ def build_features(settings: Settings, *, profile: str | None = None) -> dict:
     end = (pd.Timestamp(exported["end"]) + pd.Timedelta(seconds=1)).to_pydatetime()
     store.materialize(start_date=start, end_date=end)
     timings["materialize"] = round(time.perf_counter() - mark, 2)
+
+    mark = time.perf_counter()
+    catalog = Catalog.load(settings.data_dir)
+    mirror = write_online_mirror(settings, FeastFeatureSource(store), catalog.users.index, catalog.shops.index)
+    timings["mirror"] = round(time.perf_counter() - mark, 2)
     timings["total"] = round(time.perf_counter() - started, 2)
 
     result = {"rows": exported["rows"], "window": {"start": exported["start"], "end": exported["end"]},
-              "applied": applied, "registry": str(registry_path(settings)),
+              "applied": applied, "registry": str(registry_path(settings)), "mirror": mirror,
               "seconds": timings}
     log.info("features built in %.1fs: %s", timings["total"], result)
     return result

@@ -11,6 +11,12 @@ snapshot's dtypes, rows in request order indexed by id, and for ids the store do
 rows ``DataFrame.reindex`` gives (NaN / NaT), which the ranker reads as "no history".
 
 This module imports no ``feast`` itself: the store is handed in (or built by ``from_settings``).
+
+``write_online_mirror`` reads every user's and shop's online features back through Feast right
+after they are materialised and keeps them as a table (``online_mirror``): a process that ranks
+without Feast (``naviyam chat``, whose cold start cannot pay Feast's import of torch) then ranks
+with exactly the values the served graph reads, not the model's training-window snapshot.
+Only ``naviyam.features.build_features`` materialises, and it writes the mirror in the same call.
 """
 from __future__ import annotations
 
@@ -20,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from naviyam.features.export import SHOP_POPULARITY_COLUMNS, SHOP_PROFILE_COLUMNS
-from naviyam.ranking.features import SHOP_FEATURE_COLUMNS, USER_FEATURE_COLUMNS
+from naviyam.features.export import SHOP_POPULARITY_COLUMNS, SHOP_PROFILE_COLUMNS, features_dir
+from naviyam.ranking.features import SHOP_FEATURE_COLUMNS, USER_FEATURE_COLUMNS, TableFeatureSource
 
 if TYPE_CHECKING:  # pragma: no cover
     from feast import FeatureStore
@@ -40,6 +46,7 @@ SHOP_VIEWS: dict[str, tuple[str, ...]] = {
 # A row exists for every exported entity in these views: a null here means "unknown id".
 USER_PRESENCE = ("user_behaviour", "n_views")
 SHOP_PRESENCE = ("shop_popularity", "n_views")
+MIRROR_DIR = "online_mirror"
 # The ranker's snapshot holds age as float64 (FeatureHistory builds it so); the profile stores Int64.
 DTYPE_OVERRIDES = {"age": np.dtype(np.float64)}
 
@@ -138,3 +145,25 @@ class FeastFeatureSource:
     def shop_features(self, shop_ids: Sequence[str]) -> pd.DataFrame:
         return self._lookup("shop_id", shop_ids, self._shop_refs, self._shop_dtypes, SHOP_PRESENCE,
                             SHOP_FEATURE_COLUMNS)
+
+
+def mirror_dir(settings: "Settings"):
+    return features_dir(settings) / MIRROR_DIR
+
+
+def write_online_mirror(settings: "Settings", source: FeastFeatureSource, user_ids: Sequence[str],
+                        shop_ids: Sequence[str]) -> dict:
+    """The online store's features of ``user_ids`` / ``shop_ids``, read through Feast, saved as a
+    table next to the sources (unknown ids are left out, as the online store leaves them)."""
+    users = source.user_features(list(user_ids)).dropna(how="all")
+    shops = source.shop_features(list(shop_ids)).dropna(how="all")
+    TableFeatureSource(users, shops).save(mirror_dir(settings))
+    return {"users": len(users), "shops": len(shops), "path": str(mirror_dir(settings))}
+
+
+def online_mirror(settings: "Settings") -> TableFeatureSource | None:
+    """The mirror of the online store, or None where features were never materialised here."""
+    directory = mirror_dir(settings)
+    if not (directory / TableFeatureSource.USER_FILE).exists():
+        return None
+    return TableFeatureSource.load(directory)
