@@ -11,7 +11,7 @@ export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
 
-.PHONY: help venv build features demo serve test test-fast bench validate-manifests images pipelines gpu-smoke clean distclean
+.PHONY: help venv build features demo serve test test-fast bench bench-scale validate-manifests images pipelines gpu-smoke clean distclean
 
 help:
 	@echo "make demo   - install, build data and models, answer '$(EXAMPLE)'"
@@ -19,6 +19,7 @@ help:
 	@echo "make test-fast - the unit tests only (-m 'not e2e': no servers, no pipeline runs)"
 	@echo "make serve  - the online path: KServe model servers + graph router on :8080, feedback on :9107"
 	@echo "make bench  - cold start, CPU per turn (served vs in-process), stack memory, throughput, 60 s soak; each beside its goal"
+	@echo "make bench-scale - per-turn CPU and memory at 1x, 10x, 100x the shops (spatial index, IVF)"
 	@echo "make validate-manifests - offline validation of manifests/ (kustomize, schemas, CRDs)"
 	@echo "make images - build the component images (needs a container engine)"
 	@echo "make pipelines - compile the Kubeflow pipelines to IR YAML (var/pipelines/)"
@@ -62,6 +63,11 @@ test-fast: build
 bench: build
 	$(PY) -m naviyam.bench
 	$(PY) -m components.bench
+
+# Per-turn CPU, memory and index build time at 1x, 10x and 100x the shops (same generator, temporary
+# homes; the 1x NLU and ranker are reused): how a turn's cost grows with the catalog.
+bench-scale: build
+	$(PY) -m naviyam.scale_bench --models-from var/models
 
 # Kubeflow pipelines (retrain, canary, drift_monitor) compiled to IR YAML under var/pipelines/.
 pipelines: $(STAMP)

@@ -5,8 +5,9 @@ Build: a sparse user x shop matrix from the event log, one implicit-feedback val
 down), summed per (user, shop) and damped with ``sign(x) * log1p(|x|)`` so that a child who
 ordered 40 times from one shop does not drown out everything else they did.
 
-Request: rows are L2-normalised, so one sparse mat-vec gives the cosine similarity between the
-child and every user (O(nnz), well under a millisecond for 5,200 users). The top
+Request: rows are L2-normalised, so the cosine similarity between the child and a user is a
+sum over the shops they share; it is summed over the users of the child's own shops only (a
+shop -> users index), so a turn costs what those shops' users did, not what the country did. The top
 ``CandidateSettings.neighbours`` positively similar users vote for their shops, weighted by
 similarity. Shops the child already used are *not* excluded: children re-order from favourites,
 and the ranker decides about repetition.
@@ -26,7 +27,7 @@ import scipy.sparse as sp
 
 from naviyam.candidates.merge import ScoringFunnel
 from naviyam.config import CandidateSettings
-from naviyam.data.catalog import Catalog, haversine_km
+from naviyam.data.catalog import Catalog, concat_ranges
 from naviyam.schemas import RequestContext, SearchFilters, UserProfile
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,13 @@ def _row_normalised(matrix: sp.csr_matrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(inv) @ matrix)
 
 
+def _ranges(indptr: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions of the stored entries of ``keys``' rows, key by key, the index in ``keys``
+    each comes from) for a compressed sparse matrix's ``indptr``."""
+    start = indptr[keys]
+    return concat_ranges(start, indptr[np.asarray(keys) + 1] - start)
+
+
 class CollaborativeFunnel(ScoringFunnel):
     name = "collaborative"
 
@@ -75,19 +83,20 @@ class CollaborativeFunnel(ScoringFunnel):
     ) -> None:
         if matrix.shape[1] != len(catalog.shops):
             raise ValueError("interaction matrix columns must align with catalog.shops")
-        self._catalog = catalog
+        super().__init__(catalog, settings)
         self._raw = matrix.tocsr()
         self._unit = _row_normalised(self._raw)
+        self._unit.sort_indices()
+        # Shop -> users who touched it: a child's neighbours are found from the users of the
+        # child's own shops, not by comparing with every user of the country.
+        self._by_shop = self._unit.tocsc()
+        self._by_shop.sort_indices()
         # Users whose row is all zeros (e.g. only neutral 3-star ratings) have no direction to
         # compare, so they count as unknown, like users absent from the log.
         has_signal = np.diff(self._unit.indptr) > 0
         self._user_ids = np.asarray(user_ids).astype(str)
         self._row_of = {uid: i for i, uid in enumerate(self._user_ids) if has_signal[i]}
         self._neighbours = settings.neighbours
-        self._max_km = settings.max_distance_km
-        self._shop_ids = catalog.shops["shop_id"].to_numpy()
-        self._lat = catalog.shops["lat"].to_numpy(dtype=np.float64)
-        self._lon = catalog.shops["lon"].to_numpy(dtype=np.float64)
 
     @classmethod
     def build(cls, catalog: Catalog, events: pd.DataFrame | None, settings: CandidateSettings) -> "CollaborativeFunnel":
@@ -127,30 +136,56 @@ class CollaborativeFunnel(ScoringFunnel):
         return cls(catalog, saved, state["user_ids"], settings)
 
     # -- request -----------------------------------------------------------------------------
-    def scores(self, user_id: str) -> np.ndarray | None:
-        """Neighbour vote per ``catalog.shops`` row scaled to max 1, or None for a cold start."""
+    def neighbours(self, user_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(rows, cosine) of the most similar users with a positive similarity, ascending rows;
+        None for a cold start. Only users sharing a shop with the child can be similar, so the
+        sum runs over the users of the child's shops (the same products, in the same order, as
+        a product with every user's row)."""
         row = self._row_of.get(user_id)
         if row is None:
             return None
-        me = self._unit[row].toarray().ravel()
-        sims = self._unit @ me
-        sims[row] = -np.inf  # never your own neighbour
-        k = min(self._neighbours, len(sims) - 1)
+        unit = self._unit
+        my_shops = unit.indices[unit.indptr[row]:unit.indptr[row + 1]]
+        my_values = unit.data[unit.indptr[row]:unit.indptr[row + 1]]
+        entries, which = _ranges(self._by_shop.indptr, my_shops)
+        users = self._by_shop.indices[entries]
+        candidates, slot = np.unique(users, return_inverse=True)
+        sims = np.zeros(len(candidates))
+        np.add.at(sims, slot, self._by_shop.data[entries] * my_values[which])
+        keep = (sims > 0) & (candidates != row)   # never your own neighbour
+        candidates, sims = candidates[keep], sims[keep]
+        k = min(self._neighbours, unit.shape[0] - 1)
         if k <= 0:
             return None
-        top = np.argpartition(-sims, k - 1)[:k]
-        top = top[sims[top] > 0]
-        if not len(top):
-            return np.zeros(len(self._shop_ids))
-        votes = self._unit[top].T @ sims[top]
-        best = votes.max()
-        return votes / best if best > 0 else np.zeros_like(votes)
+        if len(sims) > k:
+            top = np.sort(np.argpartition(-sims, k - 1)[:k])
+            candidates, sims = candidates[top], sims[top]
+        return candidates, sims
 
-    def request_scores(self, user: UserProfile, filters: SearchFilters, context: RequestContext):
-        votes = self.scores(user.user_id)
-        if votes is None:  # a child with no history: nothing to borrow from similar users
+    def scores(self, user_id: str, rows: np.ndarray) -> np.ndarray | None:
+        """Neighbour vote per shop at ``rows`` scaled so the best shop anywhere is 1, or None for
+        a cold start."""
+        found = self.neighbours(user_id)
+        if found is None:
             return None
-        return votes, haversine_km(context.origin_lat, context.origin_lon, self._lat, self._lon) <= self._max_km
+        users, sims = found
+        entries, which = _ranges(self._unit.indptr, users)
+        shops, slot = np.unique(self._unit.indices[entries], return_inverse=True)
+        votes = np.zeros(len(shops))
+        np.add.at(votes, slot, self._unit.data[entries] * sims[which])
+        # Shops no neighbour touched have a vote of 0, and count in the best like the rest.
+        best = max(votes.max(initial=-np.inf), 0.0 if len(shops) < len(self._shop_ids) else -np.inf)
+        out = np.zeros(len(rows))
+        if best <= 0:
+            return out
+        at = np.minimum(np.searchsorted(shops, rows), len(shops) - 1)   # best > 0: some shop has a vote
+        hit = shops[at] == rows
+        out[hit] = votes[at[hit]] / best
+        return out
+
+    def request_scores(self, user: UserProfile, filters: SearchFilters, context: RequestContext,
+                       rows: np.ndarray, km: np.ndarray) -> np.ndarray | None:
+        return self.scores(user.user_id, rows)  # None: a child with no history, nothing to borrow
 
     def empty_reason(self, user: UserProfile) -> str:
         if not self.knows(user.user_id):

@@ -26,7 +26,7 @@ import numpy as np
 
 from naviyam.candidates.merge import ScoringFunnel
 from naviyam.config import CandidateSettings
-from naviyam.data.catalog import Catalog, haversine_km
+from naviyam.data.catalog import Catalog
 from naviyam.schemas import RequestContext, SearchFilters, UserProfile
 
 
@@ -49,44 +49,39 @@ class ContentFunnel(ScoringFunnel):
     def __init__(
         self, catalog: Catalog, settings: CandidateSettings, weights: ContentWeights = ContentWeights()
     ) -> None:
-        shops = catalog.shops
-        self._catalog = catalog
+        super().__init__(catalog, settings)
         self._weights = weights
-        self._max_km = settings.max_distance_km
-        self._shop_ids = shops["shop_id"].to_numpy()
-        self._lat = shops["lat"].to_numpy(dtype=np.float64)
-        self._lon = shops["lon"].to_numpy(dtype=np.float64)
-        self._category = shops["category"].to_numpy()
-        self._min_price = shops["min_price"].to_numpy(dtype=np.float64)
-        self._avg_price = np.maximum(shops["avg_price"].to_numpy(dtype=np.float64), 1.0)
-        self._meal_card = shops["accepts_meal_card"].to_numpy(dtype=np.float64)
-        self._good = shops["is_good_influence_shop"].to_numpy(dtype=np.float64)
-        self._rating = np.clip(shops["rating"].to_numpy(dtype=np.float64) / 5.0, 0.0, 1.0)
 
-    def scores(self, user: UserProfile, filters: SearchFilters) -> np.ndarray:
-        """Content score per ``catalog.shops`` row, in [0, 1]."""
+    def scores(self, user: UserProfile, filters: SearchFilters, rows: np.ndarray) -> np.ndarray:
+        """Content score per shop at ``rows`` of ``catalog.shops``, in [0, 1]."""
+        # Read from the catalog's own columns for just these shops: no per-funnel copy of the table.
+        shops = self._catalog.shops
+        column = lambda name: shops[name].to_numpy()[rows]  # noqa: E731
         w = self._weights
-        parts: list[tuple[float, np.ndarray]] = [(w.rating, self._rating)]
+        rating = np.clip(column("rating").astype(np.float64) / 5.0, 0.0, 1.0)
+        parts: list[tuple[float, np.ndarray]] = [(w.rating, rating)]
+        category = column("category")
         if filters.category:
-            parts.append((w.category, (self._category == filters.category).astype(np.float64)))
+            parts.append((w.category, (category == filters.category).astype(np.float64)))
         if user.preferred_categories:
-            parts.append((w.preference, np.isin(self._category, user.preferred_categories).astype(np.float64)))
+            parts.append((w.preference, np.isin(category, user.preferred_categories).astype(np.float64)))
         budget = filters.max_price if filters.max_price is not None else user.per_meal_allowance
         if budget and budget > 0:
-            fit = np.minimum(1.0, budget / self._avg_price)
-            parts.append((w.price, np.where(self._min_price <= budget, fit, 0.0)))
+            avg_price = np.maximum(column("avg_price").astype(np.float64), 1.0)
+            fit = np.minimum(1.0, budget / avg_price)
+            parts.append((w.price, np.where(column("min_price").astype(np.float64) <= budget, fit, 0.0)))
         if user.has_meal_card:
-            parts.append((w.meal_card, self._meal_card))
+            parts.append((w.meal_card, column("accepts_meal_card").astype(np.float64)))
         if filters.prefer_good_influence:
-            parts.append((w.good, self._good))
-        total = np.zeros(len(self._shop_ids))
+            parts.append((w.good, column("is_good_influence_shop").astype(np.float64)))
+        total = np.zeros(len(rows))
         for weight, component in parts:
             total += weight * component
         return total / sum(weight for weight, _ in parts)
 
-    def request_scores(self, user: UserProfile, filters: SearchFilters, context: RequestContext):
-        near = haversine_km(context.origin_lat, context.origin_lon, self._lat, self._lon) <= self._max_km
-        return self.scores(user, filters), near
+    def request_scores(self, user: UserProfile, filters: SearchFilters, context: RequestContext,
+                       rows: np.ndarray, km: np.ndarray) -> np.ndarray:
+        return self.scores(user, filters, rows)
 
     def empty_reason(self, user: UserProfile) -> str:
         return f"no shop within {self._max_km:g} km passes the filters"

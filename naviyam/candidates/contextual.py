@@ -22,7 +22,7 @@ import pandas as pd
 
 from naviyam.candidates.merge import ScoringFunnel
 from naviyam.config import CandidateSettings
-from naviyam.data.catalog import Catalog, haversine_km
+from naviyam.data.catalog import Catalog
 from naviyam.filtering import is_open
 from naviyam.schemas import CATEGORIES, RequestContext, SearchFilters, TimeSlot, UserProfile
 
@@ -89,13 +89,9 @@ class ContextualFunnel(ScoringFunnel):
     def __init__(self, catalog: Catalog, prior: np.ndarray, settings: CandidateSettings) -> None:
         if prior.shape != (len(SLOTS), len(CATEGORIES)):
             raise ValueError(f"slot prior must be {len(SLOTS)}x{len(CATEGORIES)}, got {prior.shape}")
+        super().__init__(catalog, settings)
         shops = catalog.shops
-        self._catalog = catalog
         self._prior = prior
-        self._max_km = settings.max_distance_km
-        self._shop_ids = shops["shop_id"].to_numpy()
-        self._lat = shops["lat"].to_numpy(dtype=np.float64)
-        self._lon = shops["lon"].to_numpy(dtype=np.float64)
         # Unknown categories get column -1 -> DEFAULT_PRIOR (see _prior_of).
         self._cat_col = pd.Index(CATEGORIES).get_indexer(shops["category"])
         # Shops share a handful of opening-hour pairs, so "open now?" is asked once per distinct
@@ -118,24 +114,25 @@ class ContextualFunnel(ScoringFunnel):
         return cls(catalog, np.asarray(state["prior"], dtype=np.float64), settings)
 
     # -- request -----------------------------------------------------------------------------
-    def open_now(self, context: RequestContext) -> np.ndarray:
+    def open_now(self, context: RequestContext, rows: np.ndarray) -> np.ndarray:
         at = context.now.strftime("%H:%M")
         per_pair = np.array([is_open(o, c, at) for o, c in self._hours], dtype=bool)
-        return per_pair[self._hours_code]
+        return per_pair[self._hours_code[rows]]
 
-    def _prior_of(self, slot: TimeSlot) -> np.ndarray:
+    def _prior_of(self, slot: TimeSlot, rows: np.ndarray) -> np.ndarray:
         row = self._prior[SLOTS.index(slot)]
-        return np.where(self._cat_col >= 0, row[self._cat_col], DEFAULT_PRIOR)
+        cat_col = self._cat_col[rows]
+        return np.where(cat_col >= 0, row[cat_col], DEFAULT_PRIOR)
 
-    def scores(self, context: RequestContext) -> np.ndarray:
-        """Context score per ``catalog.shops`` row, in [0, 1]; 0 beyond walking range."""
-        dist = haversine_km(context.origin_lat, context.origin_lon, self._lat, self._lon)
-        fit = PROXIMITY_SHARE * np.exp(-dist / DECAY_KM) + (1 - PROXIMITY_SHARE) * self._prior_of(context.time_slot)
-        factor = np.where(self.open_now(context), 1.0, CLOSED_FACTOR)
-        return np.where(dist <= self._max_km, factor * fit, 0.0)
+    def scores(self, context: RequestContext, rows: np.ndarray, km: np.ndarray) -> np.ndarray:
+        """Context score per shop at ``rows`` (``km`` from the origin), in [0, 1]; 0 beyond walking range."""
+        fit = PROXIMITY_SHARE * np.exp(-km / DECAY_KM) + (1 - PROXIMITY_SHARE) * self._prior_of(context.time_slot, rows)
+        factor = np.where(self.open_now(context, rows), 1.0, CLOSED_FACTOR)
+        return np.where(km <= self._max_km, factor * fit, 0.0)
 
-    def request_scores(self, user: UserProfile, filters: SearchFilters, context: RequestContext):
-        return self.scores(context), None  # the distance is part of the score
+    def request_scores(self, user: UserProfile, filters: SearchFilters, context: RequestContext,
+                       rows: np.ndarray, km: np.ndarray) -> np.ndarray:
+        return self.scores(context, rows, km)  # the distance is part of the score
 
     def empty_reason(self, user: UserProfile) -> str:
         return f"no shop within {self._max_km:g} km passes the filters"

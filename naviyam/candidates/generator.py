@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from naviyam.artifacts import read_meta
 from naviyam.candidates.collaborative import CollaborativeFunnel
 from naviyam.candidates.content import ContentFunnel
 from naviyam.candidates.contextual import ContextualFunnel
@@ -138,12 +139,7 @@ class CandidateGenerator:
         cls, directory: str | Path, catalog: Catalog, settings: Settings | CandidateSettings, **kwargs
     ) -> "CandidateGenerator":
         directory = Path(directory)
-        meta_path = directory / META_FILE
-        if not meta_path.exists():
-            raise FileNotFoundError(f"no candidate generator saved in {directory} (missing {META_FILE})")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT_VERSION:
-            raise ValueError(f"candidate generator format {meta.get('format')} != supported {FORMAT_VERSION}")
+        meta = read_meta(directory, what="candidate generator", format_version=FORMAT_VERSION, meta_file=META_FILE)
         cs = _candidate_settings(settings)
         if meta["settings"].get("popularity_weights") != cs.popularity_weights:
             logger.warning("popularity was built with weights %s, not the configured %s; rebuild to apply",

@@ -12,6 +12,7 @@ from typing import Mapping, Protocol
 
 import numpy as np
 
+from naviyam.config import CandidateSettings
 from naviyam.data.catalog import Catalog
 from naviyam.filtering import shop_mask
 from naviyam.schemas import Candidate, RequestContext, SearchFilters, UserProfile
@@ -54,55 +55,63 @@ class Funnel(Protocol):
 
 
 class ScoringFunnel:
-    """A funnel that scores shops for a request and proposes the best allowed ones: the request's
-    hard filters (``request_mask``) and the funnel's own reach, then ``top_allowed``. Subclasses
-    set ``_catalog``, ``_shop_ids`` and implement ``request_scores``."""
+    """A funnel that scores the shops within its reach (``CandidateSettings.max_distance_km`` of
+    the request's origin: children walk) and proposes the best allowed ones: the request's hard
+    filters (``request_mask``), then ``top_allowed``. Subclasses implement ``request_scores``.
 
-    _catalog: Catalog
-    _shop_ids: np.ndarray
+    The reach is found with the catalog's spatial index, and scores are computed only for the
+    shops in it, so a request costs what the neighbourhood holds, not what the country does.
+    """
+
+    def __init__(self, catalog: Catalog, settings: CandidateSettings) -> None:
+        self._catalog = catalog
+        self._max_km = settings.max_distance_km
+        self._shop_ids = catalog.shops["shop_id"].to_numpy()
 
     def generate(self, user: UserProfile, filters: SearchFilters, context: RequestContext, limit: int,
                  allowed: np.ndarray | None = None) -> FunnelOutput:
-        scored = self.request_scores(user, filters, context)
-        if scored is None:
+        if limit <= 0:
             return []
-        scores, reach = scored
-        mask = request_mask(self._catalog, filters, context, allowed)
-        return top_allowed(scores, mask if reach is None else mask & reach, self._shop_ids, limit)
+        rows, km = self._catalog.rows_within(context.origin_lat, context.origin_lon, self._max_km)
+        scores = self.request_scores(user, filters, context, rows, km)
+        if scores is None:
+            return []
+        mask = request_mask(self._catalog, filters, context, allowed, self._max_km)[rows]
+        return top_allowed(scores, mask, self._shop_ids[rows], limit)
 
-    def request_scores(self, user: UserProfile, filters: SearchFilters,
-                       context: RequestContext) -> tuple[np.ndarray, np.ndarray | None] | None:
-        """(a score per shop, the shops within the funnel's reach or None for all), or None when
-        the funnel has nothing to say for this user."""
+    def request_scores(self, user: UserProfile, filters: SearchFilters, context: RequestContext,
+                       rows: np.ndarray, km: np.ndarray) -> np.ndarray | None:
+        """A score for each shop at ``rows`` (``km`` away from the origin), or None when the
+        funnel has nothing to say for this user."""
         raise NotImplementedError
 
 
 def request_mask(catalog: Catalog, filters: SearchFilters, context: RequestContext,
-                 allowed: np.ndarray | None) -> np.ndarray:
+                 allowed: np.ndarray | None, reach_km: float | None = None) -> np.ndarray:
     """The mask the generator computed once per request, or (a funnel called on its own) the
-    shared hard filters from the request's origin."""
+    shared hard filters from the request's origin, within ``reach_km``."""
     if allowed is not None:
         return allowed
-    return shop_mask(catalog, filters, origin=(context.origin_lat, context.origin_lon))
+    return shop_mask(catalog, filters, origin=(context.origin_lat, context.origin_lon), reach_km=reach_km)
 
 
 def top_allowed(scores: np.ndarray, allowed: np.ndarray, shop_ids: np.ndarray, limit: int) -> FunnelOutput:
-    """The ``limit`` best allowed shops with a positive score, as (shop_id, score) pairs.
+    """The ``limit`` best allowed shops with a positive score, as (shop_id, score) pairs, best
+    first, equal scores by shop_id (reproducible across runs and after save/load).
 
     A score of 0 means "this funnel has no reason to propose the shop", so such shops are left to
-    the other funnels rather than padding the list. ``argpartition`` keeps this O(n) for 2,400 shops.
+    the other funnels rather than padding the list.
     """
     if limit <= 0:
         return []
-    masked = np.where(allowed & (scores > 0), scores, -np.inf)
-    n_ok = int(np.isfinite(masked).sum())
-    if n_ok == 0:
+    ok = np.flatnonzero(allowed & (scores > 0))
+    if not len(ok):
         return []
-    k = min(limit, n_ok)
-    # k <= n_ok, so the k smallest of -masked are all finite (allowed, positive) entries.
-    top = np.argpartition(-masked, k - 1)[:k]
-    # Tie-break on shop_id keeps results reproducible across runs and after save/load.
-    order = sorted((int(i) for i in top), key=lambda i: (-masked[i], shop_ids[i]))
+    if len(ok) > limit:
+        # Everything scoring at least the limit-th best: the cut falls after the shop_id tie-break.
+        kth = np.partition(-scores[ok], limit - 1)[limit - 1]
+        ok = ok[-scores[ok] <= kth]
+    order = sorted((int(i) for i in ok), key=lambda i: (-scores[i], shop_ids[i]))[:limit]
     return [(str(shop_ids[i]), float(min(1.0, scores[i]))) for i in order]
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from naviyam.candidates.merge import ScoringFunnel
 from naviyam.config import CandidateSettings
-from naviyam.data.catalog import Catalog, haversine_km
+from naviyam.data.catalog import Catalog
 from naviyam.schemas import RequestContext, SearchFilters, UserProfile
 
 logger = logging.getLogger(__name__)
@@ -64,12 +64,8 @@ class PopularityFunnel(ScoringFunnel):
     def __init__(self, catalog: Catalog, scores: np.ndarray, settings: CandidateSettings) -> None:
         if len(scores) != len(catalog.shops):
             raise ValueError("popularity scores must align with catalog.shops")
-        self._catalog = catalog
+        super().__init__(catalog, settings)
         self._scores = np.asarray(scores, dtype=np.float64)
-        self._max_km = settings.max_distance_km
-        self._shop_ids = catalog.shops["shop_id"].to_numpy()
-        self._lat = catalog.shops["lat"].to_numpy(dtype=np.float64)
-        self._lon = catalog.shops["lon"].to_numpy(dtype=np.float64)
 
     @classmethod
     def build(cls, catalog: Catalog, events: pd.DataFrame | None, settings: CandidateSettings) -> "PopularityFunnel":
@@ -90,8 +86,9 @@ class PopularityFunnel(ScoringFunnel):
         return cls(catalog, scores, settings)
 
     # -- request -----------------------------------------------------------------------------
-    def request_scores(self, user: UserProfile, filters: SearchFilters, context: RequestContext):
-        return self._scores, haversine_km(context.origin_lat, context.origin_lon, self._lat, self._lon) <= self._max_km
+    def request_scores(self, user: UserProfile, filters: SearchFilters, context: RequestContext,
+                       rows: np.ndarray, km: np.ndarray) -> np.ndarray:
+        return self._scores[rows]
 
     def empty_reason(self, user: UserProfile) -> str:
         return f"no shop with traffic within {self._max_km:g} km passes the filters"

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from naviyam import lexicon
-from naviyam.data.catalog import haversine_km
+from naviyam.data.spatial import EARTH_RADIUS_KM
 from naviyam.schemas import CATEGORIES
 
 KM_PER_DEG_LAT = 111.0
@@ -58,6 +58,14 @@ DISTRICTS: tuple[District, ...] = (
     District("경기도", "용인시 수지구", 37.3223, 127.0982, ("풍덕천", "죽전", "상현", "동천", "성복"),
              ("수지로", "포은대로", "죽전로", "문정로", "성복1로"), "031", 9000, "꿈자람카드"),
 )
+
+# Today's world is one metropolitan "tile": two schools per district above. A bigger world (a
+# national catalog) repeats the tile side by side, TILE_SPACING_DEG apart, rather than crowding
+# ever more schools into the same districts: a school's neighbourhood then holds as many shops at
+# any size, as it does in a real country, and the first tile is exactly today's world.
+TILE_SCHOOLS = 2 * len(DISTRICTS)
+TILE_SPACING_DEG = 0.6   # > the tile's own extent (~0.4 deg lat, ~0.35 deg lon, plus 3 km of shops)
+TILE_COLUMNS = 10
 
 LEVEL_SUFFIX = {"초": "초등학교", "중": "중학교", "고": "고등학교"}
 LEVEL_AGES = {"초": (8, 13), "중": (14, 16), "고": (17, 18)}
@@ -121,12 +129,16 @@ def build_schools(n_schools: int, rng: np.random.Generator) -> tuple[pd.DataFram
     for i in range(n_schools):
         district = DISTRICTS[order[i % len(order)]]
         level = LEVEL_CYCLE[i % len(LEVEL_CYCLE)]
-        dong = _next_dong(district, used_dongs, rng)
+        tile = i // TILE_SCHOOLS
+        dong = _next_dong(district, used_dongs.setdefault(f"{tile}/{district.name}", []), rng)
         dongs.append(dong)
         name = _unique(f"{dong}{LEVEL_SUFFIX[level]}", names, lambda k: f"{dong}{k}{LEVEL_SUFFIX[level]}")
         # Schools sit ~1 km around the district centre.
         lat = district.lat + rng.normal(0, 0.009)
         lon = district.lon + rng.normal(0, 0.009) / np.cos(np.radians(district.lat))
+        if tile:
+            row, column = divmod(tile, TILE_COLUMNS)
+            lat, lon = lat - row * TILE_SPACING_DEG, lon + column * TILE_SPACING_DEG
         rows.append({
             "school_id": f"school_{i + 1:02d}", "name": name, "level": level,
             "district": district.name, "address": _road_address(district, rng),
@@ -135,9 +147,8 @@ def build_schools(n_schools: int, rng: np.random.Generator) -> tuple[pd.DataFram
     return pd.DataFrame(rows), dongs
 
 
-def _next_dong(district: District, used: dict[str, list[str]], rng: np.random.Generator) -> str:
-    """Spread a district's schools over different dongs before reusing one."""
-    taken = used.setdefault(district.name, [])
+def _next_dong(district: District, taken: list[str], rng: np.random.Generator) -> str:
+    """Spread a district's schools (in one tile) over different dongs before reusing one."""
     free = [d for d in district.dongs if d not in taken] or list(district.dongs)
     dong = free[int(rng.integers(len(free)))]
     taken.append(dong)
@@ -346,7 +357,40 @@ def build_world(n_schools: int, n_shops: int, n_users: int, window_start: dateti
     return World(schools=schools, shops=shops, menus=menus, users=users), affinity
 
 
-def distances_to_schools(schools: pd.DataFrame, shops: pd.DataFrame) -> np.ndarray:
-    """(n_schools, n_shops) walking-distance proxy in km."""
-    return haversine_km(schools["lat"].to_numpy()[:, None], schools["lon"].to_numpy()[:, None],
-                        shops["lat"].to_numpy()[None, :], shops["lon"].to_numpy()[None, :])
+class SchoolDistances:
+    """(n_schools, n_shops) walking-distance proxy in km, one school's row at a time.
+
+    The simulator reads it row by row; a national world (thousands of schools x hundreds of
+    thousands of shops) would need tens of GB as one dense matrix. Each row is computed with the
+    same per-element operations as the dense form.
+    """
+
+    def __init__(self, schools: pd.DataFrame, shops: pd.DataFrame) -> None:
+        self._lat1 = np.radians(schools["lat"].to_numpy()[:, None])
+        self._lon1 = np.radians(schools["lon"].to_numpy()[:, None])
+        self._cos1 = np.cos(self._lat1)
+        self._lat2 = np.radians(shops["lat"].to_numpy()[None, :])
+        self._lon2 = np.radians(shops["lon"].to_numpy()[None, :])
+        self._cos2 = np.cos(self._lat2)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self._lat1.shape[0], self._lat2.shape[1]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, school: int) -> np.ndarray:
+        g = slice(school, school + 1)
+        a = np.sin((self._lat2 - self._lat1[g]) / 2) ** 2 + self._cos1[g] * self._cos2 * np.sin(
+            (self._lon2 - self._lon1[g]) / 2) ** 2
+        return (EARTH_RADIUS_KM * 2 * np.arcsin(np.sqrt(a)))[0]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        dense = np.stack([self[g] for g in range(len(self))]) if len(self) else np.zeros(self.shape)
+        return dense if dtype is None else dense.astype(dtype)
+
+
+def distances_to_schools(schools: pd.DataFrame, shops: pd.DataFrame) -> SchoolDistances:
+    """(n_schools, n_shops) walking-distance proxy in km, row by row (``dist[g]``)."""
+    return SchoolDistances(schools, shops)

@@ -22,6 +22,7 @@ MIN_NEAR = 3                 # fewer qualifying shops within the walk than this:
 WIDER_WALK_MIN = 25          # the ring added then; farther still only when nothing is in it
 NEAR_FILL_MAX = 30           # qualifying nearby shops added to a pool that lacks them
 SCORE_RESOLUTION = 0.01
+MAX_SEARCH_KM = 20_100.0    # half the Earth's circumference: every shop
 
 
 @dataclass(frozen=True)
@@ -85,14 +86,48 @@ def pick(catalog: Catalog, scores: dict[str, float], filters: SearchFilters, con
 
 def near_qualifying(catalog: Catalog, mask: np.ndarray, context: RequestContext, filters: SearchFilters) -> list[str]:
     """Shops passing every hard filter (``mask``) within the widest ring a child is shown by default,
-    nearest first, to add to the pool (a stated walking limit is already in the mask)."""
-    idx = np.flatnonzero(mask)
-    if not len(idx):
-        return []
-    shops = catalog.shops
-    km = haversine_km(context.origin_lat, context.origin_lon, shops["lat"].to_numpy()[idx], shops["lon"].to_numpy()[idx])
-    minutes = np.ceil(km * 1000 / WALK_METERS_PER_MINUTE)
+    nearest first, to add to the pool (a stated walking limit is already in the mask).
+
+    Only the shops around the child are measured (the catalog's spatial index): a ball that
+    surely holds every answer, then the walk in whole minutes and the order exactly as over all
+    qualifying shops (ties by catalog row)."""
     if filters.prefer_walk_min is not None:
-        idx, minutes = idx[minutes <= WIDER_WALK_MIN], minutes[minutes <= WIDER_WALK_MIN]
-    keep = idx[np.argsort(minutes, kind="stable")][:NEAR_FILL_MAX]
-    return list(shops["shop_id"].to_numpy()[keep])
+        rows, minutes = _qualifying_within(catalog, mask, context, _km_of_minutes(WIDER_WALK_MIN))
+        rows = rows[minutes <= WIDER_WALK_MIN]
+        minutes = minutes[minutes <= WIDER_WALK_MIN]
+    else:
+        rows, minutes = _nearest_qualifying(catalog, mask, context)
+    keep = rows[np.argsort(minutes, kind="stable")][:NEAR_FILL_MAX]
+    return list(catalog.shops["shop_id"].to_numpy()[keep])
+
+
+def _km_of_minutes(minutes: float) -> float:
+    # A little wider than the exact bound: minutes are rounded up from km, and the exact test
+    # on whole minutes is applied afterwards.
+    return minutes * WALK_METERS_PER_MINUTE / 1000 * (1 + 1e-6) + 1e-9
+
+
+def _qualifying_within(catalog: Catalog, mask: np.ndarray, context: RequestContext,
+                       km: float) -> tuple[np.ndarray, np.ndarray]:
+    rows, dist = catalog.rows_within(context.origin_lat, context.origin_lon, km)
+    ok = mask[rows]
+    return rows[ok], np.ceil(dist[ok] * 1000 / WALK_METERS_PER_MINUTE)
+
+
+def _nearest_qualifying(catalog: Catalog, mask: np.ndarray, context: RequestContext) -> tuple[np.ndarray, np.ndarray]:
+    """Enough qualifying shops, ascending rows, to hold the ``NEAR_FILL_MAX`` nearest (with ties)."""
+    n_ok = int(np.count_nonzero(mask))
+    km = _km_of_minutes(WIDER_WALK_MIN)
+    while n_ok > NEAR_FILL_MAX and km < MAX_SEARCH_KM:
+        rows, minutes = _qualifying_within(catalog, mask, context, km)
+        if len(rows) >= NEAR_FILL_MAX:
+            # Every shop as near as the NEAR_FILL_MAX-th (in whole minutes) lies in this ball.
+            cutoff = float(np.partition(minutes, NEAR_FILL_MAX - 1)[NEAR_FILL_MAX - 1])
+            rows, minutes = _qualifying_within(catalog, mask, context, max(km, _km_of_minutes(cutoff)))
+            return rows, minutes
+        km *= 4
+    # Few qualifying shops (or far away): measure them all.
+    rows = np.flatnonzero(mask)
+    shops = catalog.shops
+    dist = haversine_km(context.origin_lat, context.origin_lon, shops["lat"].to_numpy()[rows], shops["lon"].to_numpy()[rows])
+    return rows, np.ceil(dist * 1000 / WALK_METERS_PER_MINUTE)

@@ -2,6 +2,9 @@
 
 Exact ``IndexFlatIP`` for small corpora (2,400 shops search in well under a millisecond);
 ``IndexIVFFlat`` above ``ivf_threshold`` documents, where a full scan would start to cost.
+Searches restricted to at most ``EXACT_SUBSET_MAX`` ids (a child's neighbourhood) are exact on
+either index; on IVF they read only those ids' vectors, on flat FAISS tests every id against
+the selector (``naviyam.scale_bench`` measures both).
 
 Searches can be restricted to a subset of ids (the shops that pass the hard filters) with a
 FAISS ``IDSelector``, so the filter is applied inside the scan instead of by over-fetching.
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 
 import faiss
@@ -130,11 +134,18 @@ class VectorIndex:
         return scores[top], ids[top]
 
     def save(self, path: Path) -> None:
-        faiss.write_index(self._index, str(path))
+        # Written aside and renamed into place: a process that has the old file memory-mapped
+        # (``load``) keeps reading the old inode instead of a file being rewritten under it.
+        path = Path(path)
+        partial = path.with_name(path.name + ".partial")
+        faiss.write_index(self._index, str(partial))
+        os.replace(partial, path)
 
     @classmethod
     def load(cls, path: Path, nprobe: int | None = None) -> "VectorIndex":
-        loaded = cls(faiss.read_index(str(path)))
+        """Memory-maps the stored vectors (flat codes and IVF lists): every server process on a
+        host shares the page cache's one copy instead of reading its own into the heap."""
+        loaded = cls(faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC))
         if nprobe is not None and loaded._ivf is not None:
             loaded._ivf.nprobe = nprobe
         return loaded
