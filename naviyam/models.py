@@ -16,6 +16,7 @@ from pathlib import Path
 
 from naviyam.config import Settings
 from naviyam.data.catalog import Catalog
+from naviyam.shop_names import ShopNames
 from naviyam.schemas import RequestContext, SearchFilters, UserProfile, time_slot_of
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,8 @@ class ModelBundle:
         return self._load("catalog", lambda: Catalog.load(self.settings.data_dir))
 
     @cached_property
-    def shop_names(self) -> list[str]:
-        return self._load("shop_names", lambda: self.catalog.shops["name"].tolist())
+    def shop_names(self) -> ShopNames:
+        return self._load("shop_names", lambda: ShopNames(self.catalog.shops["name"].tolist()))
 
     @cached_property
     def kiwi(self):

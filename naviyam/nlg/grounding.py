@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from naviyam.lexicon import MENUS
 from naviyam.safety import check_text
 from naviyam.schemas import Recommendation
+from naviyam.shop_names import ShopNames
 
 _PRICE = re.compile(r"(\d{1,3}(?:,\d{3})+|\d+)\s*원")
 _LISTED_ITEM = re.compile(r"^\s*\d+[.)]\s*(.+?)\s*$", re.MULTILINE)
@@ -50,8 +51,9 @@ def check_grounding(
     rest = text
     for name in sorted(rec_names, key=len, reverse=True):
         rest = rest.replace(name, "\0")
-    for name in all_shop_names:
-        if name in rest and name not in rec_names:
+    names = all_shop_names if isinstance(all_shop_names, ShopNames) else ShopNames(all_shop_names)
+    for name in names.found_in(rest):
+        if name not in rec_names:
             report.violations.append(f"mentions shop not recommended: {name}")
     for match in _LISTED_ITEM.finditer(text):
         item = match.group(1)

@@ -25,6 +25,7 @@ from naviyam.nlg.templates import AnswerInput, allowed_amounts, compose_answer
 from naviyam.outcomes import Outcomes
 from naviyam.safety import check_text
 from naviyam.schemas import Intent, Recommendation
+from naviyam.shop_names import ShopNames
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class LLMAnswerer:
         from naviyam.llm.settings import LLMSettings
 
         self.llm = llm
-        self.all_shop_names = list(all_shop_names)
+        self.all_shop_names = all_shop_names if isinstance(all_shop_names, ShopNames) else ShopNames(all_shop_names)
         self.settings = settings or LLMSettings()
         self.stats = Outcomes()
 

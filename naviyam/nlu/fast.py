@@ -145,12 +145,14 @@ class FastNLU:
     def _matcher(self, names: Sequence[str]) -> ShopMatcher | None:
         if not names:
             return None
-        key = tuple(names)   # a copy, so a list changed in place is noticed
         cached = self._shops
+        if cached is not None and cached[0] is names:   # the bundle's ShopNames: immutable, same object
+            return cached[1]
+        key = tuple(names)   # a copy, so a list changed in place is noticed
         if cached is not None and cached[0] == key:
             return cached[1]
         matcher = ShopMatcher(key)
-        self._shops = (key, matcher)
+        self._shops = (names if isinstance(names, tuple) else key, matcher)
         return matcher
 
 
