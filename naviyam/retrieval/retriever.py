@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from naviyam.artifacts import read_meta
 from naviyam.config import RetrievalSettings
 from naviyam.data.catalog import Catalog
 from naviyam.filtering import shop_mask
@@ -189,12 +190,8 @@ class Retriever:
         tokenizer: Tokenizer | None = None,
     ) -> "Retriever":
         directory = Path(directory)
-        meta_path = directory / META_FILE
-        if not meta_path.is_file():
-            raise FileNotFoundError(f"no retrieval index in {directory} (missing {META_FILE}); build it first")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT_VERSION:
-            raise RetrievalIndexError(f"retrieval index format {meta.get('format')} != {FORMAT_VERSION}; rebuild it")
+        meta = read_meta(directory, what="retrieval index", format_version=FORMAT_VERSION,
+                         format_error=RetrievalIndexError, meta_file=META_FILE)
         if meta["embedder"] != embedder.name or int(meta["dim"]) != embedder.dim:
             # Vectors from another model live in another space: searching them would be noise.
             raise RetrievalIndexError(
