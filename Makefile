@@ -81,7 +81,7 @@ gpu-smoke: $(STAMP)
 validate-manifests: $(STAMP)
 	$(PY) -m tools.validate_manifests
 
-# Builds docker/ images where a container engine is reachable; says so clearly where none is.
+# Builds the dockerfiles/ images where a container engine is reachable; says so clearly where none is.
 images:
 	tools/build_images.sh
 

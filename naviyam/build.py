@@ -11,7 +11,20 @@ import logging
 import time
 from pathlib import Path
 
+from naviyam.candidates.generator import CandidateGenerator
 from naviyam.config import Settings
+from naviyam.data.catalog import Catalog
+from naviyam.data.generate import build_dataset, load_events
+from naviyam.data.nlu_corpus import build_nlu_corpus
+from naviyam.evaluation.nlu_metrics import evaluate_nlu
+from naviyam.features import build_features
+from naviyam.jsonl import read_jsonl  # noqa: F401 - re-exported: naviyam.cli and tests still import it from here
+from naviyam.llm import build_default_llm
+from naviyam.nlu.fast import FastNLU
+from naviyam.preprocess import Preprocessor
+from naviyam.registry import NoVersionError, adapter_registry
+from naviyam.retrieval.embedder import make_embedder
+from naviyam.retrieval.retriever import Retriever
 from naviyam.storage import events_target
 
 log = logging.getLogger(__name__)
@@ -23,9 +36,6 @@ def _done(path: Path) -> bool:
 
 
 def build_data(settings: Settings, force: bool = False) -> dict:
-    from naviyam.data.generate import build_dataset
-    from naviyam.data.nlu_corpus import build_nlu_corpus
-
     marker = settings.data_dir / "meta.json"
     if marker.exists() and not force:
         return json.loads(marker.read_text())
@@ -35,16 +45,7 @@ def build_data(settings: Settings, force: bool = False) -> dict:
     return summary
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
-
-
 def train_nlu(settings: Settings, force: bool = False) -> dict:
-    from naviyam.evaluation.nlu_metrics import evaluate_nlu
-    from naviyam.nlu.fast import FastNLU
-    from naviyam.preprocess import Preprocessor
-
     out = settings.models_dir / "nlu"
     if _done(out) and not force:
         return json.loads((out / "meta.json").read_text())
@@ -61,33 +62,34 @@ def train_nlu(settings: Settings, force: bool = False) -> dict:
 
 def build_llm(settings: Settings, force: bool = False) -> str:
     """The offline default causal LM (tiny GPT-NeoX + our tokenizer), unless weights are mounted."""
-    from naviyam.llm import build_default_llm
-
     if settings.llm.base_path:
         return settings.llm.base_path  # mounted production weights: nothing to build
     return str(build_default_llm(settings, force=force))
 
 
 def train_lora(settings: Settings, init_from: str | None = "current", promote: bool = True) -> dict:
-    """LoRA on good conversations from the event store (synthetic ones on a fresh install)."""
-    from naviyam.llm import train_lora as _train
-    from naviyam.llm.lora import AdapterRegistry
+    """LoRA on good conversations from the event store (synthetic ones on a fresh install),
+    registered as the next adapter version; production when it beats the base (and ``promote``).
+    ``init_from``: ``current`` (the production adapter, if any), an adapter directory, or none."""
+    # torch and peft are imported only when a LoRA run is asked for.
+    from naviyam.llm.lora import run_lora
 
-    ls = settings.llm
-    base = ls.resolved_base_path(settings.models_dir)
+    base = settings.llm.resolved_base_path(settings.models_dir)
     if not base.exists():
         build_llm(settings)
-    adapters = ls.resolved_adapter_dir(settings.models_dir)
-    start = AdapterRegistry(adapters).current_path() if init_from == "current" else (
-        Path(init_from) if init_from not in (None, "none") else None)
-    return _train(settings, events_target(settings), base, adapters, init_from=start, promote=promote)
+    registry, model = adapter_registry(settings)
+    if init_from == "current":
+        try:
+            start = registry.resolve(model)
+        except NoVersionError:
+            start = None
+    else:
+        start = Path(init_from) if init_from not in (None, "none") else None
+    return run_lora(settings, events_target(settings), base, init_from=start, promote=promote,
+                    registry=registry, adapter_model=model)
 
 
 def build_retriever(settings: Settings, force: bool = False) -> str:
-    from naviyam.data.catalog import Catalog
-    from naviyam.retrieval.embedder import make_embedder
-    from naviyam.retrieval.retriever import Retriever
-
     out = settings.models_dir / "retriever"
     if not (_done(out) and not force):
         catalog = Catalog.load(settings.data_dir)
@@ -96,10 +98,6 @@ def build_retriever(settings: Settings, force: bool = False) -> str:
 
 
 def build_candidates(settings: Settings, force: bool = False) -> str:
-    from naviyam.candidates.generator import CandidateGenerator
-    from naviyam.data.catalog import Catalog
-    from naviyam.data.generate import load_events
-
     out = settings.models_dir / "candidates"
     if not (_done(out) and not force):
         catalog = Catalog.load(settings.data_dir)
@@ -111,8 +109,6 @@ def build_candidates(settings: Settings, force: bool = False) -> str:
 
 def build_feature_store(settings: Settings, force: bool = False) -> dict:
     """Export feature sources, `feast apply`, materialise into the online store."""
-    from naviyam.features import build_features
-
     marker = settings.state_dir / "features.json"
     if marker.exists() and not force:
         return json.loads(marker.read_text())
@@ -123,8 +119,7 @@ def build_feature_store(settings: Settings, force: bool = False) -> dict:
 
 
 def train_ranker(settings: Settings, force: bool = False, init_from: Path | None = None) -> dict:
-    from naviyam.data.catalog import Catalog
-    from naviyam.data.generate import load_events
+    # torch is imported only when the ranker is trained (`naviyam data build` and the rest need none)
     from naviyam.ranking.train import train_ranker as _train
 
     out = settings.models_dir / "ranker"

@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from naviyam.bounds import TRAFFIC_KINDS
+from naviyam.checkout import CheckoutNotFoundError, run_shell
 from naviyam.config import Settings
 from naviyam.data.catalog import DataNotBuiltError
 
@@ -190,7 +191,7 @@ def cmd_eval(args) -> int:
     elif args.what == "dialogue":
         return _eval_dialogue(settings, args)
     else:
-        from naviyam.build import read_jsonl
+        from naviyam.jsonl import read_jsonl
         from naviyam.evaluation.nlu_metrics import evaluate_nlu
         from naviyam.models import ModelBundle
 
@@ -249,17 +250,17 @@ def _eval_dialogue(settings, args) -> int:
 
 
 def cmd_pipeline(args) -> int:
-    """Kubeflow pipelines live in the `pipelines/` shell; the CLI only forwards to it."""
+    """Kubeflow pipelines live in the checkout's `pipelines/` shell (not installed with the
+    package); the CLI runs it there."""
     home = ["--home", args.home] if args.home else []
-    if args.action == "compile":
-        from pipelines.compile import main as compile_main
-
-        return compile_main(args.rest)
-    from pipelines.run import main as run_main
-
-    if args.action == "submit":
-        return run_main(["submit", args.name, *args.rest])
-    return run_main([args.name, *home, *args.rest])
+    try:
+        if args.action == "compile":
+            return run_shell("pipelines.compile", args.rest)
+        if args.action == "submit":
+            return run_shell("pipelines.run", ["submit", args.name, *args.rest])
+        return run_shell("pipelines.run", [args.name, *home, *args.rest])
+    except CheckoutNotFoundError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def cmd_simulate(args) -> int:

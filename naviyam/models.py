@@ -89,7 +89,7 @@ class ModelBundle:
         return self._load("llm", lambda: load_llm(self.settings))
 
     def refresh_adapter(self, every_s: float = 2.0) -> bool:
-        """Hot-swap to the adapter the registry's ``current`` pointer names (set by `naviyam train
+        """Hot-swap to the adapter the registry's production ``lora`` version names (set by `naviyam train
         lora` or a pipeline's promotion), checked at most every ``every_s``; the base stays loaded.
         Returns True when the active adapter changed."""
         if "llm" not in self.__dict__:

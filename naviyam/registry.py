@@ -2,7 +2,8 @@
 
 The versions are files, on the models volume, under ``settings.models_dir / "registry"``::
 
-    <model>/                     e.g. ranker (a Wide&Deep model dir), lora (a LoRA adapter dir)
+    <model>/                     ranker (a Wide&Deep model dir), lora (a LoRA adapter dir: the
+                                 production pointer is the adapter the LLM serves)
         v0001/ v0002/ ...        one immutable copy of the registered directory each
             registry.json        version metadata: metrics, source, created_at, notes
 
@@ -55,7 +56,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-
 from naviyam import storage
 from naviyam.config import RegistrySettings
 from naviyam.registry_state import (  # noqa: F401 - CHANNELS is part of this module's API
@@ -69,8 +69,9 @@ VERSION_META = "registry.json"
 VERSION_RE = re.compile(r"^v(\d{4,})$")
 MODEL_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 HISTORY_LIMIT = 20  # previous productions remembered for rollback
-
-
+# The models the loop versions here (one name each, shared by trainers, pipelines and servers).
+RANKER = "ranker"
+LORA = "lora"
 
 
 def registry_settings(settings: Any) -> RegistrySettings:
@@ -349,6 +350,26 @@ class ModelRegistry:
         if removed:
             write.audit("prune", versions=removed)
         return removed
+
+
+def registry_of(model_root: str | Path, keep_last: int = 5) -> tuple[ModelRegistry, str]:
+    """The file registry that ``model_root`` (``<root>/<model>``) is the model directory of, and
+    the model's name: an adapter store of its own (``llm.adapter_dir``, a test, a pipeline task's
+    artifact) uses the same versions and pointers as the home registry, just somewhere else."""
+    model_root = Path(model_root)
+    if not MODEL_RE.match(model_root.name):
+        raise ValueError(f"{model_root}: a model directory's name must match {MODEL_RE.pattern}")
+    return ModelRegistry(model_root.parent, keep_last), model_root.name
+
+
+def adapter_registry(settings: Any, llm: Any = None) -> tuple[ModelRegistry, str]:
+    """Where the LLM's LoRA adapters are versioned: the home registry's ``lora`` model (beside the
+    ranker, same backend), or the file registry of ``llm.adapter_dir`` when one is configured
+    (``llm``: LLM settings in place of ``settings.llm``)."""
+    adapter_dir = getattr(llm if llm is not None else getattr(settings, "llm", None), "adapter_dir", None)
+    if adapter_dir:
+        return registry_of(adapter_dir, registry_settings(settings).keep_last)
+    return ModelRegistry.from_settings(settings), LORA
 
 
 # ------------------------------------------------------------------------------- serving side

@@ -12,14 +12,14 @@ from pathlib import Path
 import yaml
 from kfp import compiler
 
+from pipelines.canary import canary_pipeline
+from pipelines.drift_monitor import drift_monitor_pipeline
+from pipelines.retrain import retrain_pipeline
+
 DEFAULT_OUT = Path("var") / "pipelines"
 
 
 def pipeline_funcs() -> dict:
-    from pipelines.canary import canary_pipeline
-    from pipelines.drift_monitor import drift_monitor_pipeline
-    from pipelines.retrain import retrain_pipeline
-
     return {"retrain": retrain_pipeline, "canary": canary_pipeline, "drift": drift_monitor_pipeline}
 
 

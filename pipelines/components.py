@@ -1,9 +1,11 @@
 """Kubeflow Pipelines v2 lightweight components of the learning loop.
 
-Each component is a small typed function (KFP rules: self-contained, imports inside) that reads
-its input artifacts, calls one function of ``pipelines.steps`` (which calls ``naviyam``), and
-writes its output artifacts with metadata. On a cluster they run in our component image
-(``NAVIYAM_COMPONENT_IMAGE``, which has ``naviyam`` and ``pipelines`` installed); locally
+Each component is a small typed function that reads its input artifacts, calls one function of
+``pipelines.steps`` (which calls ``naviyam``), and writes its output artifacts with metadata.
+Their imports are inside the function bodies on purpose: KFP serialises each function's source
+into the pipeline spec and runs it alone, so module-level imports would not exist there.
+On a cluster they run in our component image (``NAVIYAM_COMPONENT_IMAGE``: ``naviyam``
+installed, ``pipelines`` under ``/app`` on ``PYTHONPATH``); locally
 ``kfp.local.SubprocessRunner(use_venv=False)`` runs them in this virtual environment.
 
 Every component takes ``home`` and ``config``: the Settings home (data, models, registry, event

@@ -20,21 +20,24 @@ import argparse
 import json
 import logging
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+from kfp import local
+
+from naviyam.config import Settings
+from pipelines import PIPELINES, steps
 from pipelines.compile import pipeline_funcs
+from pipelines.submit import EXPERIMENT, submit
+from pipelines.summary import render, summarise
 
 log = logging.getLogger(__name__)
-NAMES = ("retrain", "canary", "drift")
-EXPERIMENT = "naviyam"
+NAMES = PIPELINES
 
 
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
-    import yaml
-
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
@@ -45,30 +48,12 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
 
 
 def _home(home: str | None) -> Path:
-    from naviyam.config import Settings
-
     return Path(home).resolve() if home else Settings.load().home.resolve()
-
-
-def _hide_docker_folder() -> None:
-    """``python -m`` puts the repository root on ``sys.path``, where ``docker/`` (our Dockerfiles)
-    would import as a namespace package and break kfp.local, which tries ``import docker`` and
-    only expects an ImportError when the docker SDK is missing."""
-    import importlib.util
-
-    if "docker" in sys.modules:
-        return
-    spec = importlib.util.find_spec("docker")
-    if spec is not None and spec.origin in (None, "namespace"):
-        sys.modules["docker"] = None  # type: ignore[assignment]  # import docker -> ImportError
 
 
 def run_local(name: str, *, home: str | Path | None = None, config: str | Path | None = None,
               pipeline_root: str | Path | None = None, follow: bool = True, **params: Any) -> dict:
     """Runs one pipeline with kfp.local; returns {name, seconds, run_dir, followed?}."""
-    _hide_docker_folder()
-    from kfp import local
-
     if name not in NAMES:
         raise ValueError(f"pipeline must be one of {NAMES}")
     home_dir = _home(str(home) if home else None)
@@ -84,14 +69,10 @@ def run_local(name: str, *, home: str | Path | None = None, config: str | Path |
     result: dict[str, Any] = {"name": name, "seconds": seconds, "run_dir": str(new[-1]) if new else None,
                               "home": str(home_dir)}
     if result["run_dir"]:
-        from pipelines.summary import summarise
-
         result["summary"] = summarise(name, result["run_dir"])
         result["decision"] = result["summary"].get("decision")
     log.info("local %s run finished in %.1fs (%s)", name, seconds, result["run_dir"])
     if name == "drift" and follow:
-        from pipelines import steps
-
         settings = steps.load_settings(str(home_dir), str(config or ""))
         if steps.pending_retrain_requests(settings):
             steps.mark_retrain_requests(settings, "running")
@@ -102,32 +83,6 @@ def run_local(name: str, *, home: str | Path | None = None, config: str | Path |
                 raise
             steps.mark_retrain_requests(settings, "done", current="running")
     return result
-
-
-def submit(name: str, *, host: str, params: dict[str, Any] | None = None, experiment: str = EXPERIMENT,
-           schedule: str | None = None, namespace: str | None = None) -> dict:
-    """Starts a run (or, with a cron ``schedule``, a recurring run) on a KFP host."""
-    import kfp
-
-    if name not in NAMES:
-        raise ValueError(f"pipeline must be one of {NAMES}")
-    client = kfp.Client(host=host, namespace=namespace or "kubeflow")
-    func = pipeline_funcs()[name]
-    params = dict(params or {})
-    if schedule is None:
-        run = client.create_run_from_pipeline_func(func, arguments=params, experiment_name=experiment,
-                                                   run_name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}")
-        return {"run_id": run.run_id, "host": host}
-    from kfp import compiler
-
-    exp = client.create_experiment(experiment)
-    with tempfile.TemporaryDirectory() as tmp:
-        package = Path(tmp) / f"{name}.yaml"
-        compiler.Compiler().compile(func, str(package))
-        job = client.create_recurring_run(
-            experiment_id=exp.experiment_id, job_name=f"naviyam-{name}-scheduled", cron_expression=schedule,
-            pipeline_package_path=str(package), params=params, max_concurrency=1, no_catchup=True)
-    return {"recurring_run_id": job.recurring_run_id, "cron": schedule, "host": host}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,8 +113,6 @@ def main(argv: list[str] | None = None) -> int:
         out = run_local(args.what, home=args.home, config=args.config, pipeline_root=args.pipeline_root,
                         follow=not args.no_follow, **params)
         if not args.json and out.get("summary"):
-            from pipelines.summary import render
-
             followed = (out.get("followed") or {}).get("summary")
             print(render(out["summary"], followed))
             print(f"   ({out['seconds']:.0f} s; the KFP log above has every task's output)")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build every image of docker/ (one per component, plus naviyam-jobs) — `make images`.
+# Build every image of dockerfiles/ (one per component, plus naviyam-jobs) — `make images`.
 #
 #   tools/build_images.sh                      build all as <name>:dev with docker or podman
 #   tools/build_images.sh --tag 0.1.0 --registry registry.example.com/naviyam [--push]
@@ -15,7 +15,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DOCKER_DIR="$ROOT/docker"
+DOCKER_DIR="$ROOT/dockerfiles"
 TAG="dev"
 REGISTRY=""
 PUSH=0

@@ -7,8 +7,6 @@ that `from tools import validate_manifests as vm` (tests/manifests) and
 """
 from __future__ import annotations
 
-import sys
-
 from tools.manifests.build import BuildError, build_overlay, find_kubectl  # noqa: F401
 from tools.manifests.cli import CHECKS, main  # noqa: F401
 from tools.manifests.config import CONFIG_KEY, CONFIG_MAP, NON_SETTINGS_ENV, check_config  # noqa: F401
@@ -37,5 +35,4 @@ from tools.manifests.structure import (CLUSTER_SCOPED, DNS1035, KSERVE_KINDS, ch
                                        check_structure)
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO_ROOT))
     raise SystemExit(main())

@@ -11,13 +11,14 @@ Entry points (imports are lazy: ``import naviyam.llm`` does not load torch):
 - ``load_llm(settings) -> LLM``: base (+ the registry's current adapter) for NLU/NLG.
 
 Modules: ``settings`` (LLMSettings), ``prompts``, ``data``, ``tiny``, ``wrapper`` (LLM),
-``training``, ``lora`` (AdapterRegistry, LoRA), ``gpu_smoke``.
+``training``, ``lora`` (LoRA runs; adapters are versions of the registry's ``lora`` model), ``gpu_smoke``.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from naviyam.jsonl import read_jsonl
 from naviyam.llm.settings import LLMSettings, llm_settings
 
 if TYPE_CHECKING:
@@ -30,9 +31,8 @@ def build_default_llm(settings, force: bool = False, llm: LLMSettings | None = N
     """Build the offline default LM at ``settings.models_dir/"llm"/"base"`` from the NLU corpus and
     the catalog under ``settings.data_dir`` (both from ``naviyam build``'s data step). Deterministic;
     skipped when ``meta.json`` there was built from the same data and settings."""
-    from naviyam.build import read_jsonl
     from naviyam.data.catalog import Catalog
-    from naviyam.llm.tiny import build_tiny
+    from naviyam.llm.tiny import build_tiny  # torch: only when the default LM is (re)built
 
     ls = llm or llm_settings(settings)
     corpus = settings.data_dir / "nlu" / "nlu_train.jsonl"
@@ -57,9 +57,11 @@ def train_lora(settings, events_db: Path | None, base_path: Path, adapter_dir: P
 
 
 def load_llm(settings, llm: LLMSettings | None = None) -> "LLM":
-    """The configured base model (mounted weights or the tiny default) + the current adapter."""
-    from naviyam.llm.wrapper import LLM
+    """The configured base model (mounted weights or the tiny default) + the registry's production
+    ``lora`` adapter."""
+    from naviyam.llm.wrapper import LLM  # torch/transformers/peft: only a process that runs the LLM
+    from naviyam.registry import adapter_registry  # registry -> config -> this package's settings
 
     ls = llm or llm_settings(settings)
-    return LLM(ls.resolved_base_path(settings.models_dir), registry_dir=ls.resolved_adapter_dir(settings.models_dir),
-               settings=ls)
+    registry, model = adapter_registry(settings, ls)
+    return LLM(ls.resolved_base_path(settings.models_dir), registry=registry, adapter_model=model, settings=ls)

@@ -27,6 +27,7 @@ from naviyam.nlg.grounding import check_grounding
 from naviyam.nlg.normalizer import normalise_for_children
 from naviyam.nlg.templates import AnswerInput, allowed_amounts, compose_answer
 from naviyam.nlu.filters import to_filters
+from naviyam.nlu.followup import detect_followup
 from naviyam.schemas import (
     Entities, FollowUp, Intent, MenuItem, NLUResult, Recommendation, UserProfile,
 )
@@ -190,8 +191,6 @@ def recommendations_from_log(catalog: Catalog, shown: Sequence[dict], answer: st
 
 def conversation_from_interaction(catalog: Catalog, payload: dict, shop_names: Sequence[str]) -> Conversation | None:
     """A logged turn as a training conversation; None when it cannot be rebuilt or is not grounded."""
-    from naviyam.nlu.followup import detect_followup
-
     question, answer = payload.get("user_input"), payload.get("final_response")
     info = payload.get("extracted_info") or {}
     if not question or not answer or not info.get("intent"):

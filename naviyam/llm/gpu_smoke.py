@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from naviyam.llm.prompts import facts_block, nlg_prompt, nlu_prompt
     from naviyam.llm.wrapper import LLM
+    from naviyam.registry import adapter_registry
     from naviyam.nlu.llm import InvalidOutput, parse_output
     from naviyam.schemas import Entities, Intent, UserProfile
 
@@ -95,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         return out
 
     try:
-        registry = ls.resolved_adapter_dir(settings.models_dir)
-        llm = step("load", lambda: LLM(base, adapter_path=args.adapter, registry_dir=registry, settings=ls))
+        registry, model = adapter_registry(settings, ls)
+        llm = step("load", lambda: LLM(base, adapter_path=args.adapter, registry=registry, adapter_model=model,
+                                       settings=ls))
         report.update(version=llm.version, device=llm.device)
 
         gen = step("nlu_generate", lambda: llm.complete(nlu_prompt(NLU_TEXT), task="nlu", max_time=30))

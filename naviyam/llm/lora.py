@@ -1,6 +1,7 @@
-"""LoRA retraining of the chatbot LM on good conversations, with an adapter registry.
+"""LoRA retraining of the chatbot LM on good conversations; the adapters are versions of the registry.
 
-    result = train_lora(settings, events_db, base_path, adapter_dir, init_from=None, samples=None)
+    result = run_lora(settings, events_db, base_path, init_from=None, samples=None,
+                      registry=ModelRegistry.from_settings(settings))   # or adapter_dir=<model dir>
 
 1. Good conversations: an interaction whose feedback has satisfaction >= 4.0, in
    which the child selected one of the shown shops, answered in <= 3 s, and whose logged answer
@@ -17,31 +18,43 @@
    fused ``query_key_value`` + ``dense``; LLaMA/Qwen/A.X-style: ``q_proj``... ``o_proj``).
    Incremental: ``init_from`` continues training an existing adapter.
 4. Validation perplexity (answer tokens only) of the base, the starting adapter and the new one.
-5. Saved as ``adapters/<version>/`` (adapter weights + meta.json), published by rename; the
-   ``current`` pointer switches (temp file + ``os.replace``) only when the new adapter beats the
-   base and the adapter it started from on the validation set.
+5. Registered as the next version of the registry's ``lora`` model (``naviyam.registry``: the
+   same versions, pointers, backends and audit log as the ranker's); its ``production`` pointer,
+   the adapter the LLM serves, switches only when the new adapter beats the base and the adapter
+   it started from on the validation set (and ``promote`` is asked for).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
-import os
 import random
-import shutil
+import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from naviyam.llm.data import Conversation, conversation_from_interaction, nlg_example, nlu_example
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+
+from naviyam.data.catalog import Catalog
+from naviyam.events import EventStore, traffic_of
+from naviyam.good_conversation import GOOD, GoodConversationRule
+from naviyam.jsonl import read_jsonl
+from naviyam.llm.data import (
+    Conversation, SyntheticConversations, conversation_from_interaction, nlg_example, nlu_example,
+)
 from naviyam.llm.prompts import InstructionExample
-from naviyam.llm.settings import LLMSettings
+from naviyam.llm.settings import LLMSettings, llm_settings
+from naviyam.llm.training import batches, cpu_threads, encode, perplexity, train_steps
+from naviyam.llm.wrapper import load_base, read_meta
+from naviyam.registry import LORA, ModelRegistry, registry_of
+from naviyam.storage import store_exists
 
 log = logging.getLogger(__name__)
 
-POINTER = "current"
 META_FILE = "meta.json"
 # Fused or split attention projections (q/k/v/o) per architecture family, most specific first.
 _TARGETS: tuple[tuple[set[str], list[str]], ...] = (
@@ -59,8 +72,6 @@ class LoRAError(RuntimeError):
 # -- LoRA config ---------------------------------------------------------------------------
 def target_modules_for(model) -> list[str]:
     """The design's q/k/v/o attention projections, named the way this architecture names them."""
-    import torch
-
     names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
              if isinstance(module, torch.nn.Linear) or type(module).__name__.startswith("Linear")}
     for needed, targets in _TARGETS:
@@ -71,69 +82,10 @@ def target_modules_for(model) -> list[str]:
 
 
 def lora_config(settings: LLMSettings, model):
-    from peft import LoraConfig
-
     return LoraConfig(
         r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout, bias="none",
         task_type="CAUSAL_LM", target_modules=settings.lora_target_modules or target_modules_for(model),
     )
-
-
-# -- registry ---------------------------------------------------------------------------------
-class AdapterRegistry:
-    """``root/<version>/`` adapters and a ``root/current`` pointer file naming the active one."""
-
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
-
-    def versions(self) -> list[str]:
-        if not self.root.exists():
-            return []
-        return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and not p.name.startswith(".") and (p / META_FILE).exists())
-
-    def path(self, version: str) -> Path:
-        return self.root / version
-
-    def meta(self, version: str) -> dict:
-        return json.loads((self.path(version) / META_FILE).read_text(encoding="utf-8"))
-
-    def current(self) -> str | None:
-        pointer = self.root / POINTER
-        if not pointer.exists():
-            return None
-        version = pointer.read_text(encoding="utf-8").strip()
-        return version if version and (self.path(version) / META_FILE).exists() else None
-
-    def current_path(self) -> Path | None:
-        version = self.current()
-        return self.path(version) if version else None
-
-    def set_current(self, version: str) -> None:
-        """Atomic switch: readers see the old or the new pointer, never a partial one."""
-        if not (self.path(version) / META_FILE).exists():
-            raise LoRAError(f"no adapter {version} in {self.root}")
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".{POINTER}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(version + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.root / POINTER)
-
-    def staging(self, version: str) -> Path:
-        path = self.root / f".staging-{version}"
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(parents=True)
-        return path
-
-    def publish(self, staging: Path, version: str) -> Path:
-        """Move a complete staging directory (meta.json written last) into place."""
-        target = self.path(version)
-        if target.exists():
-            raise LoRAError(f"adapter {version} already exists")
-        os.replace(staging, target)
-        return target
 
 
 # -- good conversations ------------------------------------------------------------------------
@@ -141,9 +93,6 @@ def good_conversations(store, catalog, shop_names: Sequence[str], settings: LLMS
                        traffic: Sequence[str] = ("live", "simulated")) -> tuple[list[Conversation], dict]:
     """Interactions of the learned ``traffic`` kinds that pass naviyam.good_conversation's rule
     and are still grounded."""
-    from naviyam.events import traffic_of
-    from naviyam.good_conversation import GOOD, GoodConversationRule
-
     rule = GoodConversationRule.of(settings)
 
     feedback = defaultdict(list)
@@ -220,8 +169,6 @@ def instruction_data(convs: Sequence[Conversation], nlu_rows: Sequence[dict], re
 
 
 def _read_rows(path: Path) -> list[dict]:
-    from naviyam.build import read_jsonl
-
     return read_jsonl(path) if path.exists() else []
 
 
@@ -235,11 +182,6 @@ def _split(items: list, fraction: float, rng: random.Random) -> tuple[list, list
 def prepare_data(settings, events_db: Path | None, ls: LLMSettings, samples: Path | None = None) -> dict:
     """Train and validation examples, and where they came from: the good conversations listed in
     ``samples`` when given, else those of the event store."""
-    from naviyam.data.catalog import Catalog
-    from naviyam.events import EventStore
-    from naviyam.storage import store_exists
-    from naviyam.llm.data import SyntheticConversations
-
     rng = random.Random(ls.lora_seed)
     catalog = Catalog.load(settings.data_dir)
     shop_names = catalog.shops["name"].tolist()
@@ -295,22 +237,22 @@ def _version(train: Sequence[InstructionExample], ls: LLMSettings, init_from: Pa
     return f"lora-{stamp}-{h.hexdigest()[:6]}"
 
 
-def run_lora(settings, events_db: Path | None, base_path: Path, adapter_dir: Path, init_from: Path | None = None,
-             ls: LLMSettings | None = None, promote: bool = True, samples: Path | None = None) -> dict:
-    import torch
-    from peft import PeftModel, get_peft_model
-
-    from naviyam.llm.training import batches, cpu_threads, encode, perplexity, train_steps
-    from naviyam.llm.settings import llm_settings
-    from naviyam.llm.wrapper import load_base, read_meta
-
+def run_lora(settings, events_db: Path | None, base_path: Path, adapter_dir: Path | None = None,
+             init_from: Path | None = None, ls: LLMSettings | None = None, promote: bool = True,
+             samples: Path | None = None, *, registry: ModelRegistry | None = None,
+             adapter_model: str = LORA) -> dict:
+    """Trains an adapter and registers it as the next version of ``registry``'s ``adapter_model``; made
+    production when it improved and ``promote``. Without ``registry``, ``adapter_dir`` is the
+    model directory of a file registry of its own (``naviyam.registry.registry_of``)."""
+    if registry is None:
+        if adapter_dir is None:
+            raise LoRAError("run_lora needs a registry or an adapter_dir")
+        registry, adapter_model = registry_of(adapter_dir)
     ls = ls or llm_settings(settings)
     start = time.perf_counter()
     data = prepare_data(settings, events_db, ls, samples)
     tokenizer, base, device = load_base(base_path, ls.device, ls.dtype, ls.load_in_4bit, ls.load_in_8bit)
     if ls.load_in_4bit or ls.load_in_8bit:
-        from peft import prepare_model_for_kbit_training
-
         base = prepare_model_for_kbit_training(base)
     base_version = read_meta(base_path).get("version") or Path(base_path).name
     init_note = None
@@ -352,15 +294,10 @@ def run_lora(settings, events_db: Path | None, base_path: Path, adapter_dir: Pat
                 with model.disable_adapter():
                     by_task[f"base_val_perplexity_{task}"] = round(perplexity(model, part, pad), 4)
 
-    registry = AdapterRegistry(adapter_dir)
-    version = _version(data["train"], ls, init_from)
-    if registry.path(version).exists():   # same data and settings within the same second
-        version += f"-{len(registry.versions()) + 1}"
-    staging = registry.staging(version)
-    model.save_pretrained(str(staging))
+    name = _version(data["train"], ls, init_from)
     improved = val_ppl < base_ppl and (init_ppl is None or val_ppl < init_ppl)
     meta = {
-        "version": version,
+        "version": name,
         "base_model": base_version,
         "base_path": str(base_path),
         "metrics": {"val_perplexity": round(val_ppl, 4), "base_val_perplexity": round(base_ppl, 4),
@@ -380,13 +317,18 @@ def run_lora(settings, events_db: Path | None, base_path: Path, adapter_dir: Pat
         "seconds": round(time.perf_counter() - start, 2),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    (staging / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
-    path = registry.publish(staging, version)
     promoted = bool(promote and improved)
+    with tempfile.TemporaryDirectory(prefix=".training-") as staging:
+        model.save_pretrained(staging)
+        (Path(staging) / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+        # meta.json's "version" is the adapter's own name; the registry numbers it (registry.json).
+        version = registry.register(adapter_model, Path(staging), meta["metrics"], adapter_version=name,
+                                    base_model=base_version, improved=improved, data_source=data["data_source"])
     if promoted:
-        registry.set_current(version)
-    log.info("LoRA %s (%s data, %d train): val perplexity %.3f (base %.3f%s) in %.1fs%s", version,
-             data["data_source"], len(train), val_ppl, base_ppl,
+        registry.promote(adapter_model, version, reason=f"val perplexity {val_ppl:.3f} < base {base_ppl:.3f}")
+    log.info("LoRA %s = %s %s (%s data, %d train): val perplexity %.3f (base %.3f%s) in %.1fs%s", name,
+             adapter_model, version, data["data_source"], len(train), val_ppl, base_ppl,
              f", start {init_ppl:.3f}" if init_ppl is not None else "", meta["seconds"],
-             ", now current" if promoted else "")
-    return {**meta, "path": str(path), "promoted": promoted}
+             ", now production" if promoted else "")
+    return {**meta, "version": version, "name": name, "path": str(registry.version_dir(adapter_model, version)),
+            "promoted": promoted}

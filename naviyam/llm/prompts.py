@@ -23,7 +23,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from naviyam.preprocess import normalize_unicode
+from naviyam.text import normalize_unicode
 from naviyam.schemas import Entities, Intent, Recommendation, UserProfile
 
 BLOCK_START = "<<<BEGIN_USER_DATA"

@@ -38,8 +38,8 @@ class TinyModelSettings(BaseModel):
 class LLMSettings(BaseModel):
     # -- which model ------------------------------------------------------------------------
     base_path: str | None = None        # mounted weights dir; None -> models_dir/llm/base (tiny default)
-    adapter_dir: str | None = None      # adapter registry root; None -> models_dir/llm/adapters
-    use_adapter: bool = True            # load the registry's `current` adapter when there is one
+    adapter_dir: str | None = None      # a file registry's model dir for adapters; None -> the home registry's `lora`
+    use_adapter: bool = True            # load the registry's production `lora` adapter when there is one
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"  # auto: bf16/fp16 on cuda, fp32 on cpu
     load_in_4bit: bool = False          # bitsandbytes, CUDA only
@@ -85,9 +85,6 @@ class LLMSettings(BaseModel):
 
     def resolved_base_path(self, models_dir: Path) -> Path:
         return Path(self.base_path) if self.base_path else Path(models_dir) / "llm" / "base"
-
-    def resolved_adapter_dir(self, models_dir: Path) -> Path:
-        return Path(self.adapter_dir) if self.adapter_dir else Path(models_dir) / "llm" / "adapters"
 
 
 def llm_settings(settings: Any) -> LLMSettings:

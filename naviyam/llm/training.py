@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 from naviyam.llm.prompts import InstructionExample
 
@@ -20,8 +21,6 @@ def cpu_threads(n: int | None) -> Iterator[None]:
     steadier than two: the ops of a tiny model are too small to split, and a second thread spin-
     waits whenever another process holds a core (5x slower under load, measured). A fixed count
     also keeps float reductions, hence trained weights, the same from machine to machine."""
-    import torch
-
     if not n:
         yield
         return
@@ -131,8 +130,6 @@ def train_steps(
     on_step: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """One pass over ``groups`` (already in training order) with AdamW; returns the step losses."""
-    from tqdm.auto import tqdm
-
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=0.0)
     n_updates = max(1, math.ceil(len(groups) / grad_accum))

@@ -1,14 +1,17 @@
 """``LLM``: one causal LM (+ optional LoRA adapter) shared by the NLU and NLG steps.
 
-    llm = LLM(base_path, registry_dir=adapters_root)     # or adapter_path=..., or neither
+    llm = LLM(base_path, registry=ModelRegistry.from_settings(settings))   # or adapter_path=..., or neither
     text = llm.generate(prompt, task="nlu")               # design defaults per task
-    llm.reload()                                          # `current` adapter switched? swap it in
+    llm.reload()                                          # production adapter switched? swap it in
 
 - Weights come from a local directory (mounted weights or the tiny default); never a hub id.
 - Device: ``cuda`` when available, else ``cpu`` (``pick_device``). 4-/8-bit loading uses
   bitsandbytes and needs CUDA; asking for it elsewhere is a clear ``LLMConfigError``.
 - Thread-safe: generation and adapter swaps hold one lock; a caller that cannot get the lock
   within its time budget gets ``LLMBusyError`` instead of waiting behind another request.
+- The adapter is the ``production`` version of the registry's ``lora`` model (``naviyam.registry``,
+  where ``naviyam train lora`` and the retrain pipeline register and promote it); ``registry_dir``
+  names a model directory of a file registry of its own instead (``registry_of``).
 - ``reload()`` swaps the adapter inside the loaded ``PeftModel`` (``load_adapter`` +
   ``set_adapter`` + ``delete_adapter``): the base model stays loaded.
 """
@@ -23,7 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
 from naviyam.llm.settings import LLMSettings
+from naviyam.llm.training import tokenize
+from naviyam.registry import LORA, ModelRegistry, registry_of
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +52,6 @@ class PromptTooLongError(ValueError):
 
 
 def pick_device(preference: str = "auto") -> str:
-    import torch
-
     if preference == "cuda" and not torch.cuda.is_available():
         raise LLMConfigError("device 'cuda' requested but torch sees no CUDA device")
     if preference in ("cpu", "cuda"):
@@ -53,8 +60,6 @@ def pick_device(preference: str = "auto") -> str:
 
 
 def _dtype(name: str, device: str):
-    import torch
-
     if name == "auto":
         if device == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -73,9 +78,8 @@ def quantization_config(load_in_4bit: bool, load_in_8bit: bool, device: str):
             f"load_in_{'4' if load_in_4bit else '8'}bit needs a CUDA GPU (bitsandbytes); this process runs on "
             f"{device}. Turn the flag off to load the model in full precision.")
     try:
+        # bitsandbytes is optional (CUDA machines only): looked for only when 4-/8-bit is asked for.
         import bitsandbytes  # noqa: F401
-        import torch
-        from transformers import BitsAndBytesConfig
     except ImportError as exc:
         raise LLMConfigError(f"4-/8-bit loading needs the bitsandbytes package: {exc}") from exc
     if load_in_4bit:
@@ -92,8 +96,6 @@ def read_meta(path: Path) -> dict:
 def load_base(path: str | Path, device: str = "auto", dtype: str = "auto",
               load_in_4bit: bool = False, load_in_8bit: bool = False):
     """(tokenizer, model, device) from a local directory saved with ``save_pretrained``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     path = Path(path)
     if not (path / "config.json").exists():
         raise LLMConfigError(
@@ -146,11 +148,17 @@ class LLM:
         device: str | None = None,
         load_in_4bit: bool | None = None,
         load_in_8bit: bool | None = None,
+        *,
+        registry: ModelRegistry | None = None,
+        adapter_model: str = LORA,
+        channel: str = "production",
     ):
         self.settings = settings or LLMSettings()
         s = self.settings
         self.base_path = Path(base_path)
-        self.registry_dir = Path(registry_dir) if registry_dir else None
+        if registry is None and registry_dir:
+            registry, adapter_model = registry_of(registry_dir)
+        self.registry, self.adapter_model, self.channel = registry, adapter_model, channel
         self._lock = threading.Lock()
         self.tokenizer, self.base_model, self.device = load_base(
             self.base_path, device or s.device, s.dtype,
@@ -179,11 +187,17 @@ class LLM:
 
     # -- adapters -------------------------------------------------------------------------
     def _registry_current(self) -> Path | None:
-        if self.registry_dir is None or not self.settings.use_adapter:
+        """The directory of the channel's adapter version; None when there is none (yet)."""
+        if self.registry is None or not self.settings.use_adapter:
             return None
-        from naviyam.llm.lora import AdapterRegistry
+        version = self.registry.current_version(self.adapter_model, self.channel)
+        return self.registry.version_dir(self.adapter_model, version) if version else None
 
-        return AdapterRegistry(self.registry_dir).current_path()
+    def _version_of(self, path: Path) -> str:
+        """The registry's version for one of its directories, else the adapter's own meta.json name."""
+        if self.registry is not None and path.parent == self.registry.model_root(self.adapter_model):
+            return path.name
+        return read_meta(path).get("version") or path.name
 
     def compatible(self, adapter: Path) -> bool:
         """An adapter trained on another base (e.g. before the tiny default was rebuilt) is not
@@ -195,9 +209,7 @@ class LLM:
         return True
 
     def _swap_adapter(self, path: Path) -> None:
-        from peft import PeftModel
-
-        version = read_meta(path).get("version") or path.name
+        version = self._version_of(path)
         name = _adapter_name(version)
         if isinstance(self.model, PeftModel):
             old = self.model.active_adapter
@@ -212,20 +224,18 @@ class LLM:
         log.info("LLM adapter %s active (base %s)", version, self.base_version)
 
     def reload(self, adapter_path: str | Path | None = None) -> bool:
-        """Activate ``adapter_path`` or the registry's ``current`` adapter if it changed; the base
+        """Activate ``adapter_path`` or the registry's production adapter if it changed; the base
         model is not reloaded. Returns True when the active adapter changed."""
         target = Path(adapter_path) if adapter_path else self._registry_current()
         with self._lock:
             if target is None:
                 if self.adapter_version is None:
                     return False
-                from peft import PeftModel
-
                 if isinstance(self.model, PeftModel):
                     self.model = self.model.unload()   # removes the LoRA layers, keeps the same base
                 self.adapter_version = self.adapter_path = None
                 return True
-            version = read_meta(target).get("version") or target.name
+            version = self._version_of(target)
             if version == self.adapter_version or not self.compatible(target):
                 return False
             self._swap_adapter(target)
@@ -253,10 +263,6 @@ class LLM:
         (NLU: temperature 0.1, at most ``nlu_max_length`` tokens in all; NLG: temperature 0.7,
         top_p 0.9, sampling). ``max_time`` bounds the generation itself; the lock wait is bounded
         by ``lock_timeout`` (default: ``max_time``)."""
-        import torch
-
-        from naviyam.llm.training import tokenize
-
         d = self.task_defaults(task)
         temperature = d["temperature"] if temperature is None else temperature
         top_p = d["top_p"] if top_p is None else top_p

@@ -25,7 +25,7 @@ from pipelines.steps.plumbing import (
 from pipelines.steps.reports import html_report
 from pipelines.steps.retrain import (
     ENGAGEMENT_EVENTS, GATE_METRICS, collect, gate, keep_production, lora_gate, lora_trainer, new_since,
-    publish_adapter, register_lora, register_ranker, reject, shuffle_training_labels, train_lora_step,
+    register_lora, register_ranker, reject, shuffle_training_labels, train_lora_step,
     train_ranker_step, validate, verify_onnx,
 )
 
@@ -36,7 +36,7 @@ __all__ = [
     "update_state",
     # retrain
     "ENGAGEMENT_EVENTS", "GATE_METRICS", "collect", "gate", "keep_production", "lora_gate", "lora_trainer",
-    "new_since", "publish_adapter", "register_lora", "register_ranker", "reject", "shuffle_training_labels",
+    "new_since", "register_lora", "register_ranker", "reject", "shuffle_training_labels",
     "train_lora_step", "train_ranker_step", "validate", "verify_onnx",
     # canary
     "DEFAULT_CANARY_PERCENT", "apply_isvc_patch", "arm_ids", "decide", "finish_canary", "observe", "route",

@@ -8,7 +8,9 @@ import shutil
 import time
 from pathlib import Path
 
+from inference_graph.canary import canary_services, isvc_canary_patch, write_canary_graph
 from naviyam.config import Settings
+from naviyam.monitoring.live import metrics_by_arm
 from naviyam.registry import NoVersionError
 from pipelines.steps.plumbing import RANKER, _clean, learned_log, registry, update_state
 from pipelines.steps.reports import _now
@@ -20,8 +22,6 @@ def route(settings: Settings, out_dir: Path, *, percent: int | None = None, appl
           namespace: str = "", isvc: str = "naviyam-ranker", storage_prefix: str = "") -> dict:
     """The canary's routing: the canary graph (local router), the services map, and the
     InferenceService patch (applied only with ``apply`` and a reachable cluster)."""
-    from inference_graph.canary import canary_services, isvc_canary_patch, write_canary_graph
-
     reg = registry(settings)
     canary = reg.pointer(RANKER, "canary")
     out_dir = Path(out_dir)
@@ -49,6 +49,7 @@ def apply_isvc_patch(name: str, namespace: str, patch: dict) -> str:
     """Merge-patches the InferenceService through the Kubernetes API (in-cluster config or
     kubeconfig); returns what happened, never raises for a missing cluster."""
     try:
+        # The Kubernetes client is needed only to patch a live cluster (and optional elsewhere).
         from kubernetes import client, config
     except ImportError:
         return "not applied: kubernetes client not installed"
@@ -82,8 +83,6 @@ def arm_ids(settings: Settings, version: str | None, variant: str) -> set[str]:
 def observe(settings: Settings, *, window_s: float = 0.0, min_requests: int = 100, max_error_rate: float = 0.05,
             max_latency_ratio: float = 1.5) -> dict:
     """Canary vs production on live metrics over the turns served while the canary ran."""
-    from naviyam.monitoring.live import metrics_by_arm
-
     if window_s > 0:
         time.sleep(window_s)
     reg = registry(settings)
@@ -139,8 +138,6 @@ def finish_canary(settings: Settings, decision: str, reason: str, out_dir: Path,
                   namespace: str = "", isvc: str = "naviyam-ranker") -> dict:
     """promote: the canary becomes production; rollback: the canary stops. Either way the local
     graph goes back to the production-only graph and the InferenceService gets its patch."""
-    from inference_graph.canary import isvc_canary_patch
-
     reg = registry(settings)
     if decision == "promote":
         version = reg.promote_canary(RANKER, reason=reason)

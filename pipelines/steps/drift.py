@@ -7,7 +7,14 @@ from typing import Any
 
 import pandas as pd
 
+from inference_graph.canary import isvc_canary_patch
 from naviyam.config import Settings
+from naviyam.data.catalog import Catalog
+from naviyam.data.generate import load_events
+from naviyam.monitoring.drift import (
+    detect_drift, detect_intent_drift, monitoring_frame, placeholder_html, reference_impressions,
+)
+from naviyam.monitoring.live import live_metrics
 from pipelines.steps.canary import apply_isvc_patch, arm_ids
 from pipelines.steps.plumbing import (
     RANKER, _clean, ensure_bootstrap, learned_log, loop_state, production_dir, read_state, registry, update_state,
@@ -20,13 +27,6 @@ def check_drift(settings: Settings, report_html: Path, intent_html: Path, *, cur
                 max_reference: int = 1500) -> dict:
     """Evidently drift of the production ranker's recent traffic against its training window,
     plus the error rate; decides none | rollback_and_retrain | retrain."""
-    from naviyam.data.catalog import Catalog
-    from naviyam.data.generate import load_events
-    from naviyam.monitoring.drift import (
-        detect_drift, detect_intent_drift, monitoring_frame, placeholder_html, reference_impressions,
-    )
-    from naviyam.monitoring.live import live_metrics
-
     ensure_bootstrap(settings)
     reg = registry(settings)
     production = reg.current_version(RANKER, "production")
@@ -97,8 +97,6 @@ def check_drift(settings: Settings, report_html: Path, intent_html: Path, *, cur
 
 def rollback(settings: Settings, reason: str, *, apply: bool = False, namespace: str = "",
              isvc: str = "naviyam-ranker", until: str | None = None) -> dict:
-    from inference_graph.canary import isvc_canary_patch
-
     reg = registry(settings)
     before = reg.current_version(RANKER)
     version = reg.rollback(RANKER, reason=reason)
@@ -117,10 +115,9 @@ def request_retrain(settings: Settings, reason: str, *, host: str = "", until: s
     starts the retrain pipeline there (with ``params``, e.g. the same home and config)."""
     entry = {"at": _now(), "reason": reason, "status": "requested"}
     if host:
-        # Deferred: pipelines.run imports this package (run_local's follow-up retrain) and pulls in
-        # kfp and the compiled pipelines; the steps stay importable without them (each KFP task
-        # imports pipelines.steps), and only a submission to a host needs the KFP client.
-        from pipelines.run import submit
+        # kfp (its client and the compiled pipelines) is imported only when a run is submitted to
+        # a host: every KFP task imports pipelines.steps, and none of them needs it.
+        from pipelines.submit import submit
 
         entry.update(status="submitted", run=submit("retrain", host=host, params=params))
     # The request and the turns it handles, recorded together.

@@ -10,12 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from naviyam.clock import Clock
 from naviyam.config import Settings
 from naviyam.loop_state import LEGACY_REQUESTS_FILE, LEGACY_STATE_FILE, LoopState
-from naviyam.registry import ModelRegistry, NoVersionError
+from naviyam.monitoring.live import admit, read_serving_log
+from naviyam.registry import LORA, RANKER, ModelRegistry, NoVersionError  # noqa: F401 - LORA re-exported
+from naviyam.storage import events_target
 
-RANKER = "ranker"
-LORA = "lora"
 # Where the loop kept its state before naviyam.loop_state (taken in, once, from an older home).
 LOOP_STATE = LEGACY_STATE_FILE
 RETRAIN_REQUESTS = LEGACY_REQUESTS_FILE
@@ -41,8 +42,6 @@ def registry(settings: Settings) -> ModelRegistry:
 
 def store_path(settings: Settings) -> Path | str:
     """The event store: a SQLite file, or the PostgreSQL DSN (naviyam.storage)."""
-    from naviyam.storage import events_target
-
     return events_target(settings)
 
 
@@ -91,9 +90,6 @@ def ensure_bootstrap(settings: Settings) -> str | None:
 def learned_log(settings: Settings, start: Any = None):
     """The serving log as the learning loop may read it (``naviyam.monitoring.live.admit``): the
     ``learning.traffic`` kinds, dated up to the server's clock (and from ``start``)."""
-    from naviyam.clock import Clock
-    from naviyam.monitoring.live import admit, read_serving_log
-
     return admit(read_serving_log(store_path(settings)), settings.learning.traffic,
                  now=Clock.from_settings(settings).local_now(), start=start)
 

@@ -5,14 +5,22 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from naviyam import llm
+from naviyam.clock import Clock
 from naviyam.config import Settings
+from naviyam.data.catalog import Catalog
+from naviyam.data.generate import load_events
+from naviyam.jsonl import write_jsonl
+from naviyam.llm.settings import llm_settings
+from naviyam.monitoring.live import good_conversations, instruction_samples, serving_events
+from naviyam.ranking.features import INPUT_NAMES, OUTPUT_NAME
+from naviyam.ranking.samples import time_split
 from pipelines.steps.plumbing import (
     LORA, RANKER, _clean, ensure_bootstrap, learned_log, production_dir, read_state, registry, store_path,
     update_state,
@@ -32,12 +40,6 @@ def collect(settings: Settings, events_out: Path, lora_out: Path, window_days: i
     events), the LoRA instruction data, and whether there is enough to retrain on (``ready``,
     with the ``reason``): a run without new feedback, or whose hold-out has no session with a
     positive, keeps production instead of failing (pipelines/README.md, "Minimum data")."""
-    from naviyam.clock import Clock
-    from naviyam.data.catalog import Catalog
-    from naviyam.data.generate import load_events
-    from naviyam.monitoring.live import good_conversations, instruction_samples, serving_events
-    from naviyam.ranking.samples import time_split
-
     bootstrapped = ensure_bootstrap(settings)
     now = Clock.from_settings(settings).local_now()
     catalog = Catalog.load(settings.data_dir)
@@ -59,9 +61,7 @@ def collect(settings: Settings, events_out: Path, lora_out: Path, window_days: i
     lora = instruction_samples(good_conversations(new_log, settings.llm.good_min_satisfaction,
                                                   settings.llm.good_max_response_time_s))
     Path(lora_out).parent.mkdir(parents=True, exist_ok=True)
-    with open(lora_out, "w", encoding="utf-8") as fh:
-        for row in lora:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_jsonl(Path(lora_out), lora)
 
     engaged = events["event_type"].isin(ENGAGEMENT_EVENTS)
     new_feedback = int((engaged & (events["timestamp"] > since)).sum()) if since is not None else int(engaged.sum())
@@ -116,8 +116,6 @@ def keep_production(settings: Settings, collected: dict) -> dict:
 def shuffle_training_labels(events: pd.DataFrame, holdout_days: int, seed: int) -> pd.DataFrame:
     """Chaos knob for tests and drills: the training window's clicks/orders/favourites move to
     random shown shops of other sessions (labels become noise; the held-out window is untouched)."""
-    from naviyam.ranking.samples import time_split
-
     split = time_split(events, holdout_days)
     train = split.train.copy()
     views = train[train["event_type"] == "view"]
@@ -133,7 +131,7 @@ def shuffle_training_labels(events: pd.DataFrame, holdout_days: int, seed: int) 
 def train_ranker_step(settings: Settings, events_path: Path, out_dir: Path, *, holdout_days: int = 14,
                       incremental: bool = True, shuffle_labels: bool = False) -> dict:
     """Wide&Deep, incremental from production (hard negatives from its scores > 0.8)."""
-    from naviyam.data.catalog import Catalog
+    # torch is imported only by the task that trains the ranker.
     from naviyam.ranking.train import train_ranker
 
     events = pd.read_parquet(events_path)
@@ -159,10 +157,6 @@ def train_ranker_step(settings: Settings, events_path: Path, out_dir: Path, *, h
 
 def lora_trainer():
     """``naviyam.llm.train_lora`` when the LLM package provides it, else None."""
-    try:
-        from naviyam import llm
-    except ImportError:
-        return None
     return getattr(llm, "train_lora", None)
 
 
@@ -171,9 +165,9 @@ def train_lora_step(settings: Settings, samples: Path, adapter_dir: Path, *, ena
     says what the adapter learned from), incremental from the production adapter. Skipped (with
     the reason) when disabled, when ``naviyam.llm.train_lora`` is missing or there is no base model.
 
-    ``adapter_dir`` (the output artifact) is used as the LLM package's adapter root: the adapter
-    lands in ``adapter_dir/<version>/`` (``adapter_subdir`` in the result); promotion is the
-    pipeline's gate, not the trainer's.
+    ``adapter_dir`` (the output artifact) is the model directory of a file registry of the task's
+    own: the adapter lands in ``adapter_dir/<version>/`` (``adapter_subdir`` in the result), and
+    only ``register_lora``, behind the pipeline's gate, registers it where the LLM serves from.
     """
     adapter_dir = Path(adapter_dir)
     adapter_dir.mkdir(parents=True, exist_ok=True)
@@ -185,8 +179,6 @@ def train_lora_step(settings: Settings, samples: Path, adapter_dir: Path, *, ena
     elif train is None:
         reason = "naviyam.llm.train_lora is not available"
     else:
-        from naviyam.llm.settings import llm_settings
-
         base_path = llm_settings(settings).resolved_base_path(settings.models_dir)
         if not base_path.exists():
             reason = f"no base model at {base_path} (build it with `naviyam build`)"
@@ -211,7 +203,7 @@ def _run_lora(settings: Settings, train, samples: Path, base_path: Path, adapter
         "skipped": False, "val_perplexity": metrics.get("val_perplexity", out.get("val_perplexity")),
         "base_val_perplexity": metrics.get("base_val_perplexity", out.get("base_val_perplexity")),
         "init_val_perplexity": metrics.get("init_val_perplexity"),
-        "adapter_version": out.get("version"), "adapter_subdir": Path(out["path"]).name if out.get("path") else "",
+        "adapter_version": out.get("name") or out.get("version"), "adapter_subdir": Path(out["path"]).name if out.get("path") else "",
         "data_source": out.get("data_source"), "n_train": out.get("n_train"), "n_val": out.get("n_val"),
         "n_samples": out.get("n_samples"), "n_feedback_good": out.get("n_feedback_good"),
         "init_from": str(init_from) if init_from else None,
@@ -259,7 +251,7 @@ def lora_gate(result: dict, production_metrics: dict | None) -> tuple[bool, str]
 def validate(settings: Settings, events_path: Path, candidate_dir: Path, lora_result: dict, *,
              holdout_days: int = 14, min_improvement: float = 0.02) -> dict:
     """Candidate and production on the same held-out window; the promotion decisions."""
-    from naviyam.data.catalog import Catalog
+    # onnxruntime is imported only by the task that evaluates the candidates.
     from naviyam.ranking.evaluate import evaluate_ranker
 
     catalog = Catalog.load(settings.data_dir)
@@ -303,11 +295,11 @@ def validate(settings: Settings, events_path: Path, candidate_dir: Path, lora_re
 
 def verify_onnx(model_dir: Path, n: int = 64, tol: float = 1e-4) -> dict:
     """Re-exports ONNX from the checkpoint and checks onnxruntime against torch on sample rows."""
+    # onnxruntime and torch are imported only by the task that checks the export.
     import onnxruntime as ort
     import torch
 
     from naviyam.ranking.export import export_onnx
-    from naviyam.ranking.features import INPUT_NAMES, OUTPUT_NAME
     from naviyam.ranking.train import load_checkpoint
 
     model_dir = Path(model_dir)
@@ -351,8 +343,8 @@ def register_ranker(settings: Settings, model_dir: Path, validation: dict, *, ca
 
 
 def register_lora(settings: Settings, adapter_dir: Path, validation: dict) -> dict:
-    """Registers the adapter, makes it production, and publishes it to the LLM package's adapter
-    registry (``current`` pointer) so ``naviyam.llm.load_llm`` serves it."""
+    """Registers the adapter as the next ``lora`` version and makes it production: the LLM serves
+    the registry's production adapter (``naviyam.llm.wrapper.LLM``), so this is its publication."""
     reg = registry(settings)
     lora = validation.get("lora") or {}
     src = Path(adapter_dir) / lora["adapter_subdir"] if lora.get("adapter_subdir") else Path(adapter_dir)
@@ -360,24 +352,8 @@ def register_lora(settings: Settings, adapter_dir: Path, validation: dict) -> di
                            adapter_version=lora.get("adapter_version"),
                            validation={"lora_reason": validation.get("lora_reason")})
     reg.promote(LORA, version, reason=validation.get("lora_reason", ""))
-    published = publish_adapter(settings, reg.resolve(LORA), lora.get("adapter_version") or version)
-    return {"model": LORA, "version": version, "published": published, "status": reg.status(LORA)}
-
-
-def publish_adapter(settings: Settings, src: Path, name: str) -> str | None:
-    """Copies an adapter into ``naviyam.llm``'s AdapterRegistry and points ``current`` at it."""
-    try:
-        from naviyam.llm.lora import AdapterRegistry
-        from naviyam.llm.settings import llm_settings
-    except ImportError:
-        return None
-    adapters = AdapterRegistry(llm_settings(settings).resolved_adapter_dir(settings.models_dir))
-    if name not in adapters.versions():
-        staging = adapters.staging(name)
-        shutil.copytree(src, staging, dirs_exist_ok=True, ignore=shutil.ignore_patterns("registry.json"))
-        adapters.publish(staging, name)
-    adapters.set_current(name)
-    return str(adapters.path(name))
+    return {"model": LORA, "version": version, "path": str(reg.version_dir(LORA, version)),
+            "status": reg.status(LORA)}
 
 
 def reject(settings: Settings, validation: dict, until: str | None = None) -> dict:

@@ -56,27 +56,32 @@ def micro_base(tmp_path_factory, micro_examples) -> Path:
 
 @pytest.fixture(scope="session")
 def make_adapter(micro_base):
-    """make_adapter(registry_root, version, seed) -> path: a LoRA adapter of the micro base with
-    non-zero weights (a registry entry with meta.json)."""
+    """make_adapter(model_root, name, seed) -> path: a LoRA adapter of the micro base with non-zero
+    weights, registered as the next version of the file registry whose model directory is
+    ``model_root`` (``naviyam.registry.registry_of``); its meta.json names it ``name``."""
+    import tempfile
+
     import torch
     from peft import get_peft_model
 
-    from naviyam.llm.lora import AdapterRegistry, lora_config
+    from naviyam.llm.lora import lora_config
     from naviyam.llm.wrapper import load_base
+    from naviyam.registry import registry_of
 
-    def _make(root: Path, version: str, seed: int) -> Path:
+    def _make(root: Path, name: str, seed: int) -> Path:
         _, base, _ = load_base(micro_base, "cpu")
         model = get_peft_model(base, lora_config(LLMSettings(), base))
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            for name, param in model.named_parameters():
-                if "lora_B" in name:
+            for param_name, param in model.named_parameters():
+                if "lora_B" in param_name:
                     param.copy_(torch.randn(param.shape, generator=gen) * 0.5)
-        registry = AdapterRegistry(root)
-        staging = registry.staging(version)
-        model.save_pretrained(staging)
-        (staging / "meta.json").write_text(f'{{"version": "{version}"}}', encoding="utf-8")
-        return registry.publish(staging, version)
+        registry, model_name = registry_of(root)
+        with tempfile.TemporaryDirectory() as staging:
+            model.save_pretrained(staging)
+            (Path(staging) / "meta.json").write_text(f'{{"version": "{name}"}}', encoding="utf-8")
+            version = registry.register(model_name, Path(staging), adapter_version=name)
+        return registry.version_dir(model_name, version)
 
     return _make
 

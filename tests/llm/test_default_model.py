@@ -11,7 +11,7 @@ from naviyam.data.catalog import Catalog
 from naviyam.events import EventStore
 from naviyam.llm import load_llm, train_lora
 from naviyam.llm.data import SyntheticConversations
-from naviyam.llm.lora import AdapterRegistry, good_conversations
+from naviyam.llm.lora import good_conversations
 from naviyam.llm.prompts import nlu_prompt
 from naviyam.llm.settings import LLMSettings
 from naviyam.llm.wrapper import LLM
@@ -19,6 +19,7 @@ from naviyam.nlg.grounding import check_grounding
 from naviyam.nlg.llm import LLMAnswerer
 from naviyam.nlg.templates import AnswerInput, allowed_amounts
 from naviyam.nlu.llm import InvalidOutput, LLMNLU, parse_output
+from naviyam.registry import registry_of
 from naviyam.schemas import FeedbackEvent, Preprocessed
 
 MESSAGES = ["급식카드 되는 치킨집 추천해줘", "떡볶이 먹고 싶어", "안녕 나비얌", "만원으로 뭐 먹을 수 있어?", "오늘 숙제 너무 많아"]
@@ -93,7 +94,8 @@ def test_train_lora_bootstraps_and_beats_the_base(first_adapter, shipped):
     assert meta["base_model"].startswith("tiny-neox-") and meta["lora"]["r"] == 16 and meta["lora"]["alpha"] == 32
     assert sorted(meta["lora"]["target_modules"]) == ["dense", "query_key_value"]
     assert (root / result["version"] / "adapter_model.safetensors").exists()
-    assert result["promoted"] and AdapterRegistry(root).current() == result["version"]
+    registry, model = registry_of(root)
+    assert result["promoted"] and registry.current_version(model) == result["version"]
     settings, base = shipped
     llm = load_llm(settings, llm=LLMSettings(base_path=str(base), adapter_dir=str(root)))
     assert llm.version.endswith("+" + result["version"])
@@ -143,6 +145,6 @@ def test_train_lora_on_feedback_continues_the_current_adapter(first_adapter, shi
     assert result["data_source"] == "feedback" and result["n_feedback_good"] >= tiny_lora_settings.lora_min_good_conversations
     assert result["init_from"] == str(root / first["version"]) and "init_val_perplexity" in result["metrics"]
     assert result["metrics"]["val_perplexity"] < result["metrics"]["base_val_perplexity"]
-    registry = AdapterRegistry(root)
-    assert set(registry.versions()) == {first["version"], result["version"]}
-    assert registry.current() == (result["version"] if result["promoted"] else first["version"])
+    registry, model = registry_of(root)
+    assert set(registry.versions(model)) == {first["version"], result["version"]}
+    assert registry.current_version(model) == (result["version"] if result["promoted"] else first["version"])

@@ -1,4 +1,4 @@
-"""The LLM wrapper, LoRA and the adapter registry on a micro GPT-NeoX (real transformers + peft)."""
+"""The LLM wrapper, LoRA and registry-served adapters on a micro GPT-NeoX (real transformers + peft)."""
 from __future__ import annotations
 
 import threading
@@ -6,21 +6,22 @@ import threading
 import pytest
 import torch
 
-from naviyam.llm.lora import AdapterRegistry, LoRAError, lora_config, target_modules_for
+from naviyam.llm.lora import LoRAError, lora_config, target_modules_for
 from naviyam.llm.prompts import nlu_prompt
 from naviyam.llm.settings import LLMSettings
 from naviyam.llm.training import encode, perplexity, tokenize, train_steps
 from naviyam.llm.wrapper import LLM, LLMBusyError, LLMConfigError, load_base, pick_device, quantization_config
+from naviyam.registry import ModelRegistry, NoVersionError, registry_of
 
 
 @pytest.fixture
-def two_adapters(tmp_path, make_adapter) -> AdapterRegistry:
-    """An adapter registry under tmp_path holding v1 (current) and v2, both for the micro base."""
-    registry = AdapterRegistry(tmp_path / "adapters")
-    make_adapter(registry.root, "v1", seed=1)
-    make_adapter(registry.root, "v2", seed=2)
-    registry.set_current("v1")
-    return registry
+def two_adapters(tmp_path, make_adapter) -> tuple[ModelRegistry, str]:
+    """A file registry whose ``adapters`` model holds v0001 (production) and v0002, both for the micro base."""
+    registry, model = registry_of(tmp_path / "adapters")
+    make_adapter(registry.model_root(model), "v1", seed=1)
+    make_adapter(registry.model_root(model), "v2", seed=2)
+    registry.promote(model, "v0001")
+    return registry, model
 
 
 def _logits(model, tokenizer, text="급식카드 되는 치킨집 추천해줘"):
@@ -124,38 +125,37 @@ def test_lora_training_step_then_generation_and_round_trip(micro_base, micro_exa
     assert not torch.allclose(_logits(plain, tokenizer), expected)   # the adapter does something
 
 
-def test_registry_pointer_switches_atomically(tmp_path, make_adapter):
-    registry = AdapterRegistry(tmp_path / "adapters")
-    assert registry.current() is None and registry.versions() == []
-    make_adapter(registry.root, "v1", seed=1)
-    make_adapter(registry.root, "v2", seed=2)
-    registry.set_current("v1")
-    assert registry.current() == "v1" and registry.versions() == ["v1", "v2"]
-    registry.set_current("v2")
-    assert (registry.root / "current").read_text().strip() == "v2"
-    assert sorted(p.name for p in registry.root.iterdir()) == ["current", "v1", "v2"]   # no temp files left
-    with pytest.raises(LoRAError):
-        registry.set_current("v3")
+def test_adapters_are_registry_versions(tmp_path, make_adapter):
+    registry, model = registry_of(tmp_path / "adapters")
+    assert registry.current_version(model) is None and registry.versions(model) == []
+    make_adapter(registry.model_root(model), "v1", seed=1)
+    make_adapter(registry.model_root(model), "v2", seed=2)
+    registry.promote(model, "v0001")
+    assert registry.current_version(model) == "v0001" and registry.versions(model) == ["v0001", "v0002"]
+    assert registry.metadata(model, "v0002")["adapter_version"] == "v2"
+    registry.promote(model, "v0002")
+    assert registry.current_version(model) == "v0002"
+    with pytest.raises(NoVersionError):
+        registry.promote(model, "v0003")
 
 
 def test_adapter_hot_swap_without_reloading_the_base(micro_base, two_adapters):
     from peft import PeftModel
 
-    registry = two_adapters
-    root = registry.root
-    llm = LLM(micro_base, registry_dir=root)
+    registry, model = two_adapters
+    llm = LLM(micro_base, registry=registry, adapter_model=model)
     base = llm.base_model
-    assert llm.version == "micro-neox+v1"
+    assert llm.version == "micro-neox+v0001"
     logits_v1 = _logits(llm.model, llm.tokenizer)
     assert llm.reload() is False                     # pointer unchanged: nothing to do
 
-    registry.set_current("v2")
+    registry.promote(model, "v0002")
     assert llm.reload() is True
-    assert llm.version == "micro-neox+v2" and llm.adapter_version == "v2"
+    assert llm.version == "micro-neox+v0002" and llm.adapter_version == "v0002"
     assert llm.base_model is base and llm.base_loads == 1
-    assert list(llm.model.peft_config) == ["v2"]     # the old adapter is gone from memory
+    assert list(llm.model.peft_config) == ["v0002"]  # the old adapter is gone from memory
     _, fresh, _ = load_base(micro_base, "cpu")
-    expected = _logits(PeftModel.from_pretrained(fresh, root / "v2").eval(), llm.tokenizer)
+    expected = _logits(PeftModel.from_pretrained(fresh, registry.version_dir(model, "v0002")).eval(), llm.tokenizer)
     swapped = _logits(llm.model, llm.tokenizer)
     assert torch.allclose(swapped, expected, atol=1e-6) and not torch.allclose(swapped, logits_v1)
     llm.generate(nlu_prompt("안녕"), max_new_tokens=3)
@@ -165,7 +165,8 @@ def test_adapter_of_another_base_is_not_loaded(micro_base, make_adapter, tmp_pat
     root = tmp_path / "adapters"
     path = make_adapter(root, "v9", seed=9)
     (path / "meta.json").write_text('{"version": "v9", "base_model": "some-other-base"}', encoding="utf-8")
-    AdapterRegistry(root).set_current("v9")
+    registry, model = registry_of(root)
+    registry.promote(model, path.name)
     llm = LLM(micro_base, registry_dir=root)
     assert llm.version == "micro-neox" and llm.adapter_version is None
     assert llm.reload() is False
@@ -176,14 +177,14 @@ def test_served_bundle_picks_up_a_promoted_adapter(micro_base, two_adapters, tmp
     from naviyam.config import Settings
     from naviyam.models import ModelBundle
 
-    registry = two_adapters
-    root = registry.root
+    registry, model = two_adapters
+    root = registry.model_root(model)
     settings = Settings(home=tmp_path, llm={"base_path": str(micro_base), "adapter_dir": str(root)})
     bundle = ModelBundle(settings)
     assert bundle.refresh_adapter(every_s=0) is False  # no LLM loaded in this process yet
     base = bundle.llm.base_model
-    assert bundle.llm.adapter_version == "v1"
-    registry.set_current("v2")
+    assert bundle.llm.adapter_version == "v0001"
+    registry.promote(model, "v0002")
     assert bundle.refresh_adapter(every_s=0) is True
-    assert bundle.llm.adapter_version == "v2" and bundle.llm.base_model is base
+    assert bundle.llm.adapter_version == "v0002" and bundle.llm.base_model is base
     assert bundle.refresh_adapter(every_s=0) is False

@@ -1,4 +1,4 @@
-"""The `sandbox` fixture: copies of manifests/ and docker/ in tmp_path, to break one thing at a time.
+"""The `sandbox` fixture: copies of manifests/ and dockerfiles/ in tmp_path, to break one thing at a time.
 
 Building needs kubectl (`make venv` installs the pinned one into .venv/bin): where it is missing on
 linux/amd64 the tests fail with the validator's "no kubectl" error; elsewhere, where the pinned
@@ -26,13 +26,13 @@ def require_kubectl() -> None:
 
 
 class Sandbox:
-    """Copies of manifests/ and docker/ under tmp_path; the rest of the repository is the real one."""
+    """Copies of manifests/ and dockerfiles/ under tmp_path; the rest of the repository is the real one."""
 
     def __init__(self, tmp: Path):
         self.manifests = tmp / "manifests"
-        self.docker = tmp / "docker"
+        self.docker = tmp / "dockerfiles"
         shutil.copytree(ROOT / "manifests", self.manifests)
-        shutil.copytree(ROOT / "docker", self.docker)
+        shutil.copytree(ROOT / "dockerfiles", self.docker)
 
     def path(self, rel: str) -> Path:
         return self.manifests / rel

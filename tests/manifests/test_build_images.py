@@ -17,7 +17,7 @@ def run(*args: str, **env: str) -> subprocess.CompletedProcess:
 def test_lists_one_image_per_dockerfile():
     proc = run("--list")
     assert proc.returncode == 0
-    assert proc.stdout.split() == sorted(p.name.removesuffix(".Dockerfile") for p in (ROOT / "docker").glob("*.Dockerfile"))
+    assert proc.stdout.split() == sorted(p.name.removesuffix(".Dockerfile") for p in (ROOT / "dockerfiles").glob("*.Dockerfile"))
 
 
 def test_without_an_engine_it_says_so_and_exits_zero():
@@ -54,5 +54,5 @@ def test_every_image_and_the_build_context_carry_every_package():
     context = next(line for line in SCRIPT.read_text().splitlines() if "requirements.lock naviyam" in line)
     for pkg in packages:
         assert f" {pkg} " in f" {context} ", f"tools/build_images.sh leaves {pkg} out of the build context"
-        for dockerfile in (ROOT / "docker").glob("*.Dockerfile"):
+        for dockerfile in (ROOT / "dockerfiles").glob("*.Dockerfile"):
             assert f"COPY {pkg} /src/{pkg}\n" in dockerfile.read_text(), f"{dockerfile.name} does not copy {pkg}"

@@ -123,7 +123,7 @@ BREAKAGES = [
     breakage("image_without_a_dockerfile", "prod",
              [("base/isvc-retriever.yaml", "image: naviyam-retriever", "image: naviyam-retriever-gpu")],
              ("InferenceService/naviyam-retriever/predictor",
-              "no Dockerfile docker/naviyam-retriever-gpu.Dockerfile")),
+              "no Dockerfile dockerfiles/naviyam-retriever-gpu.Dockerfile")),
     breakage("component_without_a_manifest", "prod",
              [("base/kustomization.yaml", "  - isvc-candidates.yaml\n", "")],
              ("component naviyam-candidates", "has no manifest"),
@@ -264,7 +264,7 @@ def test_legacy_raw_deployment_name_is_standard_mode_too(sandbox):
 def test_component_without_an_image(sandbox):
     (sandbox.docker / "naviyam-nlg.Dockerfile").unlink()
     report = sandbox.validate(["local-kind"])
-    assert_fails(report, "component naviyam-nlg: no image (docker/naviyam-nlg.Dockerfile)")
+    assert_fails(report, "component naviyam-nlg: no image (dockerfiles/naviyam-nlg.Dockerfile)")
     assert_fails(report, "InferenceService/naviyam-nlg/predictor", "no Dockerfile")
 
 
@@ -381,7 +381,7 @@ def test_network_policies_keep_model_servers_private(sandbox):
 def test_unused_dockerfile(sandbox):
     text = (sandbox.docker / "naviyam-jobs.Dockerfile").read_text()
     (sandbox.docker / "naviyam-tools.Dockerfile").write_text(text)
-    assert_fails(sandbox.validate(["local-kind"]), "docker/naviyam-tools.Dockerfile", "not used by any object")
+    assert_fails(sandbox.validate(["local-kind"]), "dockerfiles/naviyam-tools.Dockerfile", "not used by any object")
 
 
 def test_dockerfile_rules(sandbox):
@@ -389,8 +389,8 @@ def test_dockerfile_rules(sandbox):
     path.write_text(path.read_text().replace("USER 10001:10001", "USER root").replace(
         'ENTRYPOINT ["python", "-m", "components.feedback"]', 'ENTRYPOINT ["python", "-m", "components.server"]'))
     report = sandbox.validate(["local-kind"])
-    assert_fails(report, "docker/naviyam-feedback.Dockerfile", "non-root USER")
-    assert_fails(report, "docker/naviyam-feedback.Dockerfile", 'ENTRYPOINT must be ["python", "-m", "components.feedback"]')
+    assert_fails(report, "dockerfiles/naviyam-feedback.Dockerfile", "non-root USER")
+    assert_fails(report, "dockerfiles/naviyam-feedback.Dockerfile", 'ENTRYPOINT must be ["python", "-m", "components.feedback"]')
 
 
 def test_runnable_component_module_needs_a_manifest(tmp_path: Path):
@@ -400,7 +400,7 @@ def test_runnable_component_module_needs_a_manifest(tmp_path: Path):
     for name in ("server.py", "ranker_transformer.py", "feedback.py"):
         (fake / "components" / name).write_text((ROOT / "components" / name).read_text())
     (fake / "components" / "reranker.py").write_text("def main():\n    pass\n\nif __name__ == '__main__':\n    main()\n")
-    repo = vm.Repo.load(fake, manifests=ROOT / "manifests", docker=ROOT / "docker", crds=CRDS,
+    repo = vm.Repo.load(fake, manifests=ROOT / "manifests", docker=ROOT / "dockerfiles", crds=CRDS,
                         graph_file=ROOT / "inference_graph" / "naviyam.yaml")
     ctx = vm.Context("x", [], repo)
     vm.check_coverage(ctx, {})

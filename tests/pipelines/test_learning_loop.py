@@ -98,12 +98,12 @@ def test_retrain_trains_and_gates_the_lora_adapter(promoted):
         assert reg.current_version("lora") == "v0001"
         adapter = reg.resolve("lora")
         assert (adapter / "adapter_config.json").exists()
-        from naviyam.llm.lora import AdapterRegistry
-        from naviyam.llm.settings import llm_settings
+        # The registry's production adapter is the one the LLM serves: nothing else to publish to.
+        from naviyam.registry import adapter_registry
 
-        published = AdapterRegistry(llm_settings(steps.load_settings(str(settings.home), "")).resolved_adapter_dir(
-            settings.models_dir))
-        assert published.current() == lora["adapter_version"]
+        served, model = adapter_registry(steps.load_settings(str(settings.home), ""))
+        assert served.current_version(model) == "v0001"
+        assert served.metadata(model, "v0001")["adapter_version"] == lora["adapter_version"]
     else:
         assert reg.current_version("lora") is None
         assert task_dir(run, "note").exists()

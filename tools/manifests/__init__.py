@@ -5,7 +5,7 @@ build      kubectl kustomize: find kubectl, build an overlay, load its YAML
 context    the Context checks report into, the workloads (pods) of a build, shared helpers
 schemas    strict Kubernetes schemas (kubernetes-validate) and CRD schemas (jsonschema)
 structure  namespaces and names, PodDisruptionBudgets, CronJobs
-images     images, container commands, component coverage, docker/*.Dockerfile
+images     images, container commands, component coverage, dockerfiles/*.Dockerfile
 kserve     the InferenceGraph (and its generated copy), deployment mode, canary, autoscaling, Knative
 config     the naviyam-config ConfigMap against naviyam/config.py Settings
 state      PostgreSQL state: the DSN Secret, no passwords in env, no writable shared volumes

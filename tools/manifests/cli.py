@@ -29,13 +29,13 @@ build        the overlay builds with kubectl kustomize
 schema       built-in kinds: kubernetes-validate --strict for Kubernetes {k8s}; custom resources: their CRD's
              openAPIV3Schema from ../shared/crds, unknown fields rejected (skipped, with a note, when absent)
 namespace    every namespaced object in one namespace; RoleBinding subjects in it
-images       naviyam images have docker/<image>.Dockerfile; every image has a tag or digest, never :latest;
+images       naviyam images have dockerfiles/<image>.Dockerfile; every image has a tag or digest, never :latest;
              third-party images are allow-listed; every Dockerfile is used
 commands     every container's command (Dockerfile ENTRYPOINT/CMD + args) runs a real module: components.server
              with --component/--model_name in COMPONENTS and --model_name = the InferenceService name,
              components.feedback, or `python -m/-c` code whose imports and keywords exist
 components   every COMPONENTS entry and the feedback service has exactly one manifest and an image
-             (docker/<component>.Dockerfile whose ENTRYPOINT/CMD run it); every runnable module in
+             (dockerfiles/<component>.Dockerfile whose ENTRYPOINT/CMD run it); every runnable module in
              components/ is deployed or declared dev-only
 ports        model servers listen on 8080 (container port, --http_port, probes); feedback's --port =
              containerPort = serving.ports; Service targetPorts exist on the selected pods
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overlay", action="append", help="overlay name under manifests/overlays (repeatable; default all)")
     parser.add_argument("--repo", type=Path, default=REPO_ROOT, help="repository root (default: this checkout)")
     parser.add_argument("--manifests", type=Path, help="manifests directory (default: REPO/manifests)")
-    parser.add_argument("--docker", type=Path, help="Dockerfile directory (default: REPO/docker)")
+    parser.add_argument("--docker", type=Path, help="Dockerfile directory (default: REPO/dockerfiles)")
     parser.add_argument("--crds", type=Path, help="CRD directory (default: REPO/../shared/crds)")
     parser.add_argument("--kubectl", help="kubectl to build with (default: the venv's, else the first on PATH)")
     parser.add_argument("--k8s-version", default=K8S_VERSION)

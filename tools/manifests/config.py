@@ -3,12 +3,11 @@ NAVIYAM_CONFIG mounts and NAVIYAM_* environment variables.
 """
 from __future__ import annotations
 
-import sys
-
 import yaml
+from pydantic import BaseModel
 
+from naviyam.config import Settings
 from tools.manifests.context import Context, containers, image_basename, workloads
-from tools.manifests.repo import REPO_ROOT
 
 # NAVIYAM_* variables that are not Settings fields (read by naviyam.features.store / config.py).
 NON_SETTINGS_ENV = {"NAVIYAM_CONFIG", "NAVIYAM_FEAST_PROFILE", "NAVIYAM_FEATURE_REPO"}
@@ -16,15 +15,8 @@ CONFIG_MAP = "naviyam-config"
 CONFIG_KEY = "config.yaml"
 
 
-def _settings_fields() -> dict | None:
-    """Settings' field tree {name: subtree or None}; None when naviyam.config cannot be imported."""
-    try:
-        sys.path.insert(0, str(REPO_ROOT))
-        from naviyam.config import Settings
-        from pydantic import BaseModel
-    except Exception:  # noqa: BLE001 - pydantic or the package missing: skip that part
-        return None
-
+def _settings_fields() -> dict:
+    """Settings' field tree {name: subtree or None}."""
     def tree(model) -> dict:
         out = {}
         for name, info in model.model_fields.items():
@@ -45,22 +37,18 @@ def check_config(ctx: Context) -> None:
         ctx.error(f"ConfigMap/{CONFIG_MAP}", f"{CONFIG_KEY} is not YAML: {exc}")
         return
     ctx.settings = settings
+    def walk(node: dict, tree: dict, prefix: str) -> None:
+        for key, value in node.items():
+            if key not in tree:
+                ctx.error(f"ConfigMap/{CONFIG_MAP}", f"unknown setting {prefix}{key} (naviyam/config.py)")
+            elif isinstance(value, dict) and tree[key] is not None:
+                walk(value, tree[key], f"{prefix}{key}.")
     fields = _settings_fields()
-    if fields is None:
-        ctx.note("naviyam.config not importable: settings keys were not checked against Settings")
-    else:
-        def walk(node: dict, tree: dict, prefix: str) -> None:
-            for key, value in node.items():
-                if key not in tree:
-                    ctx.error(f"ConfigMap/{CONFIG_MAP}", f"unknown setting {prefix}{key} (naviyam/config.py)")
-                elif isinstance(value, dict) and tree[key] is not None:
-                    walk(value, tree[key], f"{prefix}{key}.")
-        walk(settings, fields, "")
-        try:
-            from naviyam.config import Settings
-            Settings.model_validate(settings)
-        except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError, shown as text
-            ctx.error(f"ConfigMap/{CONFIG_MAP}", f"{CONFIG_KEY} is not valid Settings: {str(exc).splitlines()[0:3]}")
+    walk(settings, fields, "")
+    try:
+        Settings.model_validate(settings)
+    except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError, shown as text
+        ctx.error(f"ConfigMap/{CONFIG_MAP}", f"{CONFIG_KEY} is not valid Settings: {str(exc).splitlines()[0:3]}")
     serving = settings.get("serving") or {}
     if serving.get("host") not in ("0.0.0.0", "::"):
         ctx.error(f"ConfigMap/{CONFIG_MAP}", f"serving.host {serving.get('host', '127.0.0.1 (default)')}: the "

@@ -18,7 +18,9 @@ MODEL_SERVER_PORT = 8080  # KServe's convention for custom containers (and Knati
 DEV_ONLY_MODULES = {"components.local_stack", "components.bench", "components.demo"}
 FEEDBACK_MODULE = "components.feedback"
 SERVER_MODULE = "components.server"
-# Images not built from docker/: pinned third-party images the manifests may use.
+# The deployment shells: folders of the checkout, copied into every image's /app (not installed).
+SHELLS = ("components", "inference_graph", "pipelines")
+# Images not built from dockerfiles/: pinned third-party images the manifests may use.
 THIRD_PARTY_IMAGES = {"redis", "postgres"}
 # Flags of kserve.model_server.parser (kserve 0.21) that a model-server container may pass, plus
 # components.server's own --component. tests/manifests checks this list against the installed kserve.
@@ -59,22 +61,22 @@ def check_images_and_commands(ctx: Context) -> dict[str, list[tuple[Workload, st
                     if tag and not re.search(r"\d", tag):
                         ctx.error(loc, f"third-party image {image}: pin a version tag")
                     continue
-                ctx.error(loc, f"image {image}: no Dockerfile docker/{base}.Dockerfile (and not an "
+                ctx.error(loc, f"image {image}: no Dockerfile dockerfiles/{base}.Dockerfile (and not an "
                                f"allow-listed third-party image: {', '.join(sorted(THIRD_PARTY_IMAGES))})")
                 continue
             used_dockerfiles.add(base)
             argv = effective_argv(c, dockerfile)
             if argv is None:
-                ctx.error(loc, f"cannot tell what it runs: no command and docker/{base}.Dockerfile has no ENTRYPOINT")
+                ctx.error(loc, f"cannot tell what it runs: no command and dockerfiles/{base}.Dockerfile has no ENTRYPOINT")
                 continue
             component = check_command(ctx, wl, loc, c, argv)
             if component:
                 runs.setdefault(component, []).append((wl, where))
                 if base != component:
                     ctx.error(loc, f"runs {component} from image {base}: the image of a component is "
-                                   f"named after it (docker/{component}.Dockerfile)")
+                                   f"named after it (dockerfiles/{component}.Dockerfile)")
     for base in sorted(set(repo.dockerfiles) - used_dockerfiles):
-        ctx.error(f"docker/{base}.Dockerfile", "image is not used by any object of this overlay")
+        ctx.error(f"dockerfiles/{base}.Dockerfile", "image is not used by any object of this overlay")
     return runs
 
 
@@ -274,15 +276,15 @@ def check_coverage(ctx: Context, runs: dict[str, list[tuple[Workload, str]]]) ->
 
 
 def check_dockerfiles(repo: Repo) -> list[str]:
-    """Repository-level checks of docker/ (independent of the overlay)."""
+    """Repository-level checks of dockerfiles/ (independent of the overlay)."""
     errors = []
     if not repo.dockerfiles:
         return [f"{repo.docker}: no *.Dockerfile"]
     for component in (*repo.components, "naviyam-feedback"):
         if component not in repo.dockerfiles:
-            errors.append(f"component {component}: no image (docker/{component}.Dockerfile)")
+            errors.append(f"component {component}: no image (dockerfiles/{component}.Dockerfile)")
     for name, df in repo.dockerfiles.items():
-        where = f"docker/{name}.Dockerfile"
+        where = f"dockerfiles/{name}.Dockerfile"
         if df.stages < 2:
             errors.append(f"{where}: not a multi-stage build")
         for base in df.base_images:
@@ -292,6 +294,11 @@ def check_dockerfiles(repo: Repo) -> list[str]:
             errors.append(f"{where}: does not install torch==2.13.0 first")
         if "requirements.lock" not in df.text:
             errors.append(f"{where}: does not install requirements.lock")
+        for shell in SHELLS:  # not installed (only naviyam is): run from the image's WORKDIR
+            if not re.search(rf"^COPY\s+{shell}/?\s+/app/{shell}/?\s*$", df.text, re.M):
+                errors.append(f"{where}: does not COPY {shell} to /app/{shell}")
+        if not re.search(r"PYTHONPATH=/app(\s|$)", df.text):
+            errors.append(f"{where}: does not set PYTHONPATH=/app (where the shells are)")
         if df.user is None or df.user.split(":")[0] in ("0", "root"):
             errors.append(f"{where}: the final stage must switch to a non-root USER")
         elif not df.user.split(":")[0].isdigit():

@@ -42,7 +42,7 @@ class Repo:
              crds: Path | None = None, graph_file: Path | None = None) -> "Repo":
         root = root.resolve()
         repo = cls(root=root, manifests=(manifests or root / "manifests").resolve(),
-                   docker=(docker or root / "docker").resolve(),
+                   docker=(docker or root / "dockerfiles").resolve(),
                    crds=(crds or root.parent / "shared" / "crds").resolve(),
                    graph_file=(graph_file or root / "inference_graph" / "naviyam.yaml").resolve())
         repo.components = tuple(_module_constant(root / "components" / "server.py", "COMPONENTS"))

@@ -7,6 +7,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from tools.manifests.context import Context, ref
@@ -17,6 +18,7 @@ K8S_VERSION = "1.33.0"  # kind's and most managed clusters' current minor; kuber
 @functools.lru_cache(maxsize=None)
 def _kubernetes_validate():
     """kubernetes_validate, with its schema files read once per process instead of once per object."""
+    # kubernetes-validate is a test extra: imported only when the strict schemas are checked.
     import kubernetes_validate
     import kubernetes_validate.utils as utils
 
@@ -27,14 +29,12 @@ def _kubernetes_validate():
 
 def validate_builtin(obj: dict, version: str = K8S_VERSION) -> str | None:
     kubernetes_validate = _kubernetes_validate()
-    from kubernetes_validate.utils import SchemaNotFoundError
-
     try:
         kubernetes_validate.validate(obj, version, strict=True)
     except kubernetes_validate.ValidationError as exc:
         where = ".".join(str(p) for p in exc.path) or "(root)"
         return f"{where}: {exc.message}"
-    except SchemaNotFoundError as exc:
+    except kubernetes_validate.utils.SchemaNotFoundError as exc:
         return f"no Kubernetes {version} schema for {obj.get('apiVersion')} {obj.get('kind')} ({exc.message})"
     return None
 
@@ -66,8 +66,6 @@ def strict_schema(schema: Any) -> Any:
 @functools.lru_cache(maxsize=None)
 def load_crd_validators(crd_dir: str) -> dict[tuple[str, str], Any]:
     """(apiVersion, kind) -> jsonschema validator, for every CRD file in crd_dir."""
-    import jsonschema
-
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRDs are 2 MB of YAML
     out = {}
     for path in sorted(Path(crd_dir).glob("*.yaml")):
