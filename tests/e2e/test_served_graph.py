@@ -68,8 +68,8 @@ def test_graph_and_in_process_chatbot_agree(graph_url, bot):
 def test_a_whole_conversation_is_the_same_served_and_in_process(graph_url, bot):
     """The frame lives in memory between graph nodes as it does in-process: the same frame, the same
     act, and (near-)the same shops. Served personal scores come from Feast's online features and
-    in-process ones from the training table; they differ in the third decimal, so a shop at the edge
-    of a score tie may swap (exact equality of the whole list is pinned on the seed example above)."""
+    in-process ones from their mirror (float32 against float64 at most), so a shop at the edge of a
+    score tie may swap (exact equality of the whole list is pinned on the seed example above)."""
     from naviyam.schemas import UserInput
 
     session = f"agree-conv-{uuid.uuid4().hex[:8]}"
