@@ -1,4 +1,4 @@
-"""`make serve` stops on SIGTERM to its process group, as `timeout`, a supervisor or a CI runner
+"""`make serve` stops on SIGTERM, SIGINT or SIGHUP to its process group, as a terminal, `timeout`, a supervisor or a CI runner
 sends it: every server gone and every port free, whether the signal lands while the servers are
 still starting or once the graph answers (servers run in their own sessions, so only the
 launcher can stop them)."""
@@ -81,3 +81,47 @@ def test_sigterm_once_the_graph_answers_leaves_none_behind(served, tmp_path):
     assert time.monotonic() - started < 30
     with pytest.raises(httpx.TransportError):
         httpx.get(url, timeout=1)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
+def test_make_serve_stops_on_a_signal_to_its_whole_group(served, tmp_path, sig):
+    """`make serve` as a user runs it (make the parent, `-o build`: the data is built), the signal
+    sent to the whole group as a terminal, `timeout` or a CI runner does: nothing left, no port held."""
+    config = tmp_path / "stack.yaml"
+    data = served.model_dump(mode="json")
+    data["home"] = str(served.home.resolve())
+    config.write_text(yaml.safe_dump(data, allow_unicode=True))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NAVIYAM_")}
+    env["NAVIYAM_CONFIG"] = str(config)
+    make = subprocess.Popen(["make", "--no-print-directory", "-o", "build", "serve"], cwd=ROOT, env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"http://{served.serving.host}:{served.serving.router_port}/healthz"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert make.poll() is None, "make serve exited during start-up"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        pytest.fail("the graph never answered")
+    servers = descendants(make)
+    assert len(servers) >= 8   # the launcher, the model servers, feedback, the router
+    os.killpg(make.pid, sig)
+    make.wait(timeout=40)
+    _, alive = psutil.wait_procs(servers, timeout=30)
+    assert not alive, f"left running after {sig.name}: {[(p.pid, p.cmdline()[-3:]) for p in alive]}"
+    ports = [served.serving.router_port, *served.serving.ports.values()]
+    assert [p for p in ports if not port_is_free(served.serving.host, p)] == []
