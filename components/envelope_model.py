@@ -25,10 +25,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
+from naviyam.bounds import MAX_SHOP_LIST, Bounded, StepMap, StepTextMap
 from naviyam.config import Settings
-from naviyam.schemas import ENVELOPE_VERSION, Envelope, validation_problems
+from naviyam.schemas import ENVELOPE_VERSION, Candidate, Envelope, RetrievalHit, validation_problems
 
 log = logging.getLogger(__name__)
 ENVELOPE_TENSOR = "envelope"
@@ -171,6 +172,24 @@ def parse_envelope(body: dict) -> Envelope:
     if missing:
         raise InvalidInput(f"invalid envelope: {', '.join(missing)} missing (filled by naviyam-nlu)")
     return env
+
+
+class StepResult(Bounded):
+    """What the ranker transformer reads back from a step-5 node's answer: that step's own fields
+    and the bookkeeping it adds. The rest of the answer echoes the envelope the transformer sent
+    and already holds, so it is neither validated nor built again (pydantic ignores other keys)."""
+
+    retrieval: list[RetrievalHit] | None = Field(default=None, max_length=MAX_SHOP_LIST)
+    candidates: list[Candidate] | None = Field(default=None, max_length=MAX_SHOP_LIST)
+    model_versions: StepTextMap = Field(default_factory=dict)
+    timings_ms: StepMap = Field(default_factory=dict)
+    errors: StepTextMap = Field(default_factory=dict)
+    degraded: bool = False
+
+
+def parse_step_result(raw: bytes) -> StepResult:
+    """A step node's JSON answer, validated straight from the bytes (no intermediate dicts)."""
+    return StepResult.model_validate_json(raw)
 
 
 class EnvelopeModel(kserve.Model):

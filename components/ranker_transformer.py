@@ -12,6 +12,11 @@ training window), says so in every turn (``model_versions["features"] == "snapsh
 ``naviyam_feature_store_up`` (0) and ``naviyam_feature_store_failures_total{stage="connect"}``, and
 tries Feast again every ``FEATURE_STORE_RETRY_S`` seconds, switching to it once it answers. Refusing
 readiness instead would take the whole ranker out, and every turn would lose its personal order.
+
+Shop features read from Feast are kept in memory for at most ``SHOP_FEATURE_TTL_S`` (60 s,
+``naviyam.ranking.features.cache``): a served shop feature is never older than that behind the
+store; user features are read from the store on every turn. Step 6 itself is
+``NaviyamChatbot.ranking_pool`` / ``finish_ranking``, the rule the in-process ``rank`` uses too.
 """
 from __future__ import annotations
 
@@ -27,12 +32,13 @@ import numpy as np
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
-from components.envelope_model import EnvelopeModel, decode, encode, parse_envelope
+from components.envelope_model import EnvelopeModel, StepResult, decode, encode, parse_envelope, parse_step_result
 from inference_graph.client import ServiceClient
 from naviyam.chatbot import NaviyamChatbot, record_failure, timed_step
 from naviyam.metrics import ChatMetrics, FeatureStoreMetrics
 from naviyam.models import RANKER_CHECK_S, ModelBundle
 from naviyam.ranking.features import INPUT_NAMES, OUTPUT_NAME
+from naviyam.ranking.features.cache import ShopCachedSource
 from naviyam.schemas import Envelope
 
 log = logging.getLogger(__name__)
@@ -85,7 +91,10 @@ class RankerTransformer(EnvelopeModel):
             meta = json.loads((model_dir / "meta.json").read_text())
             source = self._source  # read at each load: a reconnect reloads with Feast
             backend = "feast" if source is not None else "snapshot"
-            return RankingFeatures.load(model_dir / "features", source=source), meta["version"], backend
+            # Shop rows from the store are reused for at most SHOP_FEATURE_TTL_S (cache module);
+            # a reload (promotion, reconnect) starts with an empty cache.
+            served = ShopCachedSource(source) if source is not None else None
+            return RankingFeatures.load(model_dir / "features", source=served), meta["version"], backend
 
         # Features follow the same registry pointer as the predictor: they change together.
         self.hot = HotModel(ModelRegistry.from_settings(self.settings), "ranker", load_features,
@@ -154,12 +163,14 @@ class RankerTransformer(EnvelopeModel):
             with contextlib.suppress(RuntimeError):  # no running loop: nothing left to close on
                 asyncio.get_running_loop().create_task(client.aclose())
 
-    async def _call(self, name: str, body: bytes, headers: dict[str, str]) -> dict:
+    async def _call(self, name: str, body: bytes, headers: dict[str, str]) -> StepResult:
         async with asyncio.timeout(self.fanout_timeout_s):
             resp = await self.client.post(self.fanout_urls[name], content=body, headers=headers)
         if resp.status_code != 200:
             raise RuntimeError(f"HTTP {resp.status_code}: {resp.content[:200]!r}")
-        return json.loads(resp.content)
+        # Only the step's own fields: the rest of its answer is the envelope sent (a bad answer
+        # is that side failing, the turn degrades).
+        return parse_step_result(resp.content)
 
     async def fan_out(self, env: Envelope, headers: dict[str, str] | None) -> None:
         body = env.model_dump_json().encode("utf-8")
@@ -167,13 +178,12 @@ class RankerTransformer(EnvelopeModel):
         fwd["content-type"] = "application/json"
         with timed_step(env, "fanout"):
             results = await asyncio.gather(*(self._call(n, body, fwd) for n in FANOUT), return_exceptions=True)
-        for name, result in zip(FANOUT, results):
+        for name, part in zip(FANOUT, results):
             step = name.removeprefix("naviyam-")
-            if isinstance(result, BaseException):
-                record_failure(env, "retrieval" if step == "retriever" else step, RuntimeError(f"{name}: {result!r}"),
+            if isinstance(part, BaseException):
+                record_failure(env, "retrieval" if step == "retriever" else step, RuntimeError(f"{name}: {part!r}"),
                                self.metrics)
                 continue
-            part = Envelope.model_validate(result)
             if step == "retriever":
                 env.retrieval = part.retrieval
             else:
@@ -182,7 +192,9 @@ class RankerTransformer(EnvelopeModel):
                 getattr(env, key).update({k: v for k, v in getattr(part, key).items() if k not in getattr(env, key)})
             env.degraded = env.degraded or part.degraded
 
-    async def score(self, env: Envelope, pool: dict[str, float], headers: dict[str, str] | None):
+    async def score(self, env: Envelope, pool: dict[str, float],
+                    headers: dict[str, str] | None) -> tuple[np.ndarray, str]:
+        """Personal scores aligned with ``pool`` and the version that gave them."""
         if self.hot.check_due:  # a reload loads a model: not on the event loop, which keeps serving
             await asyncio.to_thread(self.hot.maybe_reload)
         self._maybe_retry_feature_store()
@@ -200,8 +212,7 @@ class RankerTransformer(EnvelopeModel):
                                infer_inputs=[_binary_input(n, inputs[n]) for n in INPUT_NAMES])
         response = await self.call_predictor(request, headers)
         output = next(o for o in response.outputs if o.name == OUTPUT_NAME)
-        env.model_versions["ranking"] = version
-        return np.asarray(output.as_numpy(), dtype=np.float32)
+        return np.asarray(output.as_numpy(), dtype=np.float32), str(version)
 
     async def call_predictor(self, request: InferRequest, headers: dict[str, str] | None) -> InferResponse:
         """POST the request to ``--predictor_host`` as open-inference v2 with binary tensors.
@@ -232,18 +243,23 @@ class RankerTransformer(EnvelopeModel):
         env = parse_envelope(body)
         if env.needs_search:
             await self.fan_out(env, headers)
-            with timed_step(env, "ranking"):
-                pool = await asyncio.to_thread(self.bot.candidate_pool, env)
-                scores = None
-                if pool:
-                    try:
-                        scores = await self.score(env, pool, headers)
-                    except Exception as exc:  # noqa: BLE001 - rank from relevance instead
-                        record_failure(env, "ranking", exc, self.metrics)
-                    # The canary arm of the turn: which channel and version ranked it, and whether it could.
-                    # The version is the loaded one, never the envelope's (a forged body must not add series).
-                    self.metrics.ranker_turns.labels(channel=self.channel, version=self._served_version(),
-                                                     outcome="scored" if scores is not None else "failed").inc()
-                await asyncio.to_thread(self.bot.order, env, pool, scores)
+            await self.rank(env, headers)
             env.model_versions["features"] = self.features_backend
         return encode(env.model_dump(mode="json"), form, self.name)
+
+    async def rank(self, env: Envelope, headers: dict[str, str] | None) -> None:
+        """Step 6 as ``NaviyamChatbot.rank`` does it (``ranking_pool`` -> score -> ``finish_ranking``),
+        scored through the predictor."""
+        with timed_step(env, "ranking"):
+            pool = await asyncio.to_thread(self.bot.ranking_pool, env)
+            scores = version = error = None
+            if pool:
+                try:
+                    scores, version = await self.score(env, pool, headers)
+                except Exception as exc:  # noqa: BLE001 - rank from relevance instead
+                    error = exc
+                # The canary arm of the turn: which channel and version ranked it, and whether it could.
+                # The version is the loaded one, never the envelope's (a forged body must not add series).
+                self.metrics.ranker_turns.labels(channel=self.channel, version=self._served_version(),
+                                                 outcome="scored" if error is None else "failed").inc()
+            await asyncio.to_thread(self.bot.finish_ranking, env, pool, scores, version=version, error=error)

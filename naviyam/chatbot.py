@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+import numpy as np
+
 from naviyam.clock import Clock, receive, to_local
 from naviyam.data.catalog import haversine_km, walk_minutes
 from naviyam.dialogue import policy, select
@@ -176,26 +178,44 @@ class NaviyamChatbot:
         return env
 
     # -- step 6: personalised ranking ------------------------------------------------------
+    # One rule, two callers: ``rank`` scores in-process (OnnxRanker), the served ranker
+    # transformer scores through its predictor (async); both go through ``ranking_pool`` and
+    # ``finish_ranking`` inside ``timed_step(env, "ranking")``, so step 6 reads the same either way.
     def rank(self, env: Envelope) -> Envelope:
         with timed_step(env, "ranking"):
-            pool = self.candidate_pool(env)
-            scores = None
+            pool = self.ranking_pool(env)
+            scores = version = error = None
             if pool:
+                ranker = self.models.ranker  # one version for the whole turn, whatever a reload does
                 try:
-                    scores = self.models.ranker.score(env.profile, list(pool), env.context)
-                    env.model_versions["ranking"] = self.models.ranker.version
-                except Exception as exc:  # noqa: BLE001
-                    record_failure(env, "ranking", exc, self.metrics)
-            self.order(env, pool, scores)
+                    scores, version = ranker.score(env.profile, list(pool), env.context), ranker.version
+                except Exception as exc:  # noqa: BLE001 - rank from relevance instead
+                    error = exc
+            self.finish_ranking(env, pool, scores, version=version, error=error)
         return env
+
+    def ranking_pool(self, env: Envelope) -> dict[str, float]:
+        """Step 6's input: the candidate pool to score (empty: nothing to score, order as is)."""
+        return self.candidate_pool(env)
+
+    def finish_ranking(self, env: Envelope, pool: dict[str, float], scores=None, *, version: str | None = None,
+                       error: BaseException | None = None) -> Envelope:
+        """Step 6's end: a scoring failure is recorded (the turn degrades to query relevance),
+        a score's model version is kept, and the pool is put in its final order."""
+        if error is not None:
+            record_failure(env, "ranking", error, self.metrics)
+            scores = None
+        elif scores is not None and version is not None:
+            env.model_versions["ranking"] = version
+        return self.order(env, pool, scores)
 
     def order(self, env: Envelope, pool: dict[str, float], scores=None) -> Envelope:
         """Final order from personalised scores (aligned with ``pool``; None when the ranker failed)."""
-        personal = dict(zip(pool, map(float, scores))) if scores is not None else {}
+        personal = scores is not None and len(pool) > 0
         method = (["wide_deep"] if personal else []) + (["rag"] if env.retrieval else []) + (
             ["4-funnel"] if env.candidates else [])
         env.recommendation_method = " + ".join(method) or "none"
-        final = {sid: self._final_score(env, sid, personal.get(sid), rel) for sid, rel in pool.items()}
+        final = dict(zip(pool, self._final_scores(env, pool, scores if personal else None).tolist()))
         picked = select.pick(self.models.catalog, final, env.filters, env.context, self.settings.ranking.top_k)
         env.relaxed_distance = picked.widened
         env.recommendations = [self._recommendation(env, i + 1, sid, final[sid], open_now=sid not in picked.closed)
@@ -230,11 +250,17 @@ class NaviyamChatbot:
         dist = haversine_km(origin[0], origin[1], hits["lat"].to_numpy(), hits["lon"].to_numpy())
         return list(hits["shop_id"].to_numpy()[dist.argsort()][:3])
 
-    def _final_score(self, env: Envelope, shop_id: str, personal: float | None, relevance: float) -> float:
-        score = relevance if personal is None else RANKER_WEIGHT * personal + (1 - RANKER_WEIGHT) * relevance
-        row = self.models.catalog.shops.loc[shop_id]
-        if env.profile.has_meal_card and int(row.min_price) > env.profile.per_meal_allowance:
-            score *= OVER_ALLOWANCE_PENALTY
+    def _final_scores(self, env: Envelope, pool: dict[str, float], personal=None) -> np.ndarray:
+        """Final score per pool shop (pool order): the personal score blended with query relevance,
+        and a shop whose cheapest meal exceeds a meal-card child's allowance pushed down."""
+        relevance = np.fromiter(pool.values(), dtype=np.float64, count=len(pool))
+        score = relevance if personal is None else (
+            RANKER_WEIGHT * np.asarray(personal, dtype=np.float64) + (1 - RANKER_WEIGHT) * relevance)
+        if env.profile.has_meal_card and len(pool):
+            catalog = self.models.catalog
+            rows = np.fromiter((catalog.row_of(sid) for sid in pool), dtype=np.int64, count=len(pool))
+            min_price = catalog.shops["min_price"].to_numpy()[rows].astype(np.int64)
+            score = np.where(min_price > env.profile.per_meal_allowance, score * OVER_ALLOWANCE_PENALTY, score)
         return score
 
     def _recommendation(self, env: Envelope, rank: int, shop_id: str, score: float, open_now: bool = True,

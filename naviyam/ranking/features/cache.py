@@ -1,0 +1,112 @@
+"""``ShopCachedSource``: a ``FeatureSource`` whose shop features are kept in memory for a bounded time.
+
+Serving ranks ~25-100 candidate shops per turn; reading their features from an online store
+(Feast's SQLite or Redis) on every turn cost more CPU than the rest of step 6. Shop features
+change only when a batch materialisation writes the store (profile data and popularity counts),
+so a shop's row read less than ``SHOP_FEATURE_TTL_S`` seconds ago is served from memory: a
+served shop feature is at most ``SHOP_FEATURE_TTL_S`` seconds older than the store. User
+features are never cached (one row per turn, and the child's own history is what personalises).
+
+Rows are refreshed per shop: a turn reads from the store only the shops it has not seen within
+the bound, in one batch, and the columns come back with positional takes (no pandas per turn).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from naviyam.ranking.features.columns import frame_columns
+from naviyam.ranking.features.layout import SHOP_FEATURE_COLUMNS
+from naviyam.ranking.features.sources import FeatureSource
+
+# Staleness bound of a served shop feature (seconds). Materialisation runs in batch (hours apart),
+# so a minute is invisible to the ranker, and it keeps a promoted feature refresh live within it.
+SHOP_FEATURE_TTL_S = 60.0
+# More distinct shops than any catalogue holds means ids that are not shops: start afresh.
+MAX_CACHED_SHOPS = 100_000
+
+
+def _column(values: np.ndarray) -> np.ndarray:
+    # ints/bools cannot hold the NaN of an unknown shop's row; the wide builder reads floats alike.
+    values = np.asarray(values)
+    return values.astype(np.float64) if values.dtype.kind in "iub" else values
+
+
+class ShopCachedSource:
+    """Wraps ``source``: user lookups pass through; shop rows are served from memory while younger
+    than ``ttl_s`` and read again, in one batch per turn, when older or never seen."""
+
+    def __init__(self, source: FeatureSource, ttl_s: float = SHOP_FEATURE_TTL_S,
+                 clock: Callable[[], float] = time.monotonic, max_shops: int = MAX_CACHED_SHOPS) -> None:
+        self.source = source
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._max = max_shops
+        self._lock = threading.Lock()  # build_inputs runs in worker threads, a few turns at once
+        self._reset()
+        self.store_reads = 0  # shop batches read from the store (tests and benchmarks read it)
+
+    def _reset(self) -> None:
+        self._pos: dict[str, int] = {}
+        self._read_at = np.zeros(0, dtype=np.float64)
+        self._cols: dict[str, np.ndarray] = {}
+
+    # -- FeatureSource -------------------------------------------------------------------
+    def user_features(self, user_ids: Sequence[str]) -> pd.DataFrame:
+        return self.source.user_features(user_ids)
+
+    def shop_features(self, shop_ids: Sequence[str]) -> pd.DataFrame:
+        cols = self.shop_columns(shop_ids)
+        return pd.DataFrame(cols, index=pd.Index([str(i) for i in shop_ids], name="shop_id"),
+                            columns=list(SHOP_FEATURE_COLUMNS))
+
+    # -- the fast paths RankingFeatures uses ---------------------------------------------------
+    def user_columns(self, user_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        fast = getattr(self.source, "user_columns", None)
+        return fast(user_ids) if fast is not None else frame_columns(self.source.user_features(user_ids))
+
+    def shop_columns(self, shop_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        ids = [str(i) for i in shop_ids]
+        with self._lock:
+            now = self._clock()
+            rows = self._rows(ids)
+            fresh = rows >= 0
+            fresh[fresh] = now - self._read_at[rows[fresh]] < self.ttl_s
+            if not fresh.all() or not self._cols:
+                self._refresh(list(dict.fromkeys(i for i, ok in zip(ids, fresh) if not ok)), now)
+                rows = self._rows(ids)
+            return {col: values[rows] for col, values in self._cols.items()}
+
+    def _rows(self, ids: list[str]) -> np.ndarray:
+        get = self._pos.get
+        return np.fromiter((get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+
+    def _refresh(self, ids: list[str], now: float) -> None:
+        """Reads ``ids`` from the store: known rows are overwritten in place, new ones appended."""
+        frame = self.source.shop_features(ids).reindex(columns=list(SHOP_FEATURE_COLUMNS))
+        self.store_reads += 1
+        read = {col: _column(frame[col].to_numpy()) for col in SHOP_FEATURE_COLUMNS}
+        if len(self._pos) + len(ids) > self._max:
+            self._reset()
+        new = [i for i in ids if i not in self._pos]
+        old = np.fromiter((self._pos.get(i, -1) for i in ids), dtype=np.int64, count=len(ids))
+        at_old = old >= 0
+        if not self._cols:
+            self._cols = {col: values[:0].copy() for col, values in read.items()}
+        for col, values in read.items():
+            current = self._cols[col]
+            if current.dtype != values.dtype:  # e.g. a column first seen whole-int, now with a NaN row
+                objects = "O" in (current.dtype.kind, values.dtype.kind)
+                current = current.astype(object if objects else np.result_type(current, values))
+            current[old[at_old]] = values[at_old]
+            self._cols[col] = np.concatenate([current, values[~at_old].astype(current.dtype)])
+        start = len(self._read_at)
+        self._pos.update({sid: start + k for k, sid in enumerate(new)})
+        read_at = np.concatenate([self._read_at, np.full(len(new), now)])
+        read_at[old[at_old]] = now
+        self._read_at = read_at
+

@@ -1,0 +1,109 @@
+"""Step 6 served and in-process: one rule (NaviyamChatbot.ranking_pool / finish_ranking), the same answer.
+
+The transformer runs on the built models with its predictor hop replaced by the in-process
+OnnxRanker on the very tensors it would send, so only the rule is compared, not the transport.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from kserve.protocol.infer_type import InferOutput, InferResponse
+from pydantic import ValidationError
+
+import components.ranker_transformer as rt
+from components.envelope_model import parse_step_result
+from naviyam.chatbot import NaviyamChatbot
+from naviyam.config import Settings
+from naviyam.events import EventStore
+from naviyam.memory import ConversationMemory
+from naviyam.metrics import ChatMetrics
+from naviyam.models import ModelBundle
+from naviyam.ranking.features import OUTPUT_NAME
+from naviyam.schemas import UserInput
+
+
+@pytest.fixture(scope="module")
+def models() -> ModelBundle:
+    bundle = ModelBundle(Settings.load())
+    bundle.warm_up()
+    return bundle
+
+
+@pytest.fixture()
+def bot(models, tmp_path):
+    chatbot = NaviyamChatbot(models, ConversationMemory(tmp_path / "m.sqlite"), EventStore(tmp_path / "e.sqlite"))
+    yield chatbot
+    chatbot.close()
+
+
+def transformer(bot: NaviyamChatbot, fail: bool = False) -> rt.RankerTransformer:
+    ranker = bot.models.ranker
+    t = rt.RankerTransformer("naviyam-ranker", bot.settings, channel="production", metrics=ChatMetrics())
+    t.bot = bot
+    t.hot = SimpleNamespace(check_due=False, get=lambda: SimpleNamespace(value=(ranker.features, ranker.version,
+                                                                                 "snapshot")))
+
+    async def predictor(request, headers):
+        if fail:
+            raise RuntimeError("predictor HTTP 503")
+        scores = ranker.predict({i.name: i.as_numpy() for i in request.inputs})
+        out = InferOutput(name=OUTPUT_NAME, shape=[len(scores)], datatype="FP32", data=scores)
+        return InferResponse(response_id="r", model_name="naviyam-ranker", infer_outputs=[out])
+
+    t.call_predictor = predictor
+    return t
+
+
+def searched(bot: NaviyamChatbot, text: str = "급식카드 되는 치킨집 추천해줘", user_id: str = "user_123"):
+    env = bot.start(UserInput(user_id=user_id, text=text, session_id="step6"))
+    bot.understand(env)
+    assert env.needs_search
+    return bot.retrieve_and_generate(env)
+
+
+@pytest.mark.parametrize("text,user_id", [("급식카드 되는 치킨집 추천해줘", "user_123"), ("떡볶이 먹고 싶어", "user_44")])
+def test_served_step6_orders_as_in_process(bot, text, user_id):
+    base = searched(bot, text, user_id)
+    local, served = base.model_copy(deep=True), base.model_copy(deep=True)
+    bot.rank(local)
+    t = transformer(bot)
+    asyncio.run(t.rank(served, {}))
+    assert [r.shop_id for r in served.recommendations] == [r.shop_id for r in local.recommendations]
+    np.testing.assert_allclose([r.personalized_score for r in served.recommendations],
+                               [r.personalized_score for r in local.recommendations], rtol=1e-5)
+    assert served.model_versions["ranking"] == local.model_versions["ranking"] == bot.models.ranker.version
+    assert served.recommendation_method == local.recommendation_method
+    assert "ranking" in served.timings_ms and not served.errors.get("ranking")
+    snap = t.metrics.snapshot()
+    assert any(k.startswith("naviyam_ranker_turns_total") and "outcome=scored" in k and v == 1
+               for k, v in snap.items())
+
+
+def test_a_failed_predictor_degrades_as_a_failed_in_process_ranker(bot):
+    base = searched(bot)
+    served, local = base.model_copy(deep=True), base.model_copy(deep=True)
+    t = transformer(bot, fail=True)
+    asyncio.run(t.rank(served, {}))
+    bot.finish_ranking(local, bot.ranking_pool(local), None, error=RuntimeError("predictor HTTP 503"))
+    assert served.degraded and served.errors["ranking"] == "RuntimeError: predictor HTTP 503"
+    assert "ranking" not in served.model_versions
+    assert [r.shop_id for r in served.recommendations] == [r.shop_id for r in local.recommendations]
+    assert any("outcome=failed" in k and v == 1 for k, v in t.metrics.snapshot().items()
+               if k.startswith("naviyam_ranker_turns_total"))
+
+
+def test_a_step_answer_is_read_for_its_own_fields_only(bot):
+    env = searched(bot)
+    raw = env.model_dump_json().encode()
+    part = parse_step_result(raw)
+    assert [h.shop_id for h in part.retrieval] == [h.shop_id for h in env.retrieval]
+    assert [c.shop_id for c in part.candidates] == [c.shop_id for c in env.candidates]
+    assert part.timings_ms == env.timings_ms and part.model_versions == env.model_versions
+    body = json.loads(raw)
+    body["retrieval"] = [{"shop_id": 7}]
+    with pytest.raises(ValidationError):
+        parse_step_result(json.dumps(body).encode())

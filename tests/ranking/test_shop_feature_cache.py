@@ -1,0 +1,99 @@
+"""The served shop-feature cache: same model inputs as the store, bounded staleness, batched reads."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pytest
+
+from naviyam.ranking.features import INPUT_NAMES, SHOP_FEATURE_COLUMNS, RankingFeatures, TableFeatureSource
+from naviyam.ranking.features.cache import SHOP_FEATURE_TTL_S, ShopCachedSource
+from naviyam.schemas import RequestContext, TimeSlot
+
+
+class FrameOnlySource:
+    """An online store's surface (frames only, like FeastFeatureSource), counting what it is asked."""
+
+    def __init__(self, table: TableFeatureSource):
+        self.table = table
+        self.shop_requests: list[list[str]] = []
+
+    def user_features(self, user_ids):
+        return self.table.user_features(user_ids)
+
+    def shop_features(self, shop_ids):
+        self.shop_requests.append(list(shop_ids))
+        return self.table.shop_features(shop_ids)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture()
+def served(trained):
+    model_dir, _ = trained
+    table = RankingFeatures.load(model_dir / "features").source
+    store, clock = FrameOnlySource(table), Clock()
+    return table, store, clock, ShopCachedSource(store, clock=clock)
+
+
+def _context(catalog, school_id: str) -> RequestContext:
+    lat, lon = catalog.school_location(school_id)
+    return RequestContext(now=datetime(2026, 11, 2, 16, 0), time_slot=TimeSlot.AFTER_SCHOOL,
+                          origin_lat=lat, origin_lon=lon, school_id=school_id)
+
+
+def test_cached_inputs_equal_the_store_s(ranking_data, trained, served):
+    _, catalog, _ = ranking_data
+    model_dir, _ = trained
+    _, store, _, cached = served
+    direct = RankingFeatures.load(model_dir / "features", source=store)
+    through = RankingFeatures.load(model_dir / "features", source=cached)
+    shops = catalog.shops["shop_id"].tolist()
+    for user_id in catalog.users["user_id"].iloc[:3]:
+        user = catalog.user(user_id)
+        for pool in (shops[:40] + ["shop_never_seen"], shops[20:70], shops[:5]):  # hits, misses, unknown id
+            want = direct.build_inputs([user], pool, _context(catalog, user.school_id))
+            got = through.build_inputs([user], pool, _context(catalog, user.school_id))
+            for name in INPUT_NAMES:
+                np.testing.assert_array_equal(got[name], want[name])
+
+
+def test_a_shop_is_read_once_per_staleness_bound(ranking_data, served):
+    _, catalog, _ = ranking_data
+    table, store, clock, cached = served
+    shops = catalog.shops["shop_id"].tolist()
+    cached.shop_columns(shops[:30])
+    cached.shop_columns(shops[:30])
+    cached.shop_columns(shops[10:20])
+    assert store.shop_requests == [shops[:30]]  # one batch, then memory
+
+    clock.now += 10
+    cached.shop_columns(shops[25:40])  # only the shops never read go to the store, in one batch
+    assert store.shop_requests[-1] == shops[30:40]
+
+    clock.now = 1000.0 + SHOP_FEATURE_TTL_S - 1
+    cached.shop_columns(shops[:40])
+    assert len(store.shop_requests) == 2  # still inside the bound
+    clock.now = 1000.0 + SHOP_FEATURE_TTL_S + 1  # the first 30 are now older than the bound, the next 10 not
+    got = cached.shop_columns(shops[:40])
+    assert store.shop_requests[-1] == shops[:30]
+    want = table.shop_columns(shops[:40])
+    for col in SHOP_FEATURE_COLUMNS:
+        assert list(map(str, got[col])) == list(map(str, want[col])), col
+
+
+def test_a_refreshed_row_serves_the_store_s_new_value(ranking_data, served):
+    _, catalog, _ = ranking_data
+    table, _, clock, cached = served
+    shop = catalog.shops["shop_id"].iloc[0]
+    before = float(cached.shop_columns([shop])["n_views"][0])
+    table.shops.loc[shop, "n_views"] = before + 100  # a materialisation wrote the store
+    assert float(cached.shop_columns([shop])["n_views"][0]) == before  # within the bound: the cached row
+    clock.now += SHOP_FEATURE_TTL_S
+    assert float(cached.shop_columns([shop])["n_views"][0]) == before + 100
