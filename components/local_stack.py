@@ -21,7 +21,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +58,31 @@ def replica_of(component: str) -> tuple[str, int]:
 
 class StopRequested(Exception):
     """SIGTERM or Ctrl-C arrived while the stack was starting."""
+
+
+class StopSignal:
+    """A signal handler that only records the signal, and a poll over it.
+
+    Not a ``threading.Event``: its ``set()`` takes the lock that ``wait()`` holds around its check,
+    so a signal landing inside ``wait()`` deadlocked the launcher in its own handler (make, waiting
+    for it, never exited and the servers were never stopped). Assigning an attribute takes no lock.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, _frame: object = None) -> None:
+        self.signum = signum
+
+    def is_set(self) -> bool:
+        return self.signum is not None
+
+    def wait(self, timeout_s: float, poll_s: float = 0.1) -> bool:
+        """Sleeps up to ``timeout_s``; True as soon as a signal was recorded."""
+        deadline = time.monotonic() + timeout_s
+        while not self.is_set() and time.monotonic() < deadline:
+            time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+        return self.is_set()
 
 
 @dataclass
@@ -310,9 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     # The signal only sets a flag: an exception raised wherever the main thread happens to be
     # (inside Popen, between a spawn and its bookkeeping, inside the clean-up itself) is how
     # servers used to be orphaned. The loops below poll the flag.
-    stop = threading.Event()
+    stop = StopSignal()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, stop)
     try:
         stack.start(stopping=stop.is_set)
         s = settings.serving

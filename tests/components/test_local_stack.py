@@ -87,3 +87,22 @@ def test_make_serve_gets_an_admin_token_kept_out_of_the_log(tmp_path, caplog):
     assert token not in caplog.text
     configured = Settings(home=tmp_path, serving={"admin_token": "configured"})
     assert with_admin_token(configured).serving.admin_token == "configured"
+
+
+def test_stop_signal_records_signals_landing_inside_its_own_wait():
+    """Signals arriving every millisecond while the main thread polls: the handler never blocks
+    (a threading.Event's set() could deadlock on the lock its wait() held) and wait() sees it."""
+    import signal
+
+    from components.local_stack import StopSignal
+
+    stop = StopSignal()
+    previous = signal.signal(signal.SIGALRM, stop)
+    try:
+        assert stop.wait(0.05) is False
+        signal.setitimer(signal.ITIMER_REAL, 0.02, 0.001)
+        assert stop.wait(5.0) is True
+        assert stop.signum == signal.SIGALRM
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,6 +47,20 @@ def assert_all_gone(proc: subprocess.Popen, servers: list[psutil.Process], timeo
     assert not alive, f"orphaned after SIGTERM: {[p.pid for p in alive]}"
 
 
+def wait_until_answering(proc: subprocess.Popen, served, timeout_s: float = 300.0) -> str:
+    """The router's /healthz URL, once it answers 200 (fails if ``proc`` exits first)."""
+    url = f"http://{served.serving.host}:{served.serving.router_port}/healthz"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"{proc.args} exited during start-up"
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return url
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    pytest.fail("the graph never answered")
+
+
 @pytest.fixture()
 def served(settings, on_free_ports, private_home):
     return on_free_ports(settings.model_copy(update={"home": private_home("stops-home")}))
@@ -63,17 +78,7 @@ def test_sigterm_while_the_servers_start_leaves_none_behind(served, tmp_path):
 
 def test_sigterm_once_the_graph_answers_leaves_none_behind(served, tmp_path):
     proc = launch(served, tmp_path)
-    url = f"http://{served.serving.host}:{served.serving.router_port}/healthz"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the stack exited during start-up"
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        pytest.fail("the graph never answered")
+    url = wait_until_answering(proc, served)
     servers = descendants(proc)
     started = time.monotonic()
     assert_all_gone(proc, servers)
@@ -84,8 +89,6 @@ def test_sigterm_once_the_graph_answers_leaves_none_behind(served, tmp_path):
 
 
 def port_is_free(host: str, port: int) -> bool:
-    import socket
-
     with socket.socket() as sock:
         try:
             sock.bind((host, port))
@@ -106,17 +109,7 @@ def test_make_serve_stops_on_a_signal_to_its_whole_group(served, tmp_path, sig):
     env["NAVIYAM_CONFIG"] = str(config)
     make = subprocess.Popen(["make", "--no-print-directory", "-o", "build", "serve"], cwd=ROOT, env=env,
                             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    url = f"http://{served.serving.host}:{served.serving.router_port}/healthz"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        assert make.poll() is None, "make serve exited during start-up"
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        pytest.fail("the graph never answered")
+    url = wait_until_answering(make, served)
     servers = descendants(make)
     assert len(servers) >= 8   # the launcher, the model servers, feedback, the router
     os.killpg(make.pid, sig)
