@@ -18,6 +18,7 @@ from naviyam.data.generate import build_dataset, load_events
 from naviyam.data.nlu_corpus import build_nlu_corpus
 from naviyam.evaluation.nlu_metrics import evaluate_nlu
 from naviyam.features import build_features
+from naviyam.features.store import feature_store, require_built
 from naviyam.jsonl import read_jsonl  # noqa: F401 - re-exported: naviyam.cli and tests still import it from here
 from naviyam.llm import build_default_llm
 from naviyam.nlu.fast import FastNLU
@@ -125,9 +126,11 @@ def train_ranker(settings: Settings, force: bool = False, init_from: Path | None
     out = settings.models_dir / "ranker"
     if _done(out) and not force:
         return json.loads((out / "meta.json").read_text())
+    # The store `build_feature_store` built holds exactly these events: the join reads it directly.
+    require_built(settings)
     catalog = Catalog.load(settings.data_dir)
     return _train(settings, catalog, load_events(settings.data_dir), out, init_from=init_from,
-                  feature_backend=settings.ranking.feature_backend)
+                  feature_store=feature_store(settings))
 
 
 def build_all(settings: Settings, force: bool = False) -> dict:

@@ -79,9 +79,6 @@ class RankingSettings(BaseModel):
     learning_rate: float = 1e-3
     negative_ratio: int = 2
     seed: int = 7
-    # "feast": training features from Feast's point-in-time join (the definitions serving reads);
-    # "table": the same values computed in-process (faster; used by small unit tests).
-    feature_backend: Literal["table", "feast"] = "feast"
 
 
 class NLUSettings(BaseModel):

@@ -29,7 +29,7 @@ import pandas as pd
 
 from naviyam.config import Settings
 from naviyam.data.catalog import Catalog
-from naviyam.ranking.features import POSITIVE_EVENTS, SHOP_FEATURE_COLUMNS, FeatureHistory
+from naviyam.ranking.features import SHOP_FEATURE_COLUMNS, FeatureHistory
 
 FEATURES_SUBDIR = "features"
 TABLES = ("user_profile", "user_behaviour", "user_shop_history", "shop_profile", "shop_popularity")
@@ -61,18 +61,6 @@ def utc(stamps) -> pd.DatetimeIndex | pd.Series:
 
 def _day_stamps(history: FeatureHistory, days: np.ndarray) -> pd.DatetimeIndex:
     return utc(pd.DatetimeIndex(history.start.normalize() + pd.to_timedelta(days, unit="D")))
-
-
-def _first_days(history: FeatureHistory, events: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """(user, shop, first day) of the first engagement / order, the rule of ``pair_flags``."""
-    positive = events[events["event_type"].isin(POSITIVE_EVENTS)]
-    day = np.minimum(history.day_of(positive["timestamp"]), history.n_days - 1)
-    pairs = pd.DataFrame({"user_id": positive["user_id"].to_numpy(), "shop_id": positive["shop_id"].to_numpy(),
-                          "day": day, "order": (positive["event_type"] == "order").to_numpy()})
-    return {
-        "engaged_shops": pairs.groupby(["user_id", "shop_id"], as_index=False)["day"].min(),
-        "ordered_shops": pairs[pairs["order"]].groupby(["user_id", "shop_id"], as_index=False)["day"].min(),
-    }
 
 
 def _shop_lists(rows: pd.DataFrame, first: pd.DataFrame) -> np.ndarray:
@@ -170,7 +158,7 @@ def export_sources(settings: Settings, catalog: Catalog | None = None,
         raise ValueError("no events to build features from")
     history = FeatureHistory(catalog, events)
     snapshot = history.snapshot()  # the ids FeatureHistory knows: catalog + event ids
-    first = _first_days(history, events)
+    first = history.first_days()
     tables = {
         "user_profile": _user_profile(catalog),
         "user_behaviour": _user_behaviour(history, events, snapshot.users.index, first),

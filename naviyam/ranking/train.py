@@ -16,11 +16,12 @@ import contextlib
 import hashlib
 import json
 import logging
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,9 @@ from naviyam.ranking.samples import (
 )
 from naviyam.ranking.scorer import FEATURES_DIR, META_FILE, MODEL_FILE
 
+if TYPE_CHECKING:  # pragma: no cover
+    from feast import FeatureStore
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "model.pt"
@@ -49,9 +53,6 @@ USER_DROPOUT = 0.1
 SHOP_DROPOUT = 0.02
 # Unshown nearby shops drawn per session as extra negatives (see samples.unshown_negatives).
 UNSHOWN_PER_SESSION = 8
-# Where training samples' as-of user/shop features come from: "table" = FeatureHistory in
-# memory; "feast" = the feature store's point-in-time join (naviyam.features; build it first).
-FeatureBackend = Literal["table", "feast"]
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -84,12 +85,17 @@ def load_checkpoint(model_dir: Path) -> tuple[WideAndDeep, FeatureSpace, Normali
 # --------------------------------------------------------------------------- sample features
 
 
-def sample_frames(catalog: Catalog, history: FeatureHistory, samples: pd.DataFrame,
-                  feature_backend: FeatureBackend = "table", settings: Settings | None = None) -> dict:
-    """As-of feature columns for training samples (each sees only days before its session)."""
+def sample_frames(settings: Settings, catalog: Catalog, samples: pd.DataFrame,
+                  store: "FeatureStore") -> dict:
+    """As-of feature columns for training samples (each sees only days before its session).
+
+    The user/shop features and the "tried this shop before" flags come from Feast's
+    point-in-time join over ``store`` (``naviyam.features.historical``), the one join there is.
+    """
+    # feast (seconds to import) is needed by the training task only.
+    from naviyam.features.historical import training_feature_columns
+
     users = samples["user_id"].tolist()
-    shops = samples["shop_id"].tolist()
-    days = history.day_of(samples["timestamp"])
     schools = catalog.schools.reindex(catalog.users["school_id"].reindex(users).tolist())
     context = {
         # The child asks from school (events carry no location): the same origin evaluation uses.
@@ -98,30 +104,19 @@ def sample_frames(catalog: Catalog, history: FeatureHistory, samples: pd.DataFra
         "origin_lat": schools["lat"].to_numpy(dtype=np.float64),
         "origin_lon": schools["lon"].to_numpy(dtype=np.float64),
     }
-    if feature_backend == "feast":
-        from naviyam.features.historical import training_feature_columns
-
-        if settings is None:
-            raise ValueError('feature_backend="feast" needs the settings of the feature store')
-        as_of = training_feature_columns(settings, samples)
-        user_frame, shop_frame, pair_flags = as_of["users"], as_of["shops"], as_of["pair_flags"]
-    elif feature_backend == "table":
-        user_frame, shop_frame = history.user_frame(users, days), history.shop_frame(shops, days)
-        pair_flags = history.pair_flags(users, shops, days)
-    else:
-        raise ValueError(f"unknown feature_backend {feature_backend!r}")
+    as_of = training_feature_columns(settings, samples, store=store)
     return {
         "profiles": profile_columns(catalog.users.reindex(users).assign(user_id=users)),
-        "users": frame_columns(user_frame),
-        "shops": frame_columns(shop_frame),
+        "users": frame_columns(as_of["users"]),
+        "shops": frame_columns(as_of["shops"]),
         "context": context,
-        "pair_flags": pair_flags,
+        "pair_flags": as_of["pair_flags"],
     }
 
 
-def sample_raw_wide(catalog: Catalog, history: FeatureHistory, samples: pd.DataFrame,
-                    feature_backend: FeatureBackend = "table", settings: Settings | None = None) -> np.ndarray:
-    f = sample_frames(catalog, history, samples, feature_backend, settings)
+def sample_raw_wide(settings: Settings, catalog: Catalog, samples: pd.DataFrame,
+                    store: "FeatureStore") -> np.ndarray:
+    f = sample_frames(settings, catalog, samples, store)
     return raw_wide_features(f["profiles"], f["users"], f["shops"], f["context"], f["pair_flags"])
 
 
@@ -220,12 +215,37 @@ def train_ranker(settings: Settings, catalog: Catalog, events: pd.DataFrame, out
                  init_from: Path | None = None, *, holdout_days: int = TEST_DAYS, num_threads: int = 2,
                  progress: bool = False, evaluate: bool = True,
                  unshown_per_session: int = UNSHOWN_PER_SESSION,
-                 feature_backend: FeatureBackend = "table") -> dict:
+                 feature_store: "FeatureStore | None" = None) -> dict:
     """Trains (or, with ``init_from``, continues training) the ranker; returns ``meta.json``.
+
+    Samples' as-of features are joined by Feast over ``feature_store``, whose offline sources
+    must hold ``events`` (the store ``make features`` built, for the data set's own events);
+    without one, the training events are exported into a scratch store first
+    (``naviyam.features.training``), which is what a retrain on logged traffic needs.
 
     Incremental training keeps the checkpoint's normaliser and id indices (new ids are appended),
     so the old weights keep their meaning, and mines hard negatives with the old model.
     """
+    if feature_store is not None:
+        return _train_ranker(settings, catalog, events, out_dir, init_from, holdout_days=holdout_days,
+                             num_threads=num_threads, progress=progress, evaluate=evaluate,
+                             unshown_per_session=unshown_per_session, store=feature_store,
+                             store_kind="given")
+    from naviyam.features.training import training_store
+
+    train_events, _, _ = _training_window(events, holdout_days)
+    if train_events.empty:
+        raise ValueError("no training events before the held-out window")
+    with tempfile.TemporaryDirectory(prefix="naviyam-training-features-") as scratch:
+        store = training_store(settings, catalog, train_events, Path(scratch))
+        return _train_ranker(settings, catalog, events, out_dir, init_from, holdout_days=holdout_days,
+                             num_threads=num_threads, progress=progress, evaluate=evaluate,
+                             unshown_per_session=unshown_per_session, store=store, store_kind="scratch")
+
+
+def _train_ranker(settings: Settings, catalog: Catalog, events: pd.DataFrame, out_dir: Path,
+                  init_from: Path | None, *, holdout_days: int, num_threads: int, progress: bool,
+                  evaluate: bool, unshown_per_session: int, store: "FeatureStore", store_kind: str) -> dict:
     started = time.perf_counter()
     rs = settings.ranking
     out_dir = Path(out_dir)
@@ -245,14 +265,14 @@ def train_ranker(settings: Settings, catalog: Catalog, events: pd.DataFrame, out
 
         if init_from is None:
             chosen = balance(samples, rs.negative_ratio, rs.seed)
-            raw = sample_raw_wide(catalog, history, chosen, feature_backend, settings)
+            raw = sample_raw_wide(settings, catalog, chosen, store)
             space = FeatureSpace.fit(train_events)
             normaliser = Normaliser.fit(raw)
             model = WideAndDeep(WideDeepConfig(wide_dim=WIDE_DIM, n_users=space.n_users,
                                                n_shops=space.n_shops, n_categories=space.n_categories))
         else:
             prev_model, prev_space, normaliser = load_checkpoint(init_from)
-            raw_all = sample_raw_wide(catalog, history, samples, feature_backend, settings)
+            raw_all = sample_raw_wide(settings, catalog, samples, store)
             # Hard negatives from the model being replaced: what it wrongly loved (score > 0.8).
             prev_scores = predict(prev_model, sample_inputs(prev_space, normaliser, raw_all, samples, catalog))
             samples = mark_hard_negatives(samples, prev_scores)
@@ -295,7 +315,7 @@ def train_ranker(settings: Settings, catalog: Catalog, events: pd.DataFrame, out
         "losses": losses,
         "train_weighted_bce": train_loss,
         "init_from": str(init_from) if init_from is not None else None,
-        "feature_backend": feature_backend,
+        "feature_store": store_kind,  # "given" (the built store) or "scratch" (the training events')
         "train_seconds": round(time.perf_counter() - started, 2),
         "metrics": {},
     }

@@ -49,12 +49,20 @@ def test_historical_equals_feature_history(built, store, training):
     assert as_of["pair_flags"]["engaged_shop_before"].sum() > 0  # the comparison is not vacuous
 
 
-def test_training_matrices_are_identical_for_both_backends(built, store, training):
-    from naviyam.ranking.train import sample_raw_wide
+def test_training_matrix_equals_the_feature_history_matrix(built, store, training):
+    """What train_ranker learns from (Feast's join) is what FeatureHistory computed as of each day."""
+    from naviyam.ranking.features import frame_columns, profile_columns, raw_wide_features
+    from naviyam.ranking.train import sample_frames, sample_raw_wide
 
     history, samples = training
-    table = sample_raw_wide(built.catalog, history, samples)
-    feast = sample_raw_wide(built.catalog, history, samples, "feast", built.settings)
+    feast = sample_raw_wide(built.settings, built.catalog, samples, store)
+    f = sample_frames(built.settings, built.catalog, samples, store)
+    days = history.day_of(samples["timestamp"])
+    users, shops = samples["user_id"].tolist(), samples["shop_id"].tolist()
+    table = raw_wide_features(
+        profile_columns(built.catalog.users.reindex(users).assign(user_id=users)),
+        frame_columns(history.user_frame(users, days)), frame_columns(history.shop_frame(shops, days)),
+        f["context"], history.pair_flags(users, shops, days))
     assert feast.shape == table.shape
     np.testing.assert_allclose(feast, table, rtol=0, atol=1e-6)
 
@@ -104,15 +112,15 @@ def test_point_in_time_an_event_after_the_timestamp_changes_nothing(built, tmp_p
     assert bool(after.loc[1, "user_shop_history__ordered_shop_before"])
 
 
-def test_train_ranker_with_the_feast_backend(built, store, tmp_path):
+def test_train_ranker_on_the_built_store_equals_its_own_scratch_store(built, store, tmp_path):
+    """Without a store, train_ranker exports its training events into a scratch store: the same
+    point-in-time features as the store ``make features`` built over the same data."""
     from naviyam.ranking.train import train_ranker
 
     kwargs = {"evaluate": False, "num_threads": 1}
-    feast = train_ranker(built.settings, built.catalog, built.events, tmp_path / "feast",
-                         feature_backend="feast", **kwargs)
-    table = train_ranker(built.settings, built.catalog, built.events, tmp_path / "table", **kwargs)
-    assert feast["feature_backend"] == "feast" and table["feature_backend"] == "table"
-    assert feast["n_train"] == table["n_train"]
-    assert feast["train_weighted_bce"] == pytest.approx(table["train_weighted_bce"], abs=1e-6)
-    with pytest.raises(ValueError):
-        train_ranker(built.settings, built.catalog, built.events, tmp_path / "x", feature_backend="csv", **kwargs)
+    given = train_ranker(built.settings, built.catalog, built.events, tmp_path / "given",
+                         feature_store=store, **kwargs)
+    scratch = train_ranker(built.settings, built.catalog, built.events, tmp_path / "scratch", **kwargs)
+    assert given["feature_store"] == "given" and scratch["feature_store"] == "scratch"
+    assert given["n_train"] == scratch["n_train"]
+    assert given["train_weighted_bce"] == pytest.approx(scratch["train_weighted_bce"], abs=1e-6)

@@ -29,10 +29,21 @@ def ranking_data(tmp_path_factory) -> tuple[Settings, Catalog, pd.DataFrame]:
 
 
 @pytest.fixture(scope="session")
-def trained(ranking_data) -> tuple[Path, dict]:
+def ranking_store(ranking_data, tmp_path_factory):
+    """One Feast store over the data set's events for every training here (each would otherwise
+    export its own scratch store; the point-in-time join gives the same features either way, see
+    tests/features/test_feature_historical.py)."""
+    from naviyam.features.training import training_store
+
+    settings, catalog, events = ranking_data
+    return training_store(settings, catalog, events, tmp_path_factory.mktemp("ranking_store"))
+
+
+@pytest.fixture(scope="session")
+def trained(ranking_data, ranking_store) -> tuple[Path, dict]:
     settings, catalog, events = ranking_data
     out = settings.models_dir / "ranker"
-    meta = train_ranker(settings, catalog, events, out)
+    meta = train_ranker(settings, catalog, events, out, feature_store=ranking_store)
     return out, meta
 
 

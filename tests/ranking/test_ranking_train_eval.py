@@ -65,20 +65,21 @@ def test_checkpoint_and_feature_round_trip(trained, tmp_path):
                                   features.source.users.drop(columns=["engaged_shops", "ordered_shops"]))
 
 
-def test_training_is_deterministic(ranking_data, tmp_path):
+def test_training_is_deterministic(ranking_data, ranking_store, tmp_path):
     settings, catalog, events = ranking_data
-    a = train_ranker(_quick(settings), catalog, events, tmp_path / "a", evaluate=False)
-    b = train_ranker(_quick(settings), catalog, events, tmp_path / "b", evaluate=False)
+    a = train_ranker(_quick(settings), catalog, events, tmp_path / "a", evaluate=False, feature_store=ranking_store)
+    b = train_ranker(_quick(settings), catalog, events, tmp_path / "b", evaluate=False, feature_store=ranking_store)
     assert a["losses"] == b["losses"]
     sa, sb = (torch.load(tmp_path / d / "model.pt", weights_only=True)["state_dict"] for d in ("a", "b"))
     for key in sa:
         torch.testing.assert_close(sa[key], sb[key], rtol=0, atol=0)
 
 
-def test_incremental_training_starts_from_the_checkpoint(ranking_data, trained, tmp_path):
+def test_incremental_training_starts_from_the_checkpoint(ranking_data, ranking_store, trained, tmp_path):
     settings, catalog, events = ranking_data
     model_dir, meta = trained
-    inc = train_ranker(_quick(settings), catalog, events, tmp_path / "inc", init_from=model_dir, evaluate=False)
+    inc = train_ranker(_quick(settings), catalog, events, tmp_path / "inc", init_from=model_dir, evaluate=False,
+                       feature_store=ranking_store)
     assert inc["init_from"] == str(model_dir)
     assert inc["version"] != meta["version"] or inc["trained_at"] != meta["trained_at"]
     # continuing from a trained model starts far below a fresh model's first epoch
@@ -89,9 +90,9 @@ def test_incremental_training_starts_from_the_checkpoint(ranking_data, trained, 
     assert new_norm == load_checkpoint(model_dir)[2]  # the normaliser is kept so old weights keep meaning
 
 
-def test_evaluation_refuses_a_model_that_saw_the_test_window(ranking_data, tmp_path):
+def test_evaluation_refuses_a_model_that_saw_the_test_window(ranking_data, ranking_store, tmp_path):
     settings, catalog, events = ranking_data
-    train_ranker(_quick(settings), catalog, events, tmp_path / "all", holdout_days=0)
+    train_ranker(_quick(settings), catalog, events, tmp_path / "all", holdout_days=0, feature_store=ranking_store)
     with pytest.raises(ValueError, match="leak"):
         evaluate_ranker(settings, catalog, events, tmp_path / "all")
 

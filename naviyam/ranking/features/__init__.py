@@ -12,9 +12,10 @@ Modules (each imports only the ones above it in this list):
   of every vocabulary is "unknown" (a new user, a shop added after training).
 - ``sources``: ``FeatureSource``, where per-user and per-shop behavioural features come from
   (the Feast-backed source in ``naviyam.features.online`` implements the same two lookups).
-- ``history``: ``FeatureHistory``, point-in-time (as-of-day) versions of the same features,
-  used only to build training samples, so a sample never sees its own click or order in its
-  features; and ``TableFeatureSource``, its end-of-window snapshot kept in memory for serving.
+- ``history``: ``FeatureHistory``, the same features computed as of each day (what the Feast
+  offline sources hold, ``naviyam.features.export``; training joins them point-in-time through
+  Feast only, so a sample never sees its own click or order); and ``TableFeatureSource``, its
+  end-of-window snapshot kept in memory for serving.
 - ``normaliser``: ``Normaliser``, z-scores of the numeric wide columns, fitted on training rows.
 - ``columns``: profiles, contexts and looked-up frames as columns.
 - ``wide``: ``raw_wide_features``, the un-normalised wide matrix (numeric, binary, crosses).

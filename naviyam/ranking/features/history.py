@@ -1,7 +1,8 @@
-"""Point-in-time features in memory: ``FeatureHistory`` and its serving snapshot ``TableFeatureSource``.
+"""As-of-day features: ``FeatureHistory`` and its serving snapshot ``TableFeatureSource``.
 
-``FeatureHistory`` holds as-of-day versions of the per-user and per-shop features, used only to
-build training samples, so a sample never sees its own click or order in its features.
+``FeatureHistory`` computes as-of-day versions of the per-user and per-shop features: the rows
+of Feast's offline sources (``naviyam.features.export``). Training samples are joined to them by
+Feast's point-in-time join only, so a sample never sees its own click or order in its features.
 ``TableFeatureSource`` is the same features at the end of the window, kept in memory for
 serving. They live in one module because each builds the other (``TableFeatureSource.fit`` is
 ``FeatureHistory(...).snapshot()``, and ``snapshot`` returns a ``TableFeatureSource``).
@@ -91,7 +92,7 @@ def menu_allergens(menus: pd.DataFrame) -> pd.Series:
 
 
 class FeatureHistory:
-    """As-of-day user and shop features over one window of events (training only).
+    """As-of-day user and shop features over one window of events (the offline sources' rows).
 
     Counts are kept as per-day cumulative arrays, so the features "as of day d" (events on days
     strictly before d) are one array lookup. Day ``n_days`` is the end of the window, which is
@@ -262,6 +263,16 @@ class FeatureHistory:
         for name, first in (("engaged_shop_before", self._first_engaged), ("ordered_shop_before", self._first_ordered)):
             first_day = first.reindex(key).to_numpy(dtype=np.float64)
             out[name] = (np.nan_to_num(first_day, nan=np.inf) < days).astype(np.float32)
+        return out
+
+    def first_days(self) -> dict[str, pd.DataFrame]:
+        """(user_id, shop_id, day) of each pair's first engagement ("engaged_shops") and first
+        order ("ordered_shops"): the facts behind ``pair_flags`` and the snapshot's shop lists."""
+        out = {}
+        for name, first in (("engaged_shops", self._first_engaged), ("ordered_shops", self._first_ordered)):
+            u, s = first.index.get_level_values("u"), first.index.get_level_values("s")
+            out[name] = pd.DataFrame({"user_id": self._users[u].to_numpy(), "shop_id": self._shops[s].to_numpy(),
+                                      "day": first.to_numpy(dtype=np.int64)})
         return out
 
     def snapshot(self) -> TableFeatureSource:
