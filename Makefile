@@ -10,6 +10,10 @@ EXAMPLE := 급식카드 되는 치킨집 추천해줘
 export OMP_NUM_THREADS ?= 2
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE := 1
+# Bytecode caches (git-ignored __pycache__/) even where the shell turns them off: every test
+# worker, server and CLI the suite starts would otherwise compile the package (and pytest would
+# re-rewrite every test module) from source again.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help venv build features demo serve test test-fast bench bench-scale validate-manifests images pipelines gpu-smoke clean distclean
 
@@ -53,12 +57,15 @@ demo: build
 serve: build
 	$(PY) -m components.local_stack
 
+# The unit tier on both cores (pytest-xdist, a private home per worker), then the e2e tier one test
+# at a time: its servers, pipelines and timing checks must not share the cores with other tests.
 test: build
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 -m "not e2e" tests
+	$(PY) -m pytest -q -m e2e tests
 
 # The fast tier: no local servers, no kfp runs (-m "not e2e"); a few LLM tests read the built data.
 test-fast: build
-	$(PY) -m pytest -q -m "not e2e" tests
+	$(PY) -m pytest -q -n 2 -m "not e2e" tests
 
 bench: build
 	$(PY) -m naviyam.bench

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -64,14 +65,29 @@ def make_private_home(built: Path, home: Path) -> Path:
     return home
 
 
-def pytest_configure(config):
-    if "configured_home" in _STATE:  # pytest-xdist or a nested session: configured once
-        return
-    from naviyam.config import Settings
+# What the pytest-xdist controller hands its workers: they inherit its environment, whose
+# NAVIYAM_HOME already names the controller's private home, so they must not load it again.
+CONFIGURED_HOME_ENV = "NAVIYAM_TEST_CONFIGURED_HOME"
+FINGERPRINT_ENV = "NAVIYAM_TEST_CONFIGURED_FINGERPRINT"
 
-    configured = Settings.load().home.resolve()
+
+def pytest_configure(config):
+    if "configured_home" in _STATE:  # a nested session: configured once
+        return
+    if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get(CONFIGURED_HOME_ENV):
+        # An xdist worker: the user's home and its start-up fingerprint come from the controller;
+        # the worker gets a private home of its own (workers run tests side by side).
+        configured = Path(os.environ[CONFIGURED_HOME_ENV])
+        fingerprint = json.loads(os.environ[FINGERPRINT_ENV])
+    else:
+        from naviyam.config import Settings
+
+        configured = Settings.load().home.resolve()
+        fingerprint = state_fingerprint(configured / "state")
+        os.environ[CONFIGURED_HOME_ENV] = str(configured)
+        os.environ[FINGERPRINT_ENV] = json.dumps(fingerprint)
     _STATE["configured_home"] = configured
-    _STATE["fingerprint"] = state_fingerprint(configured / "state")
+    _STATE["fingerprint"] = fingerprint
     root = Path(tempfile.mkdtemp(prefix="naviyam-test-home-"))
     _STATE["private_root"] = root
     _STATE["private_home"] = make_private_home(configured, root / "home")
@@ -83,6 +99,20 @@ def pytest_unconfigure(config):
     root = _STATE.get("private_root")
     if root is not None:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The configured home is checked once more when the session (every xdist worker) is done:
+    with xdist, test_configured_home runs on some worker at some point, not after everything, and
+    a session that deselects it (``-m e2e``) must be checked too."""
+    if os.environ.get("PYTEST_XDIST_WORKER") or "configured_home" not in _STATE:
+        return
+    home = _STATE["configured_home"]
+    before, after = _STATE["fingerprint"], state_fingerprint(home / "state")
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    if changed:
+        session.config.get_terminal_writer().line(f"the suite wrote into {home / 'state'}: {changed}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 # Tests that start real servers or processes or run whole pipelines: the `e2e` tier.

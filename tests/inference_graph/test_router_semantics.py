@@ -277,13 +277,13 @@ def test_splitter_draws_by_weight(kit):
     async def go():
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
             router = GraphRouter(g, {}, None, client, rng=random.Random(1234))
-            answers = [await router.route({"i": i}) for i in range(10_000)]
+            answers = [await router.route({"i": i}) for i in range(4_000)]
             return answers
 
     answers = kit.run(go())
     assert all(status == 200 for status, _ in answers)
-    assert hits["model-a"] + hits["model-b"] == 10_000
-    assert 1_850 <= hits["model-a"] <= 2_150, hits  # 20 % +- 1.5 points (about 4 sigma)
+    assert hits["model-a"] + hits["model-b"] == 4_000
+    assert 700 <= hits["model-a"] <= 900, hits  # 20 % +- 2.5 points (about 4 sigma at n = 4,000)
     # the same seed draws the same routes
     first = hits.copy()
     hits.clear()
