@@ -1,8 +1,11 @@
 """`make serve`: the whole online path on one machine, as local processes on loopback ports.
 
-Starts one KServe ModelServer per component (the ranker as transformer + predictor, as on a
-cluster), the feedback service, and the graph router reading inference_graph/naviyam.yaml —
-ports from ServingSettings. Ctrl-C (or SIGTERM) stops them all.
+Starts the KServe ModelServers (the ranker as transformer + predictor, as on a cluster), the
+feedback service, and the graph router reading inference_graph/naviyam.yaml — ports from
+ServingSettings. By default the graph's services share one ModelServer process
+(``serving.colocate``, ``naviyam-models``): one Python, KServe, catalog and Kiwi instead of five,
+each service still its own model and URL; ``serving.colocate: []`` gives each its own process,
+as on a cluster. Ctrl-C, SIGTERM or SIGHUP stops them all.
 
 ``serving.replicas`` runs more than one process for a graph step (nlu, nlg, ranker transformer),
 like the pods behind a Service: replica 0 keeps the configured port, the others get free ones,
@@ -30,7 +33,7 @@ import httpx
 import yaml
 
 from naviyam.bounds import TRAFFIC_HEADER
-from naviyam.config import Settings
+from naviyam.config import SHARED_PORT, SHARED_PROCESS, Settings
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +45,8 @@ LOG_CONFIG = ROOT / "components" / "logging.yaml"
 REPLICABLE = ("naviyam-nlu", "naviyam-nlg", "naviyam-ranker")
 REPLICA_SEP = "@"
 ADMIN_TOKEN_FILE = "admin_token"
+# The server component behind a graph service, where the two names differ.
+SERVICE_COMPONENT = {"naviyam-ranker": "naviyam-ranker-transformer"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -104,7 +109,12 @@ class LocalStack:
         return [service, *(f"{service}{REPLICA_SEP}{i}" for i in range(1, n))]
 
     def port(self, component: str) -> int:
+        """The port of a component's process (a colocated service: the shared process's)."""
         base, index = replica_of(component)
+        if index == 0:
+            base = self.settings.serving.process_of(base)
+        if base == SHARED_PROCESS:
+            return self.settings.serving.ports.get(SHARED_PROCESS, SHARED_PORT)
         if index == 0:
             return self.settings.serving.ports[base]
         if component not in self.replica_ports:  # picked once: a restarted replica comes back on it
@@ -143,6 +153,15 @@ class LocalStack:
 
     def _model_server_args(self, name: str) -> list[str]:
         s = self.settings.serving
+        if name == SHARED_PROCESS:
+            services = s.colocated()
+            args = ["-m", "components.server", "--model_name", SHARED_PROCESS,
+                    "--components", ",".join(SERVICE_COMPONENT.get(n, n) for n in services),
+                    "--http_port", str(self.port(SHARED_PROCESS))]
+            if "naviyam-ranker" in services:  # the transformer's predictor flags are the process's
+                ranker = self._model_server_args("naviyam-ranker")
+                args += ranker[ranker.index("--predictor_host"):]
+            return args
         if name.startswith("naviyam-ranker-canary"):
             # The canary pair: same components, following the registry's canary pointer.
             base = self._model_server_args(name.replace("-canary", ""))
@@ -212,14 +231,17 @@ class LocalStack:
         if name == "naviyam-feedback":
             return f"{s.url(name)}/healthz"
         base, _ = replica_of(name)
+        if base == SHARED_PROCESS:  # KServe's server readiness: every model it serves is ready
+            return f"{self.url(name)}/v2/health/ready"
         model = "naviyam-ranker" if base.startswith("naviyam-ranker") else base
         return f"{self.url(name)}/v2/models/{model}/ready"
 
     def components(self) -> list[str]:
         canary = ["naviyam-ranker-canary-predictor", "naviyam-ranker-canary"] if self.canary_version() else []
         extra = [c for service in REPLICABLE for c in self.replicas(service)[1:]]
-        return [*MODEL_NODES, "naviyam-ranker-predictor", "naviyam-ranker", *extra, *canary, "naviyam-feedback",
-                "router"]
+        shared = self.settings.serving.colocated()
+        own = [c for c in (*MODEL_NODES, "naviyam-ranker-predictor", "naviyam-ranker") if c not in shared]
+        return [*([SHARED_PROCESS] if shared else []), *own, *extra, *canary, "naviyam-feedback", "router"]
 
     def start(self, timeout_s: float = 180.0, stopping: Callable[[], bool] = lambda: False) -> None:
         """Starts every component; ``stopping`` (polled while waiting) aborts the start-up with

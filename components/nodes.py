@@ -16,20 +16,23 @@ from naviyam.chatbot import NaviyamChatbot
 from naviyam.config import Settings
 from naviyam.metrics import ChatMetrics
 from naviyam.models import ModelBundle
-from naviyam.schemas import TRAFFIC_HEADER, UserInput, traffic_kind, validation_problems
+from naviyam.schemas import TRAFFIC_HEADER, Envelope, UserInput, traffic_kind, validation_problems
 
 
 class ChatNode(EnvelopeModel):
     parts: tuple[str, ...] = ("catalog",)
 
-    def __init__(self, name: str, settings: Settings, metrics: ChatMetrics | None = None):
+    def __init__(self, name: str, settings: Settings, metrics: ChatMetrics | None = None,
+                 models: ModelBundle | None = None):
         super().__init__(name, settings)
         # The process's metrics (components/server.py: on the registry KServe's /metrics serves);
         # without them the bot keeps a private registry.
         self.metrics = metrics
+        # The process's bundle when several nodes share one process (serving.colocate).
+        self.shared_models = models
 
     def load_parts(self) -> None:
-        models = ModelBundle(self.settings)
+        models = self.shared_models or ModelBundle(self.settings)
         models.warm_up(self.parts)
         self.bot = NaviyamChatbot(models, metrics=self.metrics)
 
@@ -66,12 +69,16 @@ class SearchStepNode(ChatNode):
     step: str = ""
 
     def handle(self, body: dict) -> dict:
-        env = parse_envelope(body)
+        # The validated envelope, not the body: unknown keys of a forged body (which may hold
+        # anything, a lone surrogate included) are not passed on.
+        return self.run_step(parse_envelope(body)).model_dump(mode="json")
+
+    def run_step(self, env: Envelope) -> Envelope:
+        """The step on a validated envelope: what the HTTP path runs, and what a ranker
+        transformer in the same process calls directly (``RankerTransformer.local_steps``)."""
         if not env.needs_search:
-            # The validated envelope, not the body: unknown keys of a forged body (which may hold
-            # anything, a lone surrogate included) are not passed on.
-            return env.model_dump(mode="json")
-        return getattr(self.bot, self.step)(env).model_dump(mode="json")
+            return env
+        return getattr(self.bot, self.step)(env)
 
 
 class RetrieverNode(SearchStepNode):

@@ -69,8 +69,12 @@ def _binary_input(name: str, array: np.ndarray) -> InferInput:
 
 
 class RankerTransformer(EnvelopeModel):
-    def __init__(self, name: str, settings, channel: str = "production", metrics: ChatMetrics | None = None):
+    def __init__(self, name: str, settings, channel: str = "production", metrics: ChatMetrics | None = None,
+                 models: ModelBundle | None = None):
         super().__init__(name, settings)
+        self.shared_models = models  # the process's bundle when colocated (serving.colocate)
+        # Fan-out steps served by this same process, by service name (components/server.py).
+        self.local_steps: dict[str, Any] = {}
         self.channel = channel
         self.metrics = metrics or ChatMetrics()
         self.feature_metrics = FeatureStoreMetrics(self.metrics.registry)
@@ -81,7 +85,7 @@ class RankerTransformer(EnvelopeModel):
     def load_parts(self) -> None:
         from naviyam.ranking.features import RankingFeatures
 
-        models = ModelBundle(self.settings)
+        models = self.shared_models or ModelBundle(self.settings)
         models.warm_up(("catalog",))
         self.bot = NaviyamChatbot(models, metrics=self.metrics)
         self._source = self.connect_feature_store()
@@ -163,7 +167,14 @@ class RankerTransformer(EnvelopeModel):
             with contextlib.suppress(RuntimeError):  # no running loop: nothing left to close on
                 asyncio.get_running_loop().create_task(client.aclose())
 
-    async def _call(self, name: str, body: bytes, headers: dict[str, str]) -> StepResult:
+    async def _call(self, name: str, env: Envelope, body: bytes | None, headers: dict[str, str]) -> StepResult | Envelope:
+        local = self.local_steps.get(name)
+        if local is not None:
+            # Served by this very process (serving.colocate): the node's step on a copy of the
+            # envelope, with the same timeout, instead of a loopback HTTP call to ourselves and
+            # two JSON round trips. The copy keeps the two steps, run side by side, apart.
+            async with asyncio.timeout(self.fanout_timeout_s):
+                return await asyncio.to_thread(local.run_step, env.model_copy(deep=True))
         async with asyncio.timeout(self.fanout_timeout_s):
             resp = await self.client.post(self.fanout_urls[name], content=body, headers=headers)
         if resp.status_code != 200:
@@ -173,11 +184,12 @@ class RankerTransformer(EnvelopeModel):
         return parse_step_result(resp.content)
 
     async def fan_out(self, env: Envelope, headers: dict[str, str] | None) -> None:
-        body = env.model_dump_json().encode("utf-8")
+        remote = any(name not in self.local_steps for name in FANOUT)
+        body = env.model_dump_json().encode("utf-8") if remote else None
         fwd = {k: v for k, v in (headers or {}).items() if k.lower() == "x-request-id"}
         fwd["content-type"] = "application/json"
         with timed_step(env, "fanout"):
-            results = await asyncio.gather(*(self._call(n, body, fwd) for n in FANOUT), return_exceptions=True)
+            results = await asyncio.gather(*(self._call(n, env, body, fwd) for n in FANOUT), return_exceptions=True)
         for name, part in zip(FANOUT, results):
             step = name.removeprefix("naviyam-")
             if isinstance(part, BaseException):

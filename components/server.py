@@ -2,7 +2,9 @@
 
 Takes KServe's own server flags (`--http_port`, `--predictor_host`, `--predictor_protocol`, ...)
 plus `--component` when the process is not named after its model (the ranker's transformer and
-predictor share the InferenceService name `naviyam-ranker`, as in KServe).
+predictor share the InferenceService name `naviyam-ranker`, as in KServe), or `--components` for
+one local process serving several (``serving.colocate``: one ModelServer, one ModelBundle shared
+by its models, so the catalog and Kiwi are loaded once; each model keeps its own name and URL).
 
 `GET /metrics` (KServe's, prometheus_client's default registry) carries KServe's request
 histograms and this process's ``naviyam_*`` metrics (naviyam.metrics, components/README.md).
@@ -18,46 +20,82 @@ from prometheus_client import REGISTRY
 from components.envelope_model import guard_app
 from naviyam.config import Settings
 from naviyam.metrics import ChatMetrics
+from naviyam.models import ModelBundle
 
 COMPONENTS = ("naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg",
               "naviyam-ranker-transformer", "naviyam-ranker-predictor")
 
 
+# What a component's model is called: the transformer answers as its InferenceService.
+MODEL_NAMES = {"naviyam-ranker-transformer": "naviyam-ranker"}
+# The components one process may serve together (the predictor is also named naviyam-ranker).
+COLOCATABLE = tuple(c for c in COMPONENTS if c != "naviyam-ranker-predictor")
+
+
 def build_model(component: str, model_name: str, settings: Settings, args: argparse.Namespace,
-                metrics: ChatMetrics | None = None):
+                metrics: ChatMetrics | None = None, models: ModelBundle | None = None):
     if component == "naviyam-ranker-transformer":
         from components.ranker_transformer import RankerTransformer
 
-        return RankerTransformer(model_name, settings, channel=args.channel, metrics=metrics)
+        return RankerTransformer(model_name, settings, channel=args.channel, metrics=metrics, models=models)
     if component == "naviyam-ranker-predictor":
         from components.ranker_predictor import RankerPredictor
 
         return RankerPredictor(model_name, settings, channel=args.channel)
     from components.nodes import NODES
 
-    return NODES[component](model_name, settings, metrics=metrics)
+    return NODES[component](model_name, settings, metrics=metrics, models=models)
+
+
+def attach_local_steps(models: list) -> None:
+    """A ranker transformer calls the step-5 nodes served by its own process directly."""
+    from components.ranker_transformer import FANOUT, RankerTransformer
+
+    by_name = {m.name: m for m in models}
+    for model in models:
+        if isinstance(model, RankerTransformer):
+            model.local_steps = {name: by_name[name] for name in FANOUT if name in by_name}
+
+
+def component_list(value: str) -> list[str]:
+    names = [c.strip() for c in value.split(",") if c.strip()]
+    wrong = [c for c in names if c not in COLOCATABLE]
+    if wrong or not names:
+        raise argparse.ArgumentTypeError(f"--components takes a comma-separated list of {', '.join(COLOCATABLE)}; "
+                                         f"got {value!r}")
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(parents=[model_server.parser], conflict_handler="resolve")
     parser.add_argument("--component", choices=COMPONENTS,
                         help="which component to run (default: the one named like --model_name)")
+    parser.add_argument("--components", type=component_list, default=None,
+                        help="serve these components from this one process, each under its own model name "
+                             f"(comma-separated: {', '.join(COLOCATABLE)}); --model_name is then ignored")
     parser.add_argument("--channel", choices=("production", "canary"), default="production",
                         help="ranker: which registry pointer to serve and follow")
     args, _ = parser.parse_known_args(argv)
     settings = Settings.load()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    component = args.component or args.model_name
-    if component not in COMPONENTS:
-        parser.error(f"unknown component {component!r}; pass --component (one of {', '.join(COMPONENTS)})")
+    if args.components:
+        named = [(c, MODEL_NAMES.get(c, c)) for c in args.components]
+    else:
+        component = args.component or args.model_name
+        if component not in COMPONENTS:
+            parser.error(f"unknown component {component!r}; pass --component (one of {', '.join(COMPONENTS)})")
+        named = [(component, args.model_name)]
     # One per process, on the default registry: that is the one KServe's /metrics serves.
     metrics = ChatMetrics(REGISTRY)
-    model = build_model(component, args.model_name, settings, args, metrics)
-    model.load()
+    shared = ModelBundle(settings)  # one catalog, one Kiwi for every model of this process
+    models = [build_model(component, name, settings, args, metrics, shared) for component, name in named]
+    for model in models:
+        model.load()
+    attach_local_steps(models)
     server = model_server.ModelServer(http_port=args.http_port, workers=1, enable_grpc=False,
                                       enable_latency_logging=False)
     guard_app(model_server.app)  # body limit and non-echoing 422 on KServe's app, before it serves
-    server.start([model])
+    server.start(models)
     return 0
 
 

@@ -90,8 +90,13 @@ class RegistrySettings(BaseModel):
     keep_last: int = 5  # versions kept per model (versions a pointer or the rollback history uses are always kept)
 
 
+SHARED_PROCESS = "naviyam-models"
+SHARED_PORT = 9100
+COLOCATABLE = ("naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg", "naviyam-ranker")
+
+
 class ServingSettings(BaseModel):
-    """Local ports of the graph router and each model server (one process per InferenceService)."""
+    """Local ports of the graph router and the model servers (``colocate``: which share one process)."""
 
     host: str = "127.0.0.1"
     router_port: int = 8080
@@ -99,6 +104,7 @@ class ServingSettings(BaseModel):
         "naviyam-nlu": 9101, "naviyam-retriever": 9102, "naviyam-candidates": 9103,
         "naviyam-ranker": 9104, "naviyam-ranker-predictor": 9105, "naviyam-nlg": 9106,
         "naviyam-feedback": 9107, "naviyam-ranker-canary": 9108, "naviyam-ranker-canary-predictor": 9109,
+        SHARED_PROCESS: SHARED_PORT,
     })
     step_timeout_s: float = 5.0      # one graph hop (an overloaded 2-core laptop queues for seconds)
     graph_timeout_s: float = 10.0    # the whole request
@@ -124,8 +130,29 @@ class ServingSettings(BaseModel):
     retry_on: list[str] = Field(default_factory=lambda: ["connect-failure", "reset"])
     outlier_ejection_s: float = 5.0
 
+    # Graph services served side by side by one local KServe ModelServer (one process, one port:
+    # ports["naviyam-models"]), sharing one ModelBundle: one catalog, one Kiwi, one Python and
+    # KServe. Each is still its own model (/v1/models/<name>), so the router, the ranker's fan-out
+    # and the URLs change nothing else. A service with replicas, or left out of this list, runs in
+    # a process of its own, as each does on a cluster (tests that kill one node set []). The
+    # ranker's predictor is never colocated: it is a model named naviyam-ranker, like the
+    # transformer in front of it, as KServe names both.
+    colocate: list[str] = Field(default_factory=lambda: list(COLOCATABLE))
+
+    def process_of(self, service: str) -> str:
+        """The local process (and so the port) that serves ``service``."""
+        if service in self.colocate and service in COLOCATABLE and self.replicas.get(service, 1) == 1:
+            return SHARED_PROCESS
+        return service
+
+    def colocated(self) -> list[str]:
+        """The services the shared process serves (empty: every service has its own)."""
+        return [s for s in COLOCATABLE if self.process_of(s) == SHARED_PROCESS]
+
     def url(self, service: str) -> str:
-        return f"http://{self.host}:{self.ports[service]}"
+        process = self.process_of(service)
+        port = self.ports.get(process, SHARED_PORT) if process == SHARED_PROCESS else self.ports[process]
+        return f"http://{self.host}:{port}"
 
     def predict_url(self, service: str) -> str:
         """KServe v1 predict URL of a graph node."""

@@ -106,3 +106,47 @@ def test_stop_signal_records_signals_landing_inside_its_own_wait():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def _with_serving(tmp_path, **serving) -> Settings:
+    base = Settings(home=tmp_path)
+    return base.model_copy(update={"serving": base.serving.model_copy(update=serving)})
+
+
+def test_the_graph_services_share_one_model_server_by_default(tmp_path):
+    settings = Settings(home=tmp_path)
+    stack = LocalStack(settings)
+    assert stack.components() == ["naviyam-models", "naviyam-ranker-predictor", "naviyam-feedback", "router"]
+    args = stack.model_server_args("naviyam-models")
+    assert args[args.index("--components") + 1].split(",") == [
+        "naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg", "naviyam-ranker-transformer"]
+    assert args[args.index("--http_port") + 1] == str(settings.serving.ports["naviyam-models"])
+    # the transformer in the shared process still reaches the predictor through KServe's flags
+    assert args[args.index("--predictor_host") + 1].endswith(str(settings.serving.ports["naviyam-ranker-predictor"]))
+    assert args[args.index("--predictor_protocol") + 1] == "v2"
+    # every service keeps its own model URL, on the shared process's port
+    shared = settings.serving.ports["naviyam-models"]
+    for service in ("naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg", "naviyam-ranker"):
+        assert settings.serving.predict_url(service) == f"http://127.0.0.1:{shared}/v1/models/{service}:predict"
+        assert stack.port(service) == shared
+    assert stack.health_url("naviyam-models").endswith(f":{shared}/v2/health/ready")
+    assert stack.port("naviyam-ranker-predictor") == settings.serving.ports["naviyam-ranker-predictor"]
+
+
+def test_colocate_empty_gives_every_service_its_own_process(tmp_path):
+    settings = _with_serving(tmp_path, colocate=[])
+    stack = LocalStack(settings)
+    assert "naviyam-models" not in stack.components()
+    assert {"naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg", "naviyam-ranker",
+            "naviyam-ranker-predictor"} <= set(stack.components())
+    assert settings.serving.predict_url("naviyam-retriever").endswith(
+        f":{settings.serving.ports['naviyam-retriever']}/v1/models/naviyam-retriever:predict")
+
+
+def test_a_replicated_service_leaves_the_shared_process(tmp_path):
+    settings = _with_serving(tmp_path, replicas={"naviyam-nlu": 2})
+    stack = LocalStack(settings)
+    assert settings.serving.colocated() == ["naviyam-retriever", "naviyam-candidates", "naviyam-nlg", "naviyam-ranker"]
+    assert {"naviyam-models", "naviyam-nlu", "naviyam-nlu@1"} <= set(stack.components())
+    endpoints = stack.service_endpoints("naviyam-nlu")
+    assert endpoints[0].endswith(f":{settings.serving.ports['naviyam-nlu']}/v1/models/naviyam-nlu:predict")

@@ -107,3 +107,28 @@ def test_a_step_answer_is_read_for_its_own_fields_only(bot):
     body["retrieval"] = [{"shop_id": 7}]
     with pytest.raises(ValidationError):
         parse_step_result(json.dumps(body).encode())
+
+
+def test_a_colocated_fan_out_calls_the_nodes_of_its_own_process_and_matches_in_process(bot):
+    """serving.colocate: the step-5 nodes served by the transformer's own process are called
+    directly (no loopback HTTP); the envelope is what the in-process chatbot's step 5 gives."""
+    from components.nodes import CandidatesNode, RetrieverNode
+
+    env = bot.start(UserInput(user_id="user_123", text="급식카드 되는 치킨집 추천해줘", session_id="colo"))
+    bot.understand(env)
+    local = bot.retrieve_and_generate(env.model_copy(deep=True))
+    t = transformer(bot)
+    nodes = []
+    for cls, name in ((RetrieverNode, "naviyam-retriever"), (CandidatesNode, "naviyam-candidates")):
+        node = cls(name, bot.settings, models=bot.models)
+        node.bot = bot
+        nodes.append(node)
+    t.local_steps = {n.name: n for n in nodes}
+    t.client = None  # any HTTP call would fail the test
+    t.fanout_timeout_s = 10.0  # the real one is 0.6 s: a loaded CI core must not make this flaky
+    served = env.model_copy(deep=True)
+    asyncio.run(t.fan_out(served, {}))
+    assert not served.errors and not served.degraded
+    assert [h.shop_id for h in served.retrieval] == [h.shop_id for h in local.retrieval]
+    assert [c.shop_id for c in served.candidates] == [c.shop_id for c in local.candidates]
+    assert {"retrieval", "candidates", "fanout"} <= set(served.timings_ms)

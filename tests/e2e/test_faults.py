@@ -48,7 +48,8 @@ ANSWERED: list[str] = []  # request ids of every valid answer this module got, f
 @pytest.fixture(scope="module")
 def fault_stack(settings, on_free_ports, private_home, tmp_path_factory):
     home = private_home("faults-home")
-    served = on_free_ports(settings.model_copy(update={"home": home}), replicas=REPLICAS,
+    # One process per service (colocate []): each node is killed and stalled on its own.
+    served = on_free_ports(settings.model_copy(update={"home": home}), replicas=REPLICAS, colocate=[],
                            admin_token=secrets.token_urlsafe(24))
     registry = ModelRegistry.from_settings(served)
     registry.promote("ranker", registry.register("ranker", home / "models" / "ranker"))

@@ -24,8 +24,24 @@ def stack(settings, on_free_ports, private_home, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def split_stack(settings, on_free_ports, private_home, tmp_path_factory):
+    """The same stack with one process per service (``serving.colocate: []``, the cluster's
+    shape): the default stack serves the graph's services from one process, so one node alone
+    can only be killed here."""
+    served = on_free_ports(settings.model_copy(update={"home": private_home("split-home")}), colocate=[])
+    with LocalStack(served, log_dir=tmp_path_factory.mktemp("split-stack-logs")) as st:
+        yield st
+
+
+@pytest.fixture(scope="module")
 def graph_url(stack):
     s = stack.settings.serving
+    return f"http://{s.host}:{s.router_port}/"
+
+
+@pytest.fixture(scope="module")
+def split_graph_url(split_stack):
+    s = split_stack.settings.serving
     return f"http://{s.host}:{s.router_port}/"
 
 
@@ -178,8 +194,9 @@ def test_malformed_and_adversarial_bodies_never_get_a_5xx(graph_url):
     assert statuses.get(400, 0) > 0 and statuses.get(200, 0) > 0  # both paths were exercised
 
 
-def test_a_dead_node_degrades_the_answer_not_the_graph(stack, graph_url):
-    """Runs last in this module: it kills nodes."""
+def test_a_dead_node_degrades_the_answer_not_the_graph(split_stack, split_graph_url):
+    """Kills nodes of the split stack (one process per service)."""
+    stack, graph_url = split_stack, split_graph_url
     stack.stop_component("naviyam-retriever")
     resp = post(graph_url, {**SEED, "session_id": "dead1"})
     assert resp.status_code == 200, resp.text
@@ -197,16 +214,19 @@ def test_a_dead_node_degrades_the_answer_not_the_graph(stack, graph_url):
     assert back.json()["recommendations"]  # retriever is back; ranked by relevance without the predictor
 
 
-def test_server_logs_hold_no_user_id_location_or_message(stack, graph_url):
-    """Runs after the dead-node test, so the logs also hold its degradation warnings. Logs go to
+def test_server_logs_hold_no_user_id_location_or_message(stack, graph_url, split_stack, split_graph_url):
+    """Runs after the dead-node test, so the split stack's logs also hold its degradation warnings
+    (both stacks get the same requests and both stacks' logs are read). Logs go to
     collectors with a wider audience than the event store: a child's id, where they are and what
     they typed stay out of every server's log (a `log.info("chat %s", user_input)` anywhere fails this)."""
     user, lat, lon, text = "user_4242", 37.51234, 127.04321, "우리집 앞 떡볶이 알려줘"
     for body in ({"user_id": user, "text": text, "lat": lat, "lon": lon, "session_id": "pii-77"},
                  {"user_id": user, "text": "\x07" + text, "lat": lat, "lon": lon},  # refused: 400 path
                  {"user_id": user, "text": text, "lat": 99.5, "lon": lon}):  # refused: bad latitude
-        assert post(graph_url, body).status_code in (200, 400)
-    logged = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in stack.log_dir.glob("*.log"))
+        for url in (graph_url, split_graph_url):
+            assert post(url, body).status_code in (200, 400)
+    logged = "\n".join(p.read_text(encoding="utf-8", errors="replace")
+                       for d in (stack.log_dir, split_stack.log_dir) for p in d.glob("*.log"))
     assert "POST" in logged or "INFO" in logged, "no server logged anything: the check would be vacuous"
     for secret in (user, "pii-77", str(lat), str(lon), text, "99.5"):
         assert secret not in logged, f"{secret!r} appeared in a server log"

@@ -17,18 +17,21 @@ import psutil
 import pytest
 import yaml
 
+from components.local_stack import LocalStack
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def launch(served, tmp_path) -> subprocess.Popen:
+def launch(served, tmp_path, command: list[str] | None = None) -> subprocess.Popen:
+    """The launcher (or ``command``, e.g. make) on ``served``'s settings, in a session of its own."""
     config = tmp_path / "stack.yaml"
     data = served.model_dump(mode="json")
     data["home"] = str(served.home.resolve())
     config.write_text(yaml.safe_dump(data, allow_unicode=True))
     env = {k: v for k, v in os.environ.items() if not k.startswith("NAVIYAM_")}
     env["NAVIYAM_CONFIG"] = str(config)
-    return subprocess.Popen([sys.executable, "-m", "components.local_stack", "--logs", str(tmp_path / "logs")],
-                            cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+    command = command or [sys.executable, "-m", "components.local_stack", "--logs", str(tmp_path / "logs")]
+    return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.STDOUT)
 
 
@@ -101,17 +104,11 @@ def port_is_free(host: str, port: int) -> bool:
 def test_make_serve_stops_on_a_signal_to_its_whole_group(served, tmp_path, sig):
     """`make serve` as a user runs it (make the parent, `-o build`: the data is built), the signal
     sent to the whole group as a terminal, `timeout` or a CI runner does: nothing left, no port held."""
-    config = tmp_path / "stack.yaml"
-    data = served.model_dump(mode="json")
-    data["home"] = str(served.home.resolve())
-    config.write_text(yaml.safe_dump(data, allow_unicode=True))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NAVIYAM_")}
-    env["NAVIYAM_CONFIG"] = str(config)
-    make = subprocess.Popen(["make", "--no-print-directory", "-o", "build", "serve"], cwd=ROOT, env=env,
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    make = launch(served, tmp_path, ["make", "--no-print-directory", "-o", "build", "serve"])
     url = wait_until_answering(make, served)
     servers = descendants(make)
-    assert len(servers) >= 8   # the launcher, the model servers, feedback, the router
+    # the launcher, then every server it starts (model servers, feedback, the router)
+    assert len(servers) >= 1 + len(LocalStack(served).components())
     os.killpg(make.pid, sig)
     make.wait(timeout=40)
     _, alive = psutil.wait_procs(servers, timeout=30)
