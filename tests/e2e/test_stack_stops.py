@@ -4,6 +4,7 @@ still starting or once the graph answers (servers run in their own sessions, so 
 launcher can stop them)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -105,13 +106,21 @@ def test_make_serve_stops_on_a_signal_to_its_whole_group(served, tmp_path, sig):
     """`make serve` as a user runs it (make the parent, `-o build`: the data is built), the signal
     sent to the whole group as a terminal, `timeout` or a CI runner does: nothing left, no port held."""
     make = launch(served, tmp_path, ["make", "--no-print-directory", "-o", "build", "serve"])
-    url = wait_until_answering(make, served)
-    servers = descendants(make)
-    # the launcher, then every server it starts (model servers, feedback, the router)
-    assert len(servers) >= 1 + len(LocalStack(served).components())
-    os.killpg(make.pid, sig)
-    make.wait(timeout=40)
-    _, alive = psutil.wait_procs(servers, timeout=30)
+    servers: list[psutil.Process] = []
+    try:
+        wait_until_answering(make, served)
+        servers = descendants(make)
+        # the launcher, then every server it starts (model servers, feedback, the router)
+        assert len(servers) >= 1 + len(LocalStack(served).components())
+        os.killpg(make.pid, sig)
+        make.wait(timeout=40)
+        _, alive = psutil.wait_procs(servers, timeout=30)
+    finally:  # a failed check above must not leave a whole stack running for the rest of the suite
+        for proc in servers or descendants(make):
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(make.pid, signal.SIGKILL)
     assert not alive, f"left running after {sig.name}: {[(p.pid, p.cmdline()[-3:]) for p in alive]}"
     ports = [served.serving.router_port, *served.serving.ports.values()]
     assert [p for p in ports if not port_is_free(served.serving.host, p)] == []
