@@ -158,7 +158,8 @@ class LocalStack:
             args = ["-m", "components.server", "--model_name", SHARED_PROCESS,
                     "--components", ",".join(SERVICE_COMPONENT.get(n, n) for n in services),
                     "--http_port", str(self.port(SHARED_PROCESS))]
-            if "naviyam-ranker" in services:  # the transformer's predictor flags are the process's
+            if "naviyam-ranker" in services and "naviyam-ranker-predictor" not in services:
+                # the transformer's predictor flags are the process's
                 ranker = self._model_server_args("naviyam-ranker")
                 args += ranker[ranker.index("--predictor_host"):]
             return args

@@ -73,8 +73,10 @@ class RankerTransformer(EnvelopeModel):
                  models: ModelBundle | None = None):
         super().__init__(name, settings)
         self.shared_models = models  # the process's bundle when colocated (serving.colocate)
-        # Fan-out steps served by this same process, by service name (components/server.py).
+        # Fan-out steps served by this same process, by service name, and the predictor loaded
+        # beside it (components/server.py, serving.colocate).
         self.local_steps: dict[str, Any] = {}
+        self.local_predictor: Any = None
         self.channel = channel
         self.metrics = metrics or ChatMetrics()
         self.feature_metrics = FeatureStoreMetrics(self.metrics.registry)
@@ -98,6 +100,8 @@ class RankerTransformer(EnvelopeModel):
             # Shop rows from the store are reused for at most SHOP_FEATURE_TTL_S (cache module);
             # a reload (promotion, reconnect) starts with an empty cache.
             served = ShopCachedSource(source) if source is not None else None
+            if served is not None:  # every shop once, now, instead of a store read in each early turn
+                served.prefill(models.catalog.shops["shop_id"].tolist())
             return RankingFeatures.load(model_dir / "features", source=served), meta["version"], backend
 
         # Features follow the same registry pointer as the predictor: they change together.
@@ -233,6 +237,9 @@ class RankerTransformer(EnvelopeModel):
         application/json`` to predictor calls, so the predictor cannot parse a binary-extension
         body; the URL, protocol and timeout still come from KServe's predictor flags.
         """
+        if self.local_predictor is not None:
+            # The predictor of this process: the same checks and model, without the HTTP hop.
+            return await self.local_predictor.predict(request, headers)
         config = self.predictor_config
         if config is None or not config.predictor_host:
             raise RuntimeError("no --predictor_host configured")

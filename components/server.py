@@ -28,8 +28,9 @@ COMPONENTS = ("naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam
 
 # What a component's model is called: the transformer answers as its InferenceService.
 MODEL_NAMES = {"naviyam-ranker-transformer": "naviyam-ranker"}
-# The components one process may serve together (the predictor is also named naviyam-ranker).
-COLOCATABLE = tuple(c for c in COMPONENTS if c != "naviyam-ranker-predictor")
+# The components one process may serve together. The predictor is also named naviyam-ranker: beside
+# the transformer it is not served, the transformer scores with it in-process.
+COLOCATABLE = COMPONENTS
 
 
 def build_model(component: str, model_name: str, settings: Settings, args: argparse.Namespace,
@@ -47,14 +48,21 @@ def build_model(component: str, model_name: str, settings: Settings, args: argpa
     return NODES[component](model_name, settings, metrics=metrics, models=models)
 
 
-def attach_local_steps(models: list) -> None:
-    """A ranker transformer calls the step-5 nodes served by its own process directly."""
+def attach_local_steps(models: list) -> list:
+    """A ranker transformer calls the step-5 nodes and the predictor of its own process directly;
+    returns the models to serve (a predictor beside its transformer is not served itself)."""
+    from components.ranker_predictor import RankerPredictor
     from components.ranker_transformer import FANOUT, RankerTransformer
 
-    by_name = {m.name: m for m in models}
-    for model in models:
-        if isinstance(model, RankerTransformer):
-            model.local_steps = {name: by_name[name] for name in FANOUT if name in by_name}
+    by_name = {m.name: m for m in models if not isinstance(m, RankerPredictor)}
+    predictors = [m for m in models if isinstance(m, RankerPredictor)]
+    transformers = [m for m in models if isinstance(m, RankerTransformer)]
+    if not transformers:  # a predictor process of its own (or no ranker here): served as it is
+        return models
+    for model in transformers:
+        model.local_steps = {name: by_name[name] for name in FANOUT if name in by_name}
+        model.local_predictor = predictors[0] if predictors else None
+    return [m for m in models if not isinstance(m, RankerPredictor)]
 
 
 def component_list(value: str) -> list[str]:
@@ -79,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.load()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.components:
+        if "naviyam-ranker-predictor" in args.components and "naviyam-ranker-transformer" not in args.components:
+            parser.error("--components: the predictor is only colocated with naviyam-ranker-transformer")
         named = [(c, MODEL_NAMES.get(c, c)) for c in args.components]
     else:
         component = args.component or args.model_name
@@ -91,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     models = [build_model(component, name, settings, args, metrics, shared) for component, name in named]
     for model in models:
         model.load()
-    attach_local_steps(models)
+    models = attach_local_steps(models)
     server = model_server.ModelServer(http_port=args.http_port, workers=1, enable_grpc=False,
                                       enable_latency_logging=False)
     guard_app(model_server.app)  # body limit and non-echoing 422 on KServe's app, before it serves

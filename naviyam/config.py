@@ -93,6 +93,7 @@ class RegistrySettings(BaseModel):
 SHARED_PROCESS = "naviyam-models"
 SHARED_PORT = 9100
 COLOCATABLE = ("naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg", "naviyam-ranker")
+PREDICTOR = "naviyam-ranker-predictor"
 
 
 class ServingSettings(BaseModel):
@@ -135,19 +136,24 @@ class ServingSettings(BaseModel):
     # KServe. Each is still its own model (/v1/models/<name>), so the router, the ranker's fan-out
     # and the URLs change nothing else. A service with replicas, or left out of this list, runs in
     # a process of its own, as each does on a cluster (tests that kill one node set []). The
-    # ranker's predictor is never colocated: it is a model named naviyam-ranker, like the
-    # transformer in front of it, as KServe names both.
-    colocate: list[str] = Field(default_factory=lambda: list(COLOCATABLE))
+    # ranker's predictor (a model named naviyam-ranker, like the transformer in front of it, as
+    # KServe names both) is not served there: listed, and with the transformer colocated, the
+    # transformer scores with it in-process (no predictor endpoint); else it has its own process.
+    colocate: list[str] = Field(default_factory=lambda: [*COLOCATABLE, PREDICTOR])
 
     def process_of(self, service: str) -> str:
         """The local process (and so the port) that serves ``service``."""
+        if service == PREDICTOR:  # only beside its transformer, which then scores in-process
+            shared = service in self.colocate and self.process_of("naviyam-ranker") == SHARED_PROCESS
+            return SHARED_PROCESS if shared else service
         if service in self.colocate and service in COLOCATABLE and self.replicas.get(service, 1) == 1:
             return SHARED_PROCESS
         return service
 
     def colocated(self) -> list[str]:
-        """The services the shared process serves (empty: every service has its own)."""
-        return [s for s in COLOCATABLE if self.process_of(s) == SHARED_PROCESS]
+        """The services the shared process serves (empty: every service has its own); the
+        predictor last when the transformer scores with it in-process."""
+        return [s for s in (*COLOCATABLE, PREDICTOR) if self.process_of(s) == SHARED_PROCESS]
 
     def url(self, service: str) -> str:
         process = self.process_of(service)

@@ -116,21 +116,34 @@ def _with_serving(tmp_path, **serving) -> Settings:
 def test_the_graph_services_share_one_model_server_by_default(tmp_path):
     settings = Settings(home=tmp_path)
     stack = LocalStack(settings)
-    assert stack.components() == ["naviyam-models", "naviyam-ranker-predictor", "naviyam-feedback", "router"]
+    assert stack.components() == ["naviyam-models", "naviyam-feedback", "router"]
     args = stack.model_server_args("naviyam-models")
     assert args[args.index("--components") + 1].split(",") == [
-        "naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg", "naviyam-ranker-transformer"]
+        "naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg", "naviyam-ranker-transformer",
+        "naviyam-ranker-predictor"]
     assert args[args.index("--http_port") + 1] == str(settings.serving.ports["naviyam-models"])
-    # the transformer in the shared process still reaches the predictor through KServe's flags
-    assert args[args.index("--predictor_host") + 1].endswith(str(settings.serving.ports["naviyam-ranker-predictor"]))
-    assert args[args.index("--predictor_protocol") + 1] == "v2"
+    assert "--predictor_host" not in args  # the transformer scores with the predictor of its own process
     # every service keeps its own model URL, on the shared process's port
     shared = settings.serving.ports["naviyam-models"]
     for service in ("naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg", "naviyam-ranker"):
         assert settings.serving.predict_url(service) == f"http://127.0.0.1:{shared}/v1/models/{service}:predict"
         assert stack.port(service) == shared
     assert stack.health_url("naviyam-models").endswith(f":{shared}/v2/health/ready")
+
+
+def test_a_predictor_left_out_gets_its_own_process_and_the_transformer_its_flags(tmp_path):
+    settings = _with_serving(tmp_path, colocate=["naviyam-nlu", "naviyam-retriever", "naviyam-candidates",
+                                                 "naviyam-nlg", "naviyam-ranker"])
+    stack = LocalStack(settings)
+    assert stack.components() == ["naviyam-models", "naviyam-ranker-predictor", "naviyam-feedback", "router"]
+    args = stack.model_server_args("naviyam-models")
+    assert "naviyam-ranker-predictor" not in args[args.index("--components") + 1]
+    assert args[args.index("--predictor_host") + 1].endswith(str(settings.serving.ports["naviyam-ranker-predictor"]))
+    assert args[args.index("--predictor_protocol") + 1] == "v2"
     assert stack.port("naviyam-ranker-predictor") == settings.serving.ports["naviyam-ranker-predictor"]
+    # without its transformer beside it, the predictor is never colocated
+    alone = _with_serving(tmp_path, colocate=["naviyam-nlu", "naviyam-ranker-predictor"])
+    assert alone.serving.process_of("naviyam-ranker-predictor") == "naviyam-ranker-predictor"
 
 
 def test_colocate_empty_gives_every_service_its_own_process(tmp_path):
@@ -146,7 +159,8 @@ def test_colocate_empty_gives_every_service_its_own_process(tmp_path):
 def test_a_replicated_service_leaves_the_shared_process(tmp_path):
     settings = _with_serving(tmp_path, replicas={"naviyam-nlu": 2})
     stack = LocalStack(settings)
-    assert settings.serving.colocated() == ["naviyam-retriever", "naviyam-candidates", "naviyam-nlg", "naviyam-ranker"]
+    assert settings.serving.colocated() == ["naviyam-retriever", "naviyam-candidates", "naviyam-nlg", "naviyam-ranker",
+                                            "naviyam-ranker-predictor"]
     assert {"naviyam-models", "naviyam-nlu", "naviyam-nlu@1"} <= set(stack.components())
     endpoints = stack.service_endpoints("naviyam-nlu")
     assert endpoints[0].endswith(f":{settings.serving.ports['naviyam-nlu']}/v1/models/naviyam-nlu:predict")

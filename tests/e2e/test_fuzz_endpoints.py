@@ -159,8 +159,10 @@ def stack(settings, on_free_ports, private_home, tmp_path_factory):
     # Generous hop timeouts: this tests input handling, not latency, and a busy 2-core CI box can
     # take seconds for one valid turn (the router answers a timed-out hop with a 5xx). A home of
     # its own: thousands of fuzzed turns land in no one else's event store.
+    # The graph's services in the shared process, the predictor in its own: its endpoint is fuzzed too.
     served = on_free_ports(settings.model_copy(update={"home": private_home("fuzz-home")}),
-                           step_timeout_s=60.0, graph_timeout_s=120.0)
+                           step_timeout_s=60.0, graph_timeout_s=120.0, colocate=[
+                               "naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg", "naviyam-ranker"])
     with LocalStack(served, log_dir=tmp_path_factory.mktemp("fuzz-logs")) as st_:  # stopped even on failure
         yield st_
 

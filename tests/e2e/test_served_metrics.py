@@ -24,7 +24,9 @@ UNSAFE = "술 마시고 싶어"
 
 @pytest.fixture(scope="module")
 def stack(settings, on_free_ports, private_home, tmp_path_factory):
-    served = on_free_ports(settings.model_copy(update={"home": private_home("metrics-home")}))
+    # The predictor in a process of its own (its /metrics is read, and it is killed below).
+    served = on_free_ports(settings.model_copy(update={"home": private_home("metrics-home")}), colocate=[
+        "naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg", "naviyam-ranker"])
     with LocalStack(served, log_dir=tmp_path_factory.mktemp("metrics-stack-logs")) as st:
         yield st
 

@@ -97,3 +97,28 @@ def test_a_refreshed_row_serves_the_store_s_new_value(ranking_data, served):
     assert float(cached.shop_columns([shop])["n_views"][0]) == before  # within the bound: the cached row
     clock.now += SHOP_FEATURE_TTL_S
     assert float(cached.shop_columns([shop])["n_views"][0]) == before + 100
+
+
+def test_a_prefilled_catalogue_is_read_once_and_then_only_after_the_bound(ranking_data, served):
+    _, catalog, _ = ranking_data
+    table, store, clock, cached = served
+    shops = catalog.shops["shop_id"].tolist()
+    assert cached.prefill(shops + shops[:5]) == len(shops)  # duplicates read once
+    assert store.shop_requests == [shops]
+    got = cached.shop_columns(shops[40:90])
+    assert len(store.shop_requests) == 1  # every turn inside the bound is served from memory
+    want = table.shop_columns(shops[40:90])
+    for col in SHOP_FEATURE_COLUMNS:
+        assert list(map(str, got[col])) == list(map(str, want[col])), col
+    clock.now += SHOP_FEATURE_TTL_S
+    cached.shop_columns(shops[:3])
+    assert store.shop_requests[-1] == shops[:3]  # prefilled rows age like any other
+
+
+def test_prefill_is_bounded_by_the_cache_size(ranking_data, trained):
+    _, catalog, _ = ranking_data
+    model_dir, _ = trained
+    store = FrameOnlySource(RankingFeatures.load(model_dir / "features").source)
+    cached = ShopCachedSource(store, max_shops=10)
+    assert cached.prefill(catalog.shops["shop_id"].tolist()) == 10
+    assert len(store.shop_requests[0]) == 10
