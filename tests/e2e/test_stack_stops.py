@@ -66,22 +66,44 @@ def wait_until_answering(proc: subprocess.Popen, served, timeout_s: float = 300.
 
 
 @pytest.fixture()
+def launched():
+    """``launch`` for a test, and at its end every launcher still running is killed with what it
+    started: a check failing before the signal is sent must not leave a stack for the rest of
+    the suite (each server runs in a session of its own, out of the launcher's group)."""
+    procs: list[subprocess.Popen] = []
+
+    def start(served, tmp_path, command: list[str] | None = None) -> subprocess.Popen:
+        procs.append(launch(served, tmp_path, command))
+        return procs[-1]
+
+    yield start
+    for proc in procs:
+        for child in descendants(proc):
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture()
 def served(settings, on_free_ports, private_home):
     return on_free_ports(settings.model_copy(update={"home": private_home("stops-home")}))
 
 
-def test_sigterm_while_the_servers_start_leaves_none_behind(served, tmp_path):
-    proc = launch(served, tmp_path)
+def test_sigterm_while_the_servers_start_leaves_none_behind(served, tmp_path, launched):
+    proc = launched(served, tmp_path)
+    # Mid start-up: every server spawned and loading, the router (started once they are ready) not yet.
+    spawned = len(LocalStack(served).components()) - 1
     deadline = time.monotonic() + 60
-    while len(descendants(proc)) < 4 and time.monotonic() < deadline:   # mid start-up
+    while len(descendants(proc)) < spawned and time.monotonic() < deadline:
         time.sleep(0.2)
     servers = descendants(proc)
-    assert len(servers) >= 4
+    assert len(servers) >= spawned
     assert_all_gone(proc, servers)
 
 
-def test_sigterm_once_the_graph_answers_leaves_none_behind(served, tmp_path):
-    proc = launch(served, tmp_path)
+def test_sigterm_once_the_graph_answers_leaves_none_behind(served, tmp_path, launched):
+    proc = launched(served, tmp_path)
     url = wait_until_answering(proc, served)
     servers = descendants(proc)
     started = time.monotonic()
@@ -102,25 +124,17 @@ def port_is_free(host: str, port: int) -> bool:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: s.name)
-def test_make_serve_stops_on_a_signal_to_its_whole_group(served, tmp_path, sig):
+def test_make_serve_stops_on_a_signal_to_its_whole_group(served, tmp_path, launched, sig):
     """`make serve` as a user runs it (make the parent, `-o build`: the data is built), the signal
     sent to the whole group as a terminal, `timeout` or a CI runner does: nothing left, no port held."""
-    make = launch(served, tmp_path, ["make", "--no-print-directory", "-o", "build", "serve"])
-    servers: list[psutil.Process] = []
-    try:
-        wait_until_answering(make, served)
-        servers = descendants(make)
-        # the launcher, then every server it starts (model servers, feedback, the router)
-        assert len(servers) >= 1 + len(LocalStack(served).components())
-        os.killpg(make.pid, sig)
-        make.wait(timeout=40)
-        _, alive = psutil.wait_procs(servers, timeout=30)
-    finally:  # a failed check above must not leave a whole stack running for the rest of the suite
-        for proc in servers or descendants(make):
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(make.pid, signal.SIGKILL)
+    make = launched(served, tmp_path, ["make", "--no-print-directory", "-o", "build", "serve"])
+    wait_until_answering(make, served)
+    servers = descendants(make)
+    # the launcher, then every server it starts (model servers, feedback, the router)
+    assert len(servers) >= 1 + len(LocalStack(served).components())
+    os.killpg(make.pid, sig)
+    make.wait(timeout=40)
+    _, alive = psutil.wait_procs(servers, timeout=30)
     assert not alive, f"left running after {sig.name}: {[(p.pid, p.cmdline()[-3:]) for p in alive]}"
     ports = [served.serving.router_port, *served.serving.ports.values()]
     assert [p for p in ports if not port_is_free(served.serving.host, p)] == []
