@@ -100,7 +100,11 @@ class RankerTransformer(EnvelopeModel):
             # Shop rows from the store are reused for at most SHOP_FEATURE_TTL_S (cache module);
             # a reload (promotion, reconnect) starts with an empty cache.
             served = ShopCachedSource(source) if source is not None else None
-            if served is not None:  # every shop once, now, instead of a store read in each early turn
+            if served is not None and not self.ready:
+                # At start-up only (before the server is ready): every shop once, instead of a
+                # store read in each early turn. A reload under traffic (a promotion, a Feast
+                # reconnect) fills by use, as a prefill holding the GIL would stall the turns in
+                # flight past their predictor timeout.
                 served.prefill(models.catalog.shops["shop_id"].tolist())
             return RankingFeatures.load(model_dir / "features", source=served), meta["version"], backend
 

@@ -9,9 +9,9 @@ features are never cached (one row per turn, and the child's own history is what
 
 Rows are refreshed per shop: a turn reads from the store only the shops it has not seen within
 the bound, in one batch, and the columns come back with positional takes (no pandas per turn).
-``prefill`` reads a catalogue's shops in one batch when the model loads (2,400 shops: ~0.9 s from
-Feast's SQLite store), so the first minute of turns reads no shop rows at all; the bound is the
-same for prefilled rows.
+``prefill`` reads a catalogue's shops in one batch when the served model starts (2,400 shops:
+~0.9 s from Feast's SQLite store), so the first minute of turns reads no shop rows at all; the
+bound is the same for prefilled rows.
 """
 from __future__ import annotations
 
