@@ -121,6 +121,27 @@ E2E_PATHS = ("tests/e2e/", "tests/components/test_feedback_durability.py", "test
              "tests/features/test_feature_redis.py", "tests/inference_graph/test_overhead.py")
 
 
+def _deselects_e2e(config) -> bool:
+    """True when ``-m`` rules out every test of the e2e tier, however else it is marked: the
+    expression is false both with ``e2e`` as the only mark and with every mark present."""
+    if not config.option.markexpr:
+        return False
+    from _pytest.mark.expression import Expression  # pytest's own -m grammar, not a copy of it
+
+    expr = Expression.compile(config.option.markexpr)
+    return not expr.evaluate(lambda name, **_: name == "e2e") and not expr.evaluate(lambda name, **_: True)
+
+
+def pytest_ignore_collect(collection_path, config):
+    """``-m "not e2e"`` does not import the e2e modules at all: they pull in kfp, the build and
+    the servers' modules, and every xdist worker collects the whole tree (seconds each)."""
+    if _deselects_e2e(config) and collection_path.is_relative_to(config.rootpath):
+        relative = collection_path.relative_to(config.rootpath).as_posix() + ("/" if collection_path.is_dir() else "")
+        if relative.startswith(E2E_PATHS):
+            return True
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
     """Marks the e2e tier; the configured-home check runs after everything else."""
     for item in items:
@@ -128,6 +149,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.e2e)
     last = [i for i in items if i.nodeid.endswith("test_configured_home.py::test_configured_home_is_untouched")]
     items[:] = [i for i in items if i not in last] + last
+
+
+@pytest.fixture(scope="session")
+def kiwi():
+    """One Kiwi analyser per test process, as the product keeps one per process
+    (``ModelBundle.kiwi``): each costs ~2 s to build and warm and ~350 MB."""
+    from naviyam.preprocess import make_kiwi
+
+    return make_kiwi()
+
+
+@pytest.fixture(scope="session")
+def preprocessor(kiwi):
+    """Step 3 over the shared analyser (``Preprocessor`` keeps no state between calls)."""
+    from naviyam.preprocess import Preprocessor
+
+    return Preprocessor(kiwi)
 
 
 @pytest.fixture(scope="session")

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from naviyam.preprocess import Preprocessor, clean_text
+from naviyam.preprocess import clean_text
 
 
 @pytest.fixture(scope="module")
-def pre():
-    return Preprocessor()
+def pre(preprocessor):
+    return preprocessor
 
 
 def test_seed_sentence_matches_the_design_guide(pre):

@@ -84,12 +84,6 @@ def test_stated_allergies(text, allergens):
     assert stated_allergies(text) == allergens
 
 
-@pytest.fixture(scope="module")
-def preprocessor():
-    from naviyam.preprocess import Preprocessor
-    return Preprocessor()
-
-
 @pytest.mark.parametrize("text,unsafe", [
     ("술마시러 가자", True), ("술추천해줘", True), ("술맛어때?", True), ("토토로 돈 벌고 싶어", True), ("🍺 파는 곳", True),
     ("술빵 파는 빵집", False), ("술떡 먹고 싶어", False), ("토토로 케이크 파는 카페", False), ("몇 시가 좋아? 피자 먹으러", False),

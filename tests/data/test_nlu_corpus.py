@@ -15,7 +15,6 @@ from naviyam.nlu.budget import parse_budget
 from naviyam.nlu.entities import tag_entities
 from naviyam.nlu.followup import detect_followup
 from naviyam.nlu.shops import ShopMatcher
-from naviyam.preprocess import Preprocessor
 from naviyam.schemas import Entities, FollowUp, Intent
 
 
@@ -79,10 +78,10 @@ def test_child_style_noise_is_present(corpus):
     assert sum(any(ord(ch) > 0x1F000 for ch in t) for t in texts) > 20   # emoji
 
 
-def test_gold_labels_agree_with_the_tagger(corpus):
+def test_gold_labels_agree_with_the_tagger(corpus, preprocessor):
     """Gold comes from the fillers; on the corpus the tagger must read (nearly) the same."""
     _, train, _ = corpus
-    pre = Preprocessor()
+    pre = preprocessor
     matcher = ShopMatcher(sorted({r["entities"]["shop_name"] for r in train} - {None}))
     agree: Counter = Counter()
     for row in train:
@@ -97,9 +96,9 @@ def test_gold_labels_agree_with_the_tagger(corpus):
         assert n / len(train) >= 0.97, (field, n / len(train))
 
 
-def test_template_words_name_no_entity():
+def test_template_words_name_no_entity(preprocessor):
     """Entities come from slots only: template text itself must tag as nothing."""
-    pre = Preprocessor()
+    pre = preprocessor
     for templates in pb.TEMPLATES.values():
         for template in templates:
             literal = template

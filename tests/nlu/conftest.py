@@ -1,4 +1,4 @@
-"""Shared NLU fixtures: one Preprocessor and one model trained on a small generated corpus.
+"""Shared NLU fixtures (the preprocessor is the suite's, tests/conftest.py): one model trained on a small generated corpus.
 
 Training on 2,500 rows keeps the session fast (a few seconds) while still exercising the real
 training code; the held-out split of the same corpus measures generalisation.
@@ -12,7 +12,6 @@ import pytest
 
 from naviyam.data.nlu_corpus import build_nlu_corpus
 from naviyam.nlu.fast import FastNLU
-from naviyam.preprocess import Preprocessor
 
 HANDWRITTEN = Path(__file__).with_name("handwritten.jsonl")
 
@@ -20,11 +19,6 @@ HANDWRITTEN = Path(__file__).with_name("handwritten.jsonl")
 def read_jsonl(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
-
-
-@pytest.fixture(scope="session")
-def preprocessor() -> Preprocessor:
-    return Preprocessor()
 
 
 @pytest.fixture(scope="session")

@@ -108,8 +108,8 @@ def embedder():
 
 
 @pytest.fixture(scope="session")
-def tokenizer():
-    return Tokenizer()
+def tokenizer(kiwi):
+    return Tokenizer(kiwi)
 
 
 @pytest.fixture(scope="session")
