@@ -132,10 +132,15 @@ def _deselects_e2e(config) -> bool:
     return not expr.evaluate(lambda name, **_: name == "e2e") and not expr.evaluate(lambda name, **_: True)
 
 
+_SKIPS_E2E = pytest.StashKey[bool]()
+
+
 def pytest_ignore_collect(collection_path, config):
     """``-m "not e2e"`` does not import the e2e modules at all: they pull in kfp, the build and
     the servers' modules, and every xdist worker collects the whole tree (seconds each)."""
-    if _deselects_e2e(config) and collection_path.is_relative_to(config.rootpath):
+    if _SKIPS_E2E not in config.stash:  # asked for every path: read -m once
+        config.stash[_SKIPS_E2E] = _deselects_e2e(config)
+    if config.stash[_SKIPS_E2E] and collection_path.is_relative_to(config.rootpath):
         relative = collection_path.relative_to(config.rootpath).as_posix() + ("/" if collection_path.is_dir() else "")
         if relative.startswith(E2E_PATHS):
             return True

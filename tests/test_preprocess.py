@@ -6,13 +6,8 @@ import pytest
 from naviyam.preprocess import clean_text
 
 
-@pytest.fixture(scope="module")
-def pre(preprocessor):
-    return preprocessor
-
-
-def test_seed_sentence_matches_the_design_guide(pre):
-    out = pre("급식카드 되는 치킨집 추천해줘")
+def test_seed_sentence_matches_the_design_guide(preprocessor):
+    out = preprocessor("급식카드 되는 치킨집 추천해줘")
     assert out.cleaned_text == "급식카드 되는 치킨집 추천해줘"
     assert out.keywords == ["급식카드", "치킨집", "추천"]
     assert out.emotion == "NEUTRAL"
@@ -21,8 +16,8 @@ def test_seed_sentence_matches_the_design_guide(pre):
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\n\t ", "\u200b"])
-def test_blank_input_cleans_to_nothing(pre, text):
-    out = pre(text)
+def test_blank_input_cleans_to_nothing(preprocessor, text):
+    out = preprocessor(text)
     assert out.cleaned_text == "" and out.morphemes == [] and out.keywords == [] and out.text_length == 0
     assert out.original_text == text
 
@@ -41,8 +36,8 @@ def test_cleaning(raw, cleaned):
     assert clean_text(raw) == cleaned
 
 
-def test_emoji_stay_in_the_original(pre):
-    out = pre("치킨 🍗 먹고 싶어")
+def test_emoji_stay_in_the_original(preprocessor):
+    out = preprocessor("치킨 🍗 먹고 싶어")
     assert "🍗" in out.original_text and "🍗" not in out.cleaned_text
 
 
@@ -52,17 +47,17 @@ def test_emoji_stay_in_the_original(pre):
     ("고마워 최고야 😍", "POSITIVE"), ("여기 진짜 맛있어", "POSITIVE"),
     ("메뉴 뭐 있어?", "NEUTRAL"),
 ])
-def test_emotion(pre, text, emotion):
-    assert pre(text).emotion == emotion
+def test_emotion(preprocessor, text, emotion):
+    assert preprocessor(text).emotion == emotion
 
 
-def test_keywords_without_spaces_and_with_lexicon_phrases(pre):
-    assert pre("치킨먹고싶어").keywords == ["치킨"]
-    assert pre("오늘 저녁 짜장면 먹을래").keywords == ["저녁", "짜장면"]
+def test_keywords_without_spaces_and_with_lexicon_phrases(preprocessor):
+    assert preprocessor("치킨먹고싶어").keywords == ["치킨"]
+    assert preprocessor("오늘 저녁 짜장면 먹을래").keywords == ["저녁", "짜장면"]
     # "라면" inside the ending "-이라면" is not noodles
-    assert "라면" not in pre("만원이라면 뭐 먹어").keywords
+    assert "라면" not in preprocessor("만원이라면 뭐 먹어").keywords
 
 
-def test_morphemes_are_reused_downstream(pre):
-    out = pre("치킨 먹고 싶어")
+def test_morphemes_are_reused_downstream(preprocessor):
+    out = preprocessor("치킨 먹고 싶어")
     assert [m.form for m in out.morphemes][:2] == ["치킨", "먹"]

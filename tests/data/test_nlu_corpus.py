@@ -81,11 +81,10 @@ def test_child_style_noise_is_present(corpus):
 def test_gold_labels_agree_with_the_tagger(corpus, preprocessor):
     """Gold comes from the fillers; on the corpus the tagger must read (nearly) the same."""
     _, train, _ = corpus
-    pre = preprocessor
     matcher = ShopMatcher(sorted({r["entities"]["shop_name"] for r in train} - {None}))
     agree: Counter = Counter()
     for row in train:
-        p = pre(row["text"])
+        p = preprocessor(row["text"])
         hit = matcher.find(p.cleaned_text, fuzzy=False) if row["entities"]["shop_name"] else None
         read = tag_entities(p, hit).entities.model_dump(mode="json")
         for field, gold in row["entities"].items():
@@ -98,14 +97,13 @@ def test_gold_labels_agree_with_the_tagger(corpus, preprocessor):
 
 def test_template_words_name_no_entity(preprocessor):
     """Entities come from slots only: template text itself must tag as nothing."""
-    pre = preprocessor
     for templates in pb.TEMPLATES.values():
         for template in templates:
             literal = template
             for slot in ("{" + s for s in literal.split("{")[1:]):
                 literal = literal.replace(slot[:slot.index("}") + 1], " ")
             literal = literal.replace("[", "").replace("]", "").replace("<", "").replace(">", "").replace("|", " ")
-            entities = tag_entities(pre(literal)).entities
+            entities = tag_entities(preprocessor(literal)).entities
             assert entities.food_category is None and entities.payment_method is None, template
             assert entities.budget is None and entities.time_slot is None and entities.location is None, template
 

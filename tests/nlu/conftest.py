@@ -1,4 +1,5 @@
-"""Shared NLU fixtures (the preprocessor is the suite's, tests/conftest.py): one model trained on a small generated corpus.
+"""Shared NLU fixtures: one model trained on a small generated corpus (the preprocessor is the
+suite's, from tests/conftest.py).
 
 Training on 2,500 rows keeps the session fast (a few seconds) while still exercising the real
 training code; the held-out split of the same corpus measures generalisation.
