@@ -48,7 +48,7 @@ def build_data(settings: Settings, force: bool = False) -> dict:
 
 def train_nlu(settings: Settings, force: bool = False) -> dict:
     out = settings.models_dir / "nlu"
-    if _done(out) and not force:
+    if FastNLU.is_saved(out) and not force:
         return json.loads((out / "meta.json").read_text())
     corpus = settings.data_dir / "nlu"
     preprocess = Preprocessor()

@@ -1,8 +1,9 @@
-"""The trained intent model: TF-IDF (char n-grams + morpheme n-grams) → logistic regression.
+"""Training the intent model: TF-IDF (char n-grams + morpheme n-grams) → logistic regression.
 
 Multinomial logistic regression gives probabilities that are usable as confidence as they are
 (the held-out calibration error is reported in meta.json). Training on ~4,000 utterances takes a
-few seconds on two cores.
+few seconds on two cores. Serving never loads this: ``export`` hands the fitted arrays to
+``naviyam.nlu.intent_scorer``, checked against sklearn's own probabilities first.
 """
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import sparse
-from sklearn import config_context
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+
+from naviyam.nlu.intent_scorer import Channel, IntentScorer
+
+# Largest difference in any class probability tolerated between the export and sklearn
+# (float32 TF-IDF either way; only the summation order differs).
+EXPORT_TOLERANCE = 1e-5
 
 
 class IntentClassifier:
@@ -43,9 +49,25 @@ class IntentClassifier:
         """Rows of class probabilities, columns in ``self.labels`` order."""
         return self.model.predict_proba(self._matrix(channels))
 
-    def scores(self, masked: str, morphs: str, cues: str) -> dict[str, float]:
-        # One message per call: sklearn's per-call input and parameter validation costs more than
-        # the model itself here; our inputs are always three strings, so it is skipped.
-        with config_context(assume_finite=True, skip_parameter_validation=True):
-            probs = self.predict_proba(([masked], [morphs], [cues]))[0]
-        return {label: float(p) for label, p in zip(self.labels, probs)}
+    def export(self, channels: tuple[Sequence[str], Sequence[str], Sequence[str]]) -> IntentScorer:
+        """The fitted model as an ``IntentScorer``; ``channels`` (the training texts) are scored
+        by both, and a difference beyond EXPORT_TOLERANCE is an error, not a silent drift."""
+        blocks = []
+        for v in (self.chars, self.morphs, self.cues):
+            vocabulary = [""] * len(v.vocabulary_)
+            for term, column in v.vocabulary_.items():
+                vocabulary[column] = term
+            if v.analyzer not in ("char_wb", "word") or v.norm != "l2" or v.lowercase or v.preprocessor \
+                    or v.tokenizer or v.stop_words or (v.analyzer == "word" and v.token_pattern != r"\S+"):
+                raise ValueError(f"intent model: cannot export a vectorizer with {v.get_params()}")
+            blocks.append(Channel(analyzer=v.analyzer, ngram_range=tuple(v.ngram_range),
+                                  sublinear_tf=v.sublinear_tf, vocabulary=tuple(vocabulary),
+                                  idf=v.idf_.astype(np.float32) if v.use_idf else None))
+        scorer = IntentScorer(blocks, np.asarray(self.model.coef_, dtype=np.float64),
+                              np.asarray(self.model.intercept_, dtype=np.float64), self.labels)
+        expected = self.predict_proba(channels)
+        got = np.vstack([scorer.predict_proba(texts) for texts in zip(*channels)])
+        worst = float(np.abs(expected - got).max()) if len(expected) else 0.0
+        if worst > EXPORT_TOLERANCE:
+            raise ValueError(f"intent model: the export differs from sklearn by {worst:.2e} > {EXPORT_TOLERANCE}")
+        return scorer

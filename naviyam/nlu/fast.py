@@ -19,23 +19,23 @@ from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
-import joblib
-
-from naviyam.nlu.classifier import IntentClassifier
+from naviyam.artifacts import read_meta
 from naviyam.nlu.decision import decide
 from naviyam.nlu.entities import Tagged, tag_entities
 from naviyam.nlu.features import cue_text, masked_text, morpheme_text
 from naviyam.nlu.filters import semantic_query, to_filters
 from naviyam.nlu.followup import detect_followup
 from naviyam.nlu.frame import frame_update, intent_of
+from naviyam.nlu.intent_scorer import IntentScorer
 from naviyam.nlu.shops import ShopHit, ShopMatcher
 from naviyam.nlu.unsafe import unsafe_terms
 from naviyam.schemas import Intent, NLUResult, Preprocessed
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "intent_model.joblib"
 META_FILE = "meta.json"
+# 2: the intent model is saved as arrays for IntentScorer (1 was a pickled sklearn pipeline).
+FORMAT_VERSION = 2
 # Intents for which a loosely spelled shop name ("맛있는 치킨") is read as the shop.
 SHOP_INTENTS = frozenset({Intent.SHOP_INFO, Intent.MENU_INQUIRY})
 
@@ -43,8 +43,8 @@ SHOP_INTENTS = frozenset({Intent.SHOP_INFO, Intent.MENU_INQUIRY})
 class FastNLU:
     backend = "fast"
 
-    def __init__(self, classifier: IntentClassifier, version: str, metrics: dict | None = None):
-        self.classifier = classifier
+    def __init__(self, intent: IntentScorer, version: str, metrics: dict | None = None):
+        self.intent = intent
         self.version = version
         self.metrics: dict = dict(metrics or {})
         # One shop index per distinct name list; the chatbot passes the same catalog list every turn.
@@ -55,6 +55,8 @@ class FastNLU:
     def train(cls, train_rows: list[dict], seed: int, preprocess=None) -> "FastNLU":
         """Fit the intent classifier on labelled rows (see ``naviyam.data.nlu_corpus``)."""
         from naviyam.preprocess import Preprocessor
+        # sklearn is training-only; serving reads the exported scorer without importing it.
+        from naviyam.nlu.classifier import IntentClassifier
 
         start = time.perf_counter()
         preprocess = preprocess or Preprocessor()
@@ -73,6 +75,7 @@ class FastNLU:
         classifier = IntentClassifier(seed=seed).fit(channels, labels)
         predicted = classifier.predict_proba(channels).argmax(1)
         train_accuracy = float((predicted == [classifier.labels.index(y) for y in labels]).mean())
+        intent = classifier.export(channels)
         seconds = time.perf_counter() - start
         metrics = {
             "n_train": len(train_rows),
@@ -82,23 +85,31 @@ class FastNLU:
             "intents": dict(Counter(labels)),
         }
         log.info("fast NLU trained on %d rows in %.1fs (train accuracy %.3f)", len(train_rows), seconds, train_accuracy)
-        return cls(classifier, _version(train_rows, seed), metrics)
+        return cls(intent, _version(train_rows, seed), metrics)
 
     def save(self, path: Path) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self.classifier, path / MODEL_FILE)
+        self.intent.save(path)
         # meta.json last: its presence marks a complete artefact (see naviyam.build).
-        meta = {"version": self.version, "backend": self.backend, **self.metrics}
+        meta = {"version": self.version, "backend": self.backend, "format": FORMAT_VERSION, **self.metrics}
         (path / META_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
 
     @classmethod
     def load(cls, path: Path) -> "FastNLU":
         path = Path(path)
-        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-        classifier = joblib.load(path / MODEL_FILE)
-        metrics = {k: v for k, v in meta.items() if k not in ("version", "backend")}
-        return cls(classifier, meta["version"], metrics)
+        meta = read_meta(path, what="fast NLU model", format_version=FORMAT_VERSION, meta_file=META_FILE)
+        metrics = {k: v for k, v in meta.items() if k not in ("version", "backend", "format")}
+        return cls(IntentScorer.load(path), meta["version"], metrics)
+
+    @staticmethod
+    def is_saved(path: Path) -> bool:
+        """A complete artefact of the current format is at ``path`` (an older one is rebuilt)."""
+        try:
+            read_meta(path, what="fast NLU model", format_version=FORMAT_VERSION, meta_file=META_FILE)
+        except (FileNotFoundError, ValueError):
+            return False
+        return True
 
     # -- inference ------------------------------------------------------------------------
     def parse(self, pre: Preprocessed, known_shop_names: Sequence[str] = ()) -> NLUResult:
@@ -138,8 +149,8 @@ class FastNLU:
 
     def _read(self, pre: Preprocessed, shop: ShopHit | None) -> tuple[Tagged, dict[str, float]]:
         tagged = tag_entities(pre, shop)
-        scores = self.classifier.scores(masked_text(pre, tagged.spans), morpheme_text(pre, tagged.spans),
-                                        cue_text(pre, tagged.spans))
+        scores = self.intent.scores(masked_text(pre, tagged.spans), morpheme_text(pre, tagged.spans),
+                                    cue_text(pre, tagged.spans))
         return tagged, scores
 
     def _matcher(self, names: Sequence[str]) -> ShopMatcher | None:
