@@ -10,12 +10,15 @@ is taken a hair wider than the exact chord and the candidates are then checked w
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 EARTH_RADIUS_KM = 6371.0   # the radius haversine_km uses
 # Ball slack, relative: the tree's float chord vs the haversine formula may differ in the last
 # bits, and a candidate too many is removed by the exact check, a candidate too few would be lost.
 _SLACK = 1e-7
+# Below this many points the tree is not built: measuring every point is as cheap (2,400 shops:
+# ~0.1 ms a query brute force vs ~0.04 ms through the tree, 24,000: 0.8 vs 0.06 ms), and a
+# one-shot `naviyam chat` is spared importing scipy.spatial (~0.2 s).
+TREE_MIN_POINTS = 5_000
 
 
 def haversine_km(lat1, lon1, lat2, lon2):
@@ -42,15 +45,21 @@ class PointIndex:
     def __init__(self, lat: np.ndarray, lon: np.ndarray) -> None:
         self._lat = np.asarray(lat, dtype=np.float64)
         self._lon = np.asarray(lon, dtype=np.float64)
-        self._tree = cKDTree(_unit_xyz(self._lat, self._lon)) if len(self._lat) else None
+        self._tree = None
+        if len(self._lat) >= TREE_MIN_POINTS:
+            from scipy.spatial import cKDTree   # deferred: only large catalogs pay for the import
+
+            self._tree = cKDTree(_unit_xyz(self._lat, self._lon))
 
     def __len__(self) -> int:
         return len(self._lat)
 
     def candidates(self, lat: float, lon: float, km: float) -> np.ndarray:
         """Rows possibly within ``km`` (a superset, ascending); cheap, no exact distance."""
-        if self._tree is None or km < 0:
+        if km < 0 or not len(self._lat):
             return np.zeros(0, dtype=np.int64)
+        if self._tree is None:
+            return np.arange(len(self._lat), dtype=np.int64)
         radius = chord_of_km(km) * (1 + _SLACK) + 1e-12
         rows = self._tree.query_ball_point(_unit_xyz(lat, lon), radius, return_sorted=True)
         return np.asarray(rows, dtype=np.int64)

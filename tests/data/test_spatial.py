@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from naviyam.data.catalog import Catalog, haversine_km
-from naviyam.data.spatial import PointIndex
+from naviyam.data.spatial import TREE_MIN_POINTS, PointIndex
 from naviyam.data.world import TILE_SCHOOLS, TILE_SPACING_DEG, build_schools, distances_to_schools
 from naviyam.dialogue.select import near_qualifying
 from naviyam.filtering import shop_mask
@@ -20,10 +20,12 @@ def _random_points(n: int, seed: int = 0, spread_deg: float = 0.08) -> tuple[np.
     return CENTRE[0] + rng.uniform(-spread_deg, spread_deg, n), CENTRE[1] + rng.uniform(-spread_deg, spread_deg, n)
 
 
+@pytest.mark.parametrize("n", [3000, TREE_MIN_POINTS + 3000], ids=["measured", "kd_tree"])
 @pytest.mark.parametrize("km", [0.0, 0.3, 1.0, 2.5, 7.0, 30.0])
-def test_within_is_exactly_the_haversine_ball(km):
-    lat, lon = _random_points(3000)
+def test_within_is_exactly_the_haversine_ball(km, n):
+    lat, lon = _random_points(n)
     index = PointIndex(lat, lon)
+    assert (index._tree is not None) == (n >= TREE_MIN_POINTS)
     rows, dist = index.within(CENTRE[0] + 0.01, CENTRE[1] - 0.02, km)
     every = haversine_km(CENTRE[0] + 0.01, CENTRE[1] - 0.02, lat, lon)
     np.testing.assert_array_equal(rows, np.flatnonzero(every <= km))
