@@ -33,7 +33,7 @@ import httpx
 import yaml
 
 from naviyam.bounds import TRAFFIC_HEADER
-from naviyam.config import SHARED_PORT, SHARED_PROCESS, Settings
+from naviyam.config import PREDICTOR, SHARED_PROCESS, Settings
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,10 +113,8 @@ class LocalStack:
         base, index = replica_of(component)
         if index == 0:
             base = self.settings.serving.process_of(base)
-        if base == SHARED_PROCESS:
-            return self.settings.serving.ports.get(SHARED_PROCESS, SHARED_PORT)
-        if index == 0:
-            return self.settings.serving.ports[base]
+        if base == SHARED_PROCESS or index == 0:
+            return self.settings.serving.port_of(base)
         if component not in self.replica_ports:  # picked once: a restarted replica comes back on it
             self.replica_ports[component] = free_port(self.settings.serving.host)
         return self.replica_ports[component]
@@ -158,7 +156,7 @@ class LocalStack:
             args = ["-m", "components.server", "--model_name", SHARED_PROCESS,
                     "--components", ",".join(SERVICE_COMPONENT.get(n, n) for n in services),
                     "--http_port", str(self.port(SHARED_PROCESS))]
-            if "naviyam-ranker" in services and "naviyam-ranker-predictor" not in services:
+            if "naviyam-ranker" in services and PREDICTOR not in services:
                 # the transformer's predictor flags are the process's
                 ranker = self._model_server_args("naviyam-ranker")
                 args += ranker[ranker.index("--predictor_host"):]
@@ -170,13 +168,13 @@ class LocalStack:
             if "--predictor_host" in base:
                 base[base.index("--predictor_host") + 1] = f"{s.host}:{s.ports['naviyam-ranker-canary-predictor']}"
             return [*base, "--channel", "canary"]
-        if name == "naviyam-ranker-predictor":
+        if name == PREDICTOR:
             return ["-m", "components.server", "--component", name, "--model_name", "naviyam-ranker",
                     "--http_port", str(s.ports[name])]
         if name == "naviyam-ranker":
             return ["-m", "components.server", "--component", "naviyam-ranker-transformer",
                     "--model_name", "naviyam-ranker", "--http_port", str(s.ports[name]),
-                    "--predictor_host", f"{s.host}:{s.ports['naviyam-ranker-predictor']}",
+                    "--predictor_host", f"{s.host}:{s.ports[PREDICTOR]}",
                     "--predictor_protocol", "v2",
                     "--predictor_request_timeout_seconds", str(max(1, round(s.predictor_timeout_s)))]
         return ["-m", "components.server", "--model_name", name, "--http_port", str(s.ports[name])]
@@ -241,7 +239,7 @@ class LocalStack:
         canary = ["naviyam-ranker-canary-predictor", "naviyam-ranker-canary"] if self.canary_version() else []
         extra = [c for service in REPLICABLE for c in self.replicas(service)[1:]]
         shared = self.settings.serving.colocated()
-        own = [c for c in (*MODEL_NODES, "naviyam-ranker-predictor", "naviyam-ranker") if c not in shared]
+        own = [c for c in (*MODEL_NODES, PREDICTOR, "naviyam-ranker") if c not in shared]
         return [*([SHARED_PROCESS] if shared else []), *own, *extra, *canary, "naviyam-feedback", "router"]
 
     def start(self, timeout_s: float = 180.0, stopping: Callable[[], bool] = lambda: False) -> None:

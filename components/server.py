@@ -22,15 +22,15 @@ from naviyam.config import Settings
 from naviyam.metrics import ChatMetrics
 from naviyam.models import ModelBundle
 
+# What this server can run; any of them may also share one process (--components). The predictor
+# is also named naviyam-ranker: beside the transformer it is not served, the transformer scores
+# with it in-process.
 COMPONENTS = ("naviyam-nlu", "naviyam-retriever", "naviyam-candidates", "naviyam-nlg",
               "naviyam-ranker-transformer", "naviyam-ranker-predictor")
 
 
 # What a component's model is called: the transformer answers as its InferenceService.
 MODEL_NAMES = {"naviyam-ranker-transformer": "naviyam-ranker"}
-# The components one process may serve together. The predictor is also named naviyam-ranker: beside
-# the transformer it is not served, the transformer scores with it in-process.
-COLOCATABLE = COMPONENTS
 
 
 def build_model(component: str, model_name: str, settings: Settings, args: argparse.Namespace,
@@ -67,9 +67,9 @@ def attach_local_steps(models: list) -> list:
 
 def component_list(value: str) -> list[str]:
     names = [c.strip() for c in value.split(",") if c.strip()]
-    wrong = [c for c in names if c not in COLOCATABLE]
+    wrong = [c for c in names if c not in COMPONENTS]
     if wrong or not names:
-        raise argparse.ArgumentTypeError(f"--components takes a comma-separated list of {', '.join(COLOCATABLE)}; "
+        raise argparse.ArgumentTypeError(f"--components takes a comma-separated list of {', '.join(COMPONENTS)}; "
                                          f"got {value!r}")
     return names
 
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="which component to run (default: the one named like --model_name)")
     parser.add_argument("--components", type=component_list, default=None,
                         help="serve these components from this one process, each under its own model name "
-                             f"(comma-separated: {', '.join(COLOCATABLE)}); --model_name is then ignored")
+                             f"(comma-separated: {', '.join(COMPONENTS)}); --model_name is then ignored")
     parser.add_argument("--channel", choices=("production", "canary"), default="production",
                         help="ranker: which registry pointer to serve and follow")
     args, _ = parser.parse_known_args(argv)

@@ -155,10 +155,12 @@ class ServingSettings(BaseModel):
         predictor last when the transformer scores with it in-process."""
         return [s for s in (*COLOCATABLE, PREDICTOR) if self.process_of(s) == SHARED_PROCESS]
 
+    def port_of(self, process: str) -> int:
+        """The port of a local process (``process_of``'s answer, or a replica's base name)."""
+        return self.ports.get(SHARED_PROCESS, SHARED_PORT) if process == SHARED_PROCESS else self.ports[process]
+
     def url(self, service: str) -> str:
-        process = self.process_of(service)
-        port = self.ports.get(process, SHARED_PORT) if process == SHARED_PROCESS else self.ports[process]
-        return f"http://{self.host}:{port}"
+        return f"http://{self.host}:{self.port_of(self.process_of(service))}"
 
     def predict_url(self, service: str) -> str:
         """KServe v1 predict URL of a graph node."""

@@ -2,7 +2,7 @@
 
 A graph node loads only its own part: the retriever node never pays for the ranker, and a node
 that is never asked for a part never fails on its absence. Each part's modules are imported in
-its property, deliberately: sklearn, faiss, onnxruntime (and torch for the LLM) cost seconds and
+its property, deliberately: Kiwi, faiss, onnxruntime (and torch for the LLM) cost seconds and
 hundreds of MB, paid only by a process that uses that part.
 """
 from __future__ import annotations

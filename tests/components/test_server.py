@@ -5,7 +5,7 @@ import argparse
 
 import pytest
 
-from components.server import COLOCATABLE, MODEL_NAMES, component_list
+from components.server import COMPONENTS, MODEL_NAMES, component_list
 from naviyam.config import Settings
 
 
@@ -30,7 +30,7 @@ def test_a_predictor_beside_its_transformer_is_not_served_but_scores_in_process(
     predictor = RankerPredictor("naviyam-ranker", settings)
     served = attach_local_steps([transformer, predictor])
     assert served == [transformer] and transformer.local_predictor is predictor
-    assert "naviyam-ranker-predictor" in COLOCATABLE
+    assert "naviyam-ranker-predictor" in COMPONENTS
     alone = RankerPredictor("naviyam-ranker", settings)
     assert attach_local_steps([alone]) == [alone]  # a predictor process of its own serves it
 

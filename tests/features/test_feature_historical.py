@@ -5,10 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from naviyam.config import Settings
-from naviyam.features.export import TIMESTAMP, export_sources
+from naviyam.features.export import TIMESTAMP
 from naviyam.features.historical import historical_training_features, training_feature_columns
-from naviyam.features.store import apply_definitions, feature_store
+from naviyam.features.training import training_store
 from naviyam.ranking.features import FeatureHistory
 from naviyam.ranking.samples import balance, label_events, time_split, unshown_negatives
 
@@ -80,14 +79,6 @@ def test_rows_of_one_session_are_all_kept_in_order(built, store, training):
     assert out["shop_popularity__n_views"].notna().all()
 
 
-def _store_for(settings: Settings, catalog, events: pd.DataFrame):
-    """Export + apply (no materialize: historical retrieval reads the offline sources)."""
-    export_sources(settings, catalog, events)
-    store = feature_store(settings)
-    apply_definitions(store)
-    return store
-
-
 def test_point_in_time_an_event_after_the_timestamp_changes_nothing(built, tmp_path):
     events = built.events
     user, shop = events.iloc[len(events) // 2][["user_id", "shop_id"]]
@@ -97,8 +88,9 @@ def test_point_in_time_an_event_after_the_timestamp_changes_nothing(built, tmp_p
         event_id=[f"future_{i}" for i in range(5)], session_id=[f"future_{i}" for i in range(5)],
         user_id=user, shop_id=shop, event_type="order", timestamp=asked + pd.Timedelta(hours=1))
     changed = pd.concat([events, later], ignore_index=True).sort_values("timestamp", kind="stable")
-    plain = _store_for(Settings(home=tmp_path / "plain"), built.catalog, events)
-    future = _store_for(Settings(home=tmp_path / "future"), built.catalog, changed)
+    # Historical retrieval reads the offline sources: each store is exported and applied, not materialised.
+    plain = training_store(built.settings, built.catalog, events, tmp_path / "plain")
+    future = training_store(built.settings, built.catalog, changed, tmp_path / "future")
 
     at = pd.DataFrame({"user_id": [user, user], "shop_id": [shop, shop],
                        TIMESTAMP: [asked, asked + pd.Timedelta(days=1)]})
