@@ -16,10 +16,10 @@ from naviyam.bounds import TRAFFIC_HEADER
 
 
 async def _client(client: httpx.AsyncClient, url: str, deadline: float, seed: int, out: dict,
-                  texts: list[str], traffic: str) -> None:
+                  texts: list[str], traffic: str, run: str, turns: int | None) -> None:
     started = out["started"]
-    for body in turn_stream(seed, texts):
-        if time.perf_counter() >= deadline:
+    for sent, body in enumerate(turn_stream(seed, texts, run)):
+        if time.perf_counter() >= deadline or (turns is not None and sent >= turns):
             return
         start = time.perf_counter()
         try:
@@ -39,8 +39,10 @@ async def _client(client: httpx.AsyncClient, url: str, deadline: float, seed: in
 
 
 async def load(url: str, clients: int, seconds: float, texts: list[str] = QUERIES, out: dict | None = None,
-               traffic: str = "bench") -> dict:
-    """``clients`` concurrent clients, each sending its next request when the last one is answered.
+               traffic: str = "bench", run: str = "", turns: int | None = None) -> dict:
+    """``clients`` concurrent clients, each sending its next request when the last one is answered,
+    for ``seconds`` or, with ``turns``, until each has sent that many. ``run`` prefixes the session
+    ids, so a run starts fresh sessions instead of continuing an earlier run's dialogue state.
     ``out`` (optional) is filled as requests complete, for a concurrent observer (the soak run).
     Every request carries the ``traffic`` label, so the learning loop never trains on it."""
     out = out if out is not None else {}
@@ -50,7 +52,8 @@ async def load(url: str, clients: int, seconds: float, texts: list[str] = QUERIE
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         deadline = time.perf_counter() + seconds
         started = time.perf_counter()
-        await asyncio.gather(*(_client(client, url, deadline, i, out, list(texts), traffic) for i in range(clients)))
+        await asyncio.gather(*(_client(client, url, deadline, i, out, list(texts), traffic, run, turns)
+                               for i in range(clients)))
         elapsed = time.perf_counter() - started
     n = len(out["latency_ms"])
     return {

@@ -48,11 +48,11 @@ class MemoryTrack:
 
 
 async def soak(url: str, pids: dict[str, int], *, clients: int, seconds: float, texts: list[str],
-               sample_every_s: float = 2.0, warmup_s: float = 5.0) -> dict:
+               sample_every_s: float = 2.0, warmup_s: float = 5.0, run: str = "") -> dict:
     seconds = min(seconds, MAX_SOAK_S)
     tracks = [MemoryTrack(n, p) for n, p in processes(pids).items()]
     out: dict = {}
-    task = asyncio.create_task(load(url, clients, seconds, texts, out=out, traffic="soak"))
+    task = asyncio.create_task(load(url, clients, seconds, texts, out=out, traffic="soak", run=run))
     started = time.perf_counter()
     while not task.done():
         await asyncio.sleep(sample_every_s)

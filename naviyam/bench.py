@@ -88,32 +88,64 @@ def bench_inprocess(settings: Settings, rounds: int) -> dict:
             "understanding_ms": percentiles(understanding)}
 
 
-def cpu_per_turn(settings: Settings, texts: list[str], turns: int = 300, seed: int = 0, run: str = "") -> dict:
-    """CPU (user+system, every thread of this process) per warm in-process turn, over the first
-    ``turns`` turns of bench client ``seed``'s stream: the baseline the served graph's CPU per turn
-    is divided by."""
-    from naviyam.chatbot import NaviyamChatbot
-    from naviyam.events import EventStore
-    from naviyam.memory import ConversationMemory
-    from naviyam.models import ModelBundle
-    from naviyam.schemas import UserInput
+class InProcessBot:
+    """A warm in-process chatbot on a private memory and event log, replaying bench streams.
 
-    models = ModelBundle(settings)
-    models.warm_up()
-    with tempfile.TemporaryDirectory() as tmp:
-        bot = NaviyamChatbot(models, ConversationMemory(Path(tmp) / "m.sqlite"), EventStore(Path(tmp) / "e.sqlite"),
-                             clock=Clock(BENCH_TIME))
-        warm = turn_stream(seed + 1000, texts, run)  # first-call costs, paid in another session
-        for _ in range(5):
-            bot.process(UserInput(**next(warm)), traffic="bench")
+    The same object serves the baseline before the stack starts and the in-process half of each
+    paired round (``components.bench``), so both halves of a ratio are measured the same way.
+    """
+
+    def __init__(self, settings: Settings, models=None):
+        from naviyam.chatbot import NaviyamChatbot
+        from naviyam.events import EventStore
+        from naviyam.memory import ConversationMemory
+        from naviyam.models import ModelBundle
+
+        if models is None:
+            models = ModelBundle(settings)
+            models.warm_up()
+        self._tmp = tempfile.TemporaryDirectory()
+        tmp = Path(self._tmp.name)
+        self.bot = NaviyamChatbot(models, ConversationMemory(tmp / "m.sqlite"), EventStore(tmp / "e.sqlite"),
+                                  clock=Clock(BENCH_TIME))
+
+    def cpu_ms(self, texts: list[str], turns: int, seed: int = 0, run: str = "") -> list[float]:
+        """CPU (user+system, every thread of this process) of each of the first ``turns`` turns
+        of bench client ``seed``'s stream."""
+        from naviyam.schemas import UserInput
+
         stream = turn_stream(seed, texts, run)
-        cpu_ms = []
+        out = []
         for _ in range(turns):
             body = next(stream)
             start = time.process_time()
-            bot.process(UserInput(**body), traffic="bench")
-            cpu_ms.append((time.process_time() - start) * 1000)
-        bot.close()
+            self.bot.process(UserInput(**body), traffic="bench")
+            out.append((time.process_time() - start) * 1000)
+        return out
+
+    def close(self) -> None:
+        self.bot.close()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> "InProcessBot":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def cpu_per_turn(settings: Settings, texts: list[str], turns: int = 300, seed: int = 0, run: str = "",
+                 bot: InProcessBot | None = None) -> dict:
+    """CPU per warm in-process turn, over the first ``turns`` turns of bench client ``seed``'s
+    stream: the baseline the served graph's CPU per turn is divided by."""
+    own = bot is None
+    bot = bot or InProcessBot(settings)
+    try:
+        bot.cpu_ms(texts, 5, seed + 1000, run)  # first-call costs, paid in another session
+        cpu_ms = bot.cpu_ms(texts, turns, seed, run)
+    finally:
+        if own:
+            bot.close()
     return {"turns": turns, "cpu_ms": percentiles(cpu_ms), "cpu_ms_per_turn": round(statistics.fmean(cpu_ms), 2)}
 
 

@@ -42,6 +42,25 @@ def test_goals_compare_each_figure_with_its_goal():
     assert "MISSED" in text and "met" in text
 
 
+def test_the_ratio_goal_reads_the_paired_rounds_when_there_are_some():
+    rounds = [{"inprocess_ms": 10.0, "served_ms": 13.0, "ratio": 1.3},
+              {"inprocess_ms": 12.0, "served_ms": 20.0, "ratio": 1.667},
+              {"inprocess_ms": 11.0, "served_ms": 15.0, "ratio": 1.364}]
+    report = {"inprocess": {"cpu_ms_per_turn": 5.0}, "graph": [_graph(1, {"nlu": 30.0}, 40.0)],
+              "paired": {"rounds": rounds, "turns": 150, "ratio": 1.36, "inprocess_ms": 11.0, "served_ms": 15.0}}
+    rows = {name: (value, met) for name, value, _, met in goals(report)}
+    # the unpaired 1-client figure (30 ms / 5 ms = 6x) is not what the goal reads
+    assert rows["served / in-process CPU per turn"] == (
+        "1.36x (15.0 ms / 11.0 ms, median of 3 paired rounds)", True)
+
+
+def test_a_run_prefix_gives_fresh_sessions_with_the_same_turns():
+    earlier = list(itertools.islice(turn_stream(0, ["a", "b", "c"]), 20))
+    fresh = list(itertools.islice(turn_stream(0, ["a", "b", "c"], run="x1-"), 20))
+    assert [(t["user_id"], t["text"]) for t in earlier] == [(t["user_id"], t["text"]) for t in fresh]
+    assert {t["session_id"] for t in earlier}.isdisjoint({t["session_id"] for t in fresh})
+
+
 def test_resident_memory_of_a_live_process_and_a_gone_one():
     mem = resident_mib({"me": os.getpid(), "gone": 2**22 + 12345})
     assert set(mem) == {"me"} and mem["me"]["rss_mib"] > 10 and 0 < mem["me"]["pss_mib"] <= mem["me"]["rss_mib"]

@@ -252,3 +252,18 @@ def test_the_graph_logs_the_servers_time_and_the_traffic_label(graph_url, stack)
     assert created == Clock.from_settings(stack.settings).now().isoformat()
     assert (payload["traffic"], payload["client_clock"], payload["client_time"]) == ("eval", "skewed",
                                                                                     "1991-02-02T12:00:00")
+
+
+def test_bench_pairs_the_same_fresh_turns_in_process_and_through_the_graph(stack, graph_url, models):
+    """`make bench`'s CPU ratio: each round sends its turns both ways, every one answered."""
+    from components.bench import paired_rounds
+    from naviyam.bench import InProcessBot
+
+    pids = {name: proc.pid for name, proc in stack.procs.items()}
+    with InProcessBot(stack.settings, models=models) as bot:
+        result = paired_rounds(bot, graph_url, pids, ["떡볶이 먹고 싶어", "거기 말고 다른 데는?", "안녕"],
+                               rounds=2, turns=4, run=f"t{uuid.uuid4().hex[:6]}-")
+    assert result["turns"] == 4 and len(result["rounds"]) == 2
+    for r in result["rounds"]:
+        assert r["inprocess_ms"] > 0 and r["served_ms"] > 0
+        assert r["ratio"] == pytest.approx(r["served_ms"] / r["inprocess_ms"], rel=0.01)
