@@ -49,9 +49,11 @@ class IntentClassifier:
         """Rows of class probabilities, columns in ``self.labels`` order."""
         return self.model.predict_proba(self._matrix(channels))
 
-    def export(self, channels: tuple[Sequence[str], Sequence[str], Sequence[str]]) -> IntentScorer:
+    def export(self, channels: tuple[Sequence[str], Sequence[str], Sequence[str]],
+               expected: np.ndarray | None = None) -> IntentScorer:
         """The fitted model as an ``IntentScorer``; ``channels`` (the training texts) are scored
-        by both, and a difference beyond EXPORT_TOLERANCE is an error, not a silent drift."""
+        by both, and a difference beyond EXPORT_TOLERANCE is an error, not a silent drift.
+        ``expected``: sklearn's probabilities for ``channels`` when the caller already has them."""
         blocks = []
         for v in (self.chars, self.morphs, self.cues):
             vocabulary = [""] * len(v.vocabulary_)
@@ -65,7 +67,8 @@ class IntentClassifier:
                                   idf=v.idf_.astype(np.float32) if v.use_idf else None))
         scorer = IntentScorer(blocks, np.asarray(self.model.coef_, dtype=np.float64),
                               np.asarray(self.model.intercept_, dtype=np.float64), self.labels)
-        expected = self.predict_proba(channels)
+        if expected is None:
+            expected = self.predict_proba(channels)
         got = np.vstack([scorer.predict_proba(texts) for texts in zip(*channels)])
         worst = float(np.abs(expected - got).max()) if len(expected) else 0.0
         if worst > EXPORT_TOLERANCE:

@@ -73,9 +73,9 @@ class FastNLU:
             labels.append(row["intent"])
         channels = (masked, morphs, cues)
         classifier = IntentClassifier(seed=seed).fit(channels, labels)
-        predicted = classifier.predict_proba(channels).argmax(1)
-        train_accuracy = float((predicted == [classifier.labels.index(y) for y in labels]).mean())
-        intent = classifier.export(channels)
+        train_probs = classifier.predict_proba(channels)
+        train_accuracy = float((train_probs.argmax(1) == [classifier.labels.index(y) for y in labels]).mean())
+        intent = classifier.export(channels, expected=train_probs)
         seconds = time.perf_counter() - start
         metrics = {
             "n_train": len(train_rows),
@@ -98,7 +98,7 @@ class FastNLU:
     @classmethod
     def load(cls, path: Path) -> "FastNLU":
         path = Path(path)
-        meta = read_meta(path, what="fast NLU model", format_version=FORMAT_VERSION, meta_file=META_FILE)
+        meta = _read_meta(path)
         metrics = {k: v for k, v in meta.items() if k not in ("version", "backend", "format")}
         return cls(IntentScorer.load(path), meta["version"], metrics)
 
@@ -106,7 +106,7 @@ class FastNLU:
     def is_saved(path: Path) -> bool:
         """A complete artefact of the current format is at ``path`` (an older one is rebuilt)."""
         try:
-            read_meta(path, what="fast NLU model", format_version=FORMAT_VERSION, meta_file=META_FILE)
+            _read_meta(path)
         except (FileNotFoundError, ValueError):
             return False
         return True
@@ -177,6 +177,10 @@ def _named_shop(matcher: ShopMatcher | None, text: str, fuzzy: bool) -> ShopHit 
     if hit is not None and " " not in hit.name and _DESCRIPTIVE_NAME.match(text[hit.start:hit.end].replace(" ", "")):
         return None   # "학교 앞 분식" describes where and what; it is not the shop 학교앞분식
     return hit
+
+
+def _read_meta(path: Path) -> dict:
+    return read_meta(path, what="fast NLU model", format_version=FORMAT_VERSION, meta_file=META_FILE)
 
 
 def _best(scores: dict[str, float]) -> str:
