@@ -25,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from naviyam.bounds import MAX_SHOP_LIST, Bounded, StepMap, StepTextMap
 from naviyam.config import Settings
@@ -143,6 +143,15 @@ def _require_object(body: Any) -> dict:
     return body
 
 
+def encode_answer(answer: BaseModel, form: str, model_name: str, response_headers: dict[str, str] | None) -> Any:
+    """A node's answer in the request's wire form. A plain v1 body is pydantic's own JSON bytes
+    (one pass, in the caller's thread) instead of a dict that KServe's event loop serialises again."""
+    if form == "v1" and response_headers is not None:
+        response_headers["content-type"] = "application/json"
+        return answer.model_dump_json().encode("utf-8")
+    return encode(answer.model_dump(mode="json"), form, model_name)
+
+
 def encode(body: dict, form: str, model_name: str) -> Any:
     if form == "v2":
         text = json.dumps(body, ensure_ascii=False)
@@ -193,10 +202,11 @@ def parse_step_result(raw: bytes) -> StepResult:
 
 
 class EnvelopeModel(kserve.Model):
-    """Subclasses implement ``load_parts()`` and ``handle(body) -> dict`` (sync, CPU-bound)."""
+    """Subclasses implement ``load_parts()`` and ``handle(body) -> answer model`` (sync, CPU-bound)."""
 
     def __init__(self, name: str, settings: Settings):
-        super().__init__(name)
+        # Response headers: a v1 answer goes out as bytes, labelled JSON here (encode_answer).
+        super().__init__(name, return_response_headers=True)
         self.settings = settings
         self.ready = False
 
@@ -214,16 +224,19 @@ class EnvelopeModel(kserve.Model):
             raise InvalidInput("request body must be a JSON object")
         return super().validate(payload)
 
-    def handle(self, body: dict) -> dict:
+    def handle(self, body: dict) -> BaseModel:
         raise NotImplementedError
 
-    def handle_request(self, body: dict, headers: dict[str, str]) -> dict:
+    def handle_request(self, body: dict, headers: dict[str, str]) -> BaseModel:
         """``handle`` with the request's headers (KServe passes them lower-cased)."""
         return self.handle(body)
+
+    def _answer(self, body: dict, headers: dict[str, str], form: str, response_headers: dict[str, str] | None) -> Any:
+        return encode_answer(self.handle_request(body, headers), form, self.name, response_headers)
 
     async def predict(self, payload: Any, headers: dict[str, str] | None = None,
                       response_headers: dict[str, str] | None = None) -> Any:
         body, form = decode(payload)
-        # Model work is CPU-bound; keep the event loop free for health checks and other requests.
-        result = await asyncio.to_thread(self.handle_request, body, headers or {})
-        return encode(result, form, self.name)
+        # Model work (and its serialisation) is CPU-bound; keep the event loop free for health
+        # checks and other requests.
+        return await asyncio.to_thread(self._answer, body, headers or {}, form, response_headers)

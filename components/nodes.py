@@ -16,7 +16,7 @@ from naviyam.chatbot import NaviyamChatbot
 from naviyam.config import Settings
 from naviyam.metrics import ChatMetrics
 from naviyam.models import ModelBundle
-from naviyam.schemas import TRAFFIC_HEADER, Envelope, UserInput, traffic_kind, validation_problems
+from naviyam.schemas import TRAFFIC_HEADER, ChatbotResponse, Envelope, UserInput, traffic_kind, validation_problems
 
 
 class ChatNode(EnvelopeModel):
@@ -45,10 +45,10 @@ class NLUNode(ChatNode):
         if self.settings.nlu.backend != "fast":
             self.bot.models.warm_up(("llm",))
 
-    def handle(self, body: dict) -> dict:
+    def handle(self, body: dict) -> Envelope:
         return self.handle_request(body, {})
 
-    def handle_request(self, body: dict, headers: dict[str, str]) -> dict:
+    def handle_request(self, body: dict, headers: dict[str, str]) -> Envelope:
         self.bot.models.refresh_adapter()  # a promoted LoRA adapter goes live without a restart
         raw = body.get("input", body)
         try:
@@ -60,7 +60,7 @@ class NLUNode(ChatNode):
         except ValidationError as exc:
             raise InvalidInput(safe_text(f"invalid chat request: {'; '.join(validation_problems(exc))}")) from None
         env = self.bot.start(user_input, traffic)
-        return self.bot.understand(env).model_dump(mode="json")
+        return self.bot.understand(env)
 
 
 class SearchStepNode(ChatNode):
@@ -68,10 +68,10 @@ class SearchStepNode(ChatNode):
 
     step: str = ""
 
-    def handle(self, body: dict) -> dict:
+    def handle(self, body: dict) -> Envelope:
         # The validated envelope, not the body: unknown keys of a forged body (which may hold
         # anything, a lone surrogate included) are not passed on.
-        return self.run_step(parse_envelope(body)).model_dump(mode="json")
+        return self.run_step(parse_envelope(body))
 
     def run_step(self, env: Envelope) -> Envelope:
         """The step on a validated envelope: what the HTTP path runs, and what a ranker
@@ -99,11 +99,11 @@ class NLGNode(ChatNode):
         if self.settings.llm.nlg_enabled:
             self.bot.models.warm_up(("catalog", "llm", "answerer"))
 
-    def handle(self, body: dict) -> dict:
+    def handle(self, body: dict) -> ChatbotResponse:
         self.bot.models.refresh_adapter()
         env = parse_envelope(body)
         self.bot.answer(env)
-        return self.bot.finish(env).model_dump(mode="json")
+        return self.bot.finish(env)
 
 
 NODES = {

@@ -91,6 +91,19 @@ class RankerPredictor(kserve.Model):
     def version(self) -> str:
         return self.ranker.version
 
+    def score(self, arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, OnnxRanker]:
+        """Scores of checked inputs and the model that gave them (blocking). What ``predict``
+        runs for a request, and what a transformer in this same process calls directly."""
+        if self.hot.check_due:
+            self.hot.maybe_reload()
+        ranker = self.ranker  # one version for the whole request, whatever a reload does meanwhile
+        try:
+            arrays = {name: np.asarray(arrays[name], dtype=DTYPES[name]) for name in INPUT_NAMES}
+        except _CONVERSION_ERRORS as exc:
+            raise InvalidInput(f"bad ranker input: {str(exc)[:200]}") from None
+        _check(arrays, ranker.wide_dim, _vocab(ranker))
+        return ranker.predict(arrays), ranker
+
     async def predict(self, payload: Any, headers: dict[str, str] | None = None,
                       response_headers: dict[str, str] | None = None) -> Any:
         if isinstance(payload, InferRequest):
@@ -108,11 +121,8 @@ class RankerPredictor(kserve.Model):
                 raise InvalidInput(f"bad ranker input: {str(exc)[:200]}") from None
         else:
             raise InvalidInput("request body must be a JSON object")
-        if self.hot.check_due:  # a reload loads a model: not on the event loop, which keeps serving
-            await asyncio.to_thread(self.hot.maybe_reload)
-        ranker = self.ranker  # one version for the whole request, whatever a reload does meanwhile
-        _check(arrays, ranker.wide_dim, _vocab(ranker))
-        scores = await asyncio.to_thread(ranker.predict, arrays)
+        # Off the event loop: a due reload loads a model, and onnxruntime is CPU work.
+        scores, ranker = await asyncio.to_thread(self.score, arrays)
         if isinstance(payload, InferRequest):
             out = InferOutput(name=OUTPUT_NAME, shape=[len(scores)], datatype="FP32", data=scores.astype(np.float32))
             return InferResponse(response_id=payload.id or uuid.uuid4().hex, model_name=self.name,

@@ -13,14 +13,15 @@ training window), says so in every turn (``model_versions["features"] == "snapsh
 tries Feast again every ``FEATURE_STORE_RETRY_S`` seconds, switching to it once it answers. Refusing
 readiness instead would take the whole ranker out, and every turn would lose its personal order.
 
-Shop features read from Feast are kept in memory for at most ``SHOP_FEATURE_TTL_S`` (60 s,
-``naviyam.ranking.features.cache``): a served shop feature is never older than that behind the
-store; user features are read from the store on every turn. Step 6 itself is
+User and shop features read from Feast are kept in memory for at most ``FEATURE_TTL_S`` (60 s,
+``naviyam.ranking.features.cache``): a served feature is never older than that behind the
+store. Step 6 itself is
 ``NaviyamChatbot.ranking_pool`` / ``finish_ranking``, the rule the in-process ``rank`` uses too.
 """
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -32,13 +33,14 @@ import numpy as np
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
 
-from components.envelope_model import EnvelopeModel, StepResult, decode, encode, parse_envelope, parse_step_result
+from components.envelope_model import (EnvelopeModel, StepResult, decode, encode_answer, parse_envelope,
+                                       parse_step_result)
 from inference_graph.client import ServiceClient
 from naviyam.chatbot import NaviyamChatbot, record_failure, timed_step
 from naviyam.metrics import ChatMetrics, FeatureStoreMetrics
 from naviyam.models import RANKER_CHECK_S, ModelBundle
 from naviyam.ranking.features import INPUT_NAMES, OUTPUT_NAME
-from naviyam.ranking.features.cache import ShopCachedSource
+from naviyam.ranking.features.cache import CachedFeatureSource
 from naviyam.schemas import Envelope
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ class RankerTransformer(EnvelopeModel):
         # beside it (components/server.py, serving.colocate).
         self.local_steps: dict[str, Any] = {}
         self.local_predictor: Any = None
+        # Runs the local fan-out steps side by side (serves_locally); a few turns at once.
+        self._steps_pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="fanout")
         self.channel = channel
         self.metrics = metrics or ChatMetrics()
         self.feature_metrics = FeatureStoreMetrics(self.metrics.registry)
@@ -97,9 +101,9 @@ class RankerTransformer(EnvelopeModel):
             meta = json.loads((model_dir / "meta.json").read_text())
             source = self._source  # read at each load: a reconnect reloads with Feast
             backend = "feast" if source is not None else "snapshot"
-            # Shop rows from the store are reused for at most SHOP_FEATURE_TTL_S (cache module);
+            # User and shop rows from the store are reused for at most FEATURE_TTL_S (cache module);
             # a reload (promotion, reconnect) starts with an empty cache.
-            served = ShopCachedSource(source) if source is not None else None
+            served = CachedFeatureSource(source) if source is not None else None
             if served is not None and not self.ready:
                 # At start-up only (before the server is ready): every shop once, instead of a
                 # store read in each early turn. A reload under traffic (a promotion, a Feast
@@ -170,6 +174,7 @@ class RankerTransformer(EnvelopeModel):
         # ModelServer unloads models on SIGTERM from inside its event loop: close the pooled
         # connections there rather than leaving them to the garbage collector at exit.
         super().stop()
+        self._steps_pool.shutdown(wait=False)
         client = getattr(self, "client", None)
         if client is not None:
             with contextlib.suppress(RuntimeError):  # no running loop: nothing left to close on
@@ -198,6 +203,10 @@ class RankerTransformer(EnvelopeModel):
         fwd["content-type"] = "application/json"
         with timed_step(env, "fanout"):
             results = await asyncio.gather(*(self._call(n, env, body, fwd) for n in FANOUT), return_exceptions=True)
+        self._merge(env, results)
+
+    def _merge(self, env: Envelope, results: list) -> None:
+        """Each side's own fields into ``env``; a failed or late side marks the turn degraded."""
         for name, part in zip(FANOUT, results):
             step = name.removeprefix("naviyam-")
             if isinstance(part, BaseException):
@@ -218,9 +227,18 @@ class RankerTransformer(EnvelopeModel):
         if self.hot.check_due:  # a reload loads a model: not on the event loop, which keeps serving
             await asyncio.to_thread(self.hot.maybe_reload)
         self._maybe_retry_feature_store()
+        inputs, version = await asyncio.to_thread(self._inputs, env, pool)
+        request = InferRequest(model_name=self.name, request_id=uuid.uuid4().hex,
+                               infer_inputs=[_binary_input(n, inputs[n]) for n in INPUT_NAMES])
+        response = await self.call_predictor(request, headers)
+        output = next(o for o in response.outputs if o.name == OUTPUT_NAME)
+        return np.asarray(output.as_numpy(), dtype=np.float32), version
+
+    def _inputs(self, env: Envelope, pool: dict[str, float]) -> tuple[dict[str, np.ndarray], str]:
+        """The model inputs of ``pool`` (features from Feast or the snapshot) and their version."""
         features, version, backend = self.hot.get().value
         try:
-            inputs = await asyncio.to_thread(features.build_inputs, [env.profile], list(pool), env.context)
+            inputs = features.build_inputs([env.profile], list(pool), env.context)
         except Exception:
             if backend == "feast":
                 self.feature_metrics.failures.labels(stage="lookup").inc()
@@ -228,11 +246,7 @@ class RankerTransformer(EnvelopeModel):
             raise
         if backend == "feast":
             self.feature_metrics.up.set(1)
-        request = InferRequest(model_name=self.name, request_id=uuid.uuid4().hex,
-                               infer_inputs=[_binary_input(n, inputs[n]) for n in INPUT_NAMES])
-        response = await self.call_predictor(request, headers)
-        output = next(o for o in response.outputs if o.name == OUTPUT_NAME)
-        return np.asarray(output.as_numpy(), dtype=np.float32), str(version)
+        return inputs, str(version)
 
     async def call_predictor(self, request: InferRequest, headers: dict[str, str] | None) -> InferResponse:
         """POST the request to ``--predictor_host`` as open-inference v2 with binary tensors.
@@ -263,12 +277,65 @@ class RankerTransformer(EnvelopeModel):
     async def predict(self, payload: Any, headers: dict[str, str] | None = None,
                       response_headers: dict[str, str] | None = None) -> Any:
         body, form = decode(payload)
+        if self.serves_locally:
+            self._maybe_retry_feature_store()
+            # One worker thread for the whole request instead of one hand-off per step (parse,
+            # two steps, pool, features, predictor, finish, answer): each hand-off wakes the
+            # event loop and a worker, and the loop's share was a third of the process's CPU.
+            return await asyncio.to_thread(self._serve_here, body, form, response_headers)
         env = parse_envelope(body)
         if env.needs_search:
             await self.fan_out(env, headers)
             await self.rank(env, headers)
             env.model_versions["features"] = self.features_backend
-        return encode(env.model_dump(mode="json"), form, self.name)
+        return encode_answer(env, form, self.name, response_headers)
+
+    @property
+    def serves_locally(self) -> bool:
+        """Both fan-out steps and the predictor live in this process (serving.colocate)."""
+        return self.local_predictor is not None and all(name in self.local_steps for name in FANOUT)
+
+    def _serve_here(self, body: dict, form: str, response_headers: dict[str, str] | None) -> Any:
+        """``predict`` with every step in this process, blocking: the same steps, timeouts,
+        degradation and metrics as the HTTP path, in one worker thread."""
+        env = parse_envelope(body)
+        if env.needs_search:
+            self._fan_out_here(env)
+            self._rank_here(env)
+            env.model_versions["features"] = self.features_backend
+        return encode_answer(env, form, self.name, response_headers)
+
+    def _fan_out_here(self, env: Envelope) -> None:
+        with timed_step(env, "fanout"):
+            # Side by side on copies, one deadline for both (the HTTP path's per-call timeout;
+            # a late step is not stopped, its answer is dropped as there).
+            futures = [self._steps_pool.submit(self.local_steps[name].run_step, env.model_copy(deep=True))
+                       for name in FANOUT]
+            concurrent.futures.wait(futures, timeout=self.fanout_timeout_s)
+            results = [(f.exception() or f.result()) if f.done() else TimeoutError() for f in futures]
+        self._merge(env, results)
+
+    def _rank_here(self, env: Envelope) -> None:
+        with timed_step(env, "ranking"):
+            pool = self.bot.ranking_pool(env)
+            scores = version = error = None
+            if pool:
+                try:
+                    if self.hot.check_due:
+                        self.hot.maybe_reload()
+                    inputs, version = self._inputs(env, pool)
+                    scores = np.asarray(self.local_predictor.score(inputs)[0], dtype=np.float32)
+                except Exception as exc:  # noqa: BLE001 - rank from relevance instead
+                    scores = version = None
+                    error = exc
+                self._count_turn(error)
+            self.bot.finish_ranking(env, pool, scores, version=version, error=error)
+
+    def _count_turn(self, error: BaseException | None) -> None:
+        # The canary arm of the turn: which channel and version ranked it, and whether it could.
+        # The version is the loaded one, never the envelope's (a forged body must not add series).
+        self.metrics.ranker_turns.labels(channel=self.channel, version=self._served_version(),
+                                         outcome="scored" if error is None else "failed").inc()
 
     async def rank(self, env: Envelope, headers: dict[str, str] | None) -> None:
         """Step 6 as ``NaviyamChatbot.rank`` does it (``ranking_pool`` -> score -> ``finish_ranking``),
@@ -281,8 +348,5 @@ class RankerTransformer(EnvelopeModel):
                     scores, version = await self.score(env, pool, headers)
                 except Exception as exc:  # noqa: BLE001 - rank from relevance instead
                     error = exc
-                # The canary arm of the turn: which channel and version ranked it, and whether it could.
-                # The version is the loaded one, never the envelope's (a forged body must not add series).
-                self.metrics.ranker_turns.labels(channel=self.channel, version=self._served_version(),
-                                                 outcome="scored" if error is None else "failed").inc()
+                self._count_turn(error)
             await asyncio.to_thread(self.bot.finish_ranking, env, pool, scores, version=version, error=error)

@@ -21,13 +21,14 @@ Only ``naviyam.features.build_features`` materialises, and it writes the mirror 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from naviyam.features.export import SHOP_POPULARITY_COLUMNS, SHOP_PROFILE_COLUMNS, features_dir
-from naviyam.ranking.features import SHOP_FEATURE_COLUMNS, USER_FEATURE_COLUMNS, TableFeatureSource
+from naviyam.ranking.features import SHOP_FEATURE_COLUMNS, USER_FEATURE_COLUMNS, TableFeatureSource, frame_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     from feast import FeatureStore
@@ -65,7 +66,14 @@ def numpy_dtype(feast_type: Any) -> np.dtype:
 def column_array(values: Sequence[Any], dtype: np.dtype) -> np.ndarray:
     """Feast values (Python scalars, None for null) as one column of the snapshot's dtype."""
     if dtype.kind == "M":
-        stamps = pd.to_datetime(pd.Series(list(values), dtype=object), utc=True)
+        values = list(values)
+        if all(v is None or isinstance(v, datetime) for v in values):
+            # What pd.to_datetime(..., utc=True).dt.tz_convert(None) gives (naive = UTC), without
+            # two Series per column on every served turn.
+            return np.array([None if v is None else v if v.tzinfo is None
+                             else v.astimezone(timezone.utc).replace(tzinfo=None) for v in values],
+                            dtype="datetime64[ns]")
+        stamps = pd.to_datetime(pd.Series(values, dtype=object), utc=True)
         return stamps.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
     if dtype.kind == "f":
         return np.array([np.nan if v is None else v for v in values], dtype=dtype)
@@ -117,16 +125,20 @@ class FeastFeatureSource:
                 dtypes[col] = DTYPE_OVERRIDES.get(col, numpy_dtype(fields[col]))
         return refs, dtypes
 
+    def _values(self, key: str, unique: list[str], refs: list[str]) -> dict[str, list]:
+        """Feast's answer for ``unique`` ids: ``view__column`` -> values (None for null)."""
+        if not unique:
+            return {ref.replace(":", "__"): [] for ref in refs}
+        return self.store.get_online_features(
+            features=refs, entity_rows=[{key: i} for i in unique], full_feature_names=True,
+        ).to_dict()
+
     def _lookup(self, key: str, ids: Sequence[str], refs: list[str], dtypes: Mapping[str, np.dtype],
-                presence: tuple[str, str], columns: Sequence[str]) -> pd.DataFrame:
+                presence: tuple[str, str], columns: Sequence[str],
+                values: dict[str, list] | None = None) -> pd.DataFrame:
         ids = [str(i) for i in ids]
         unique = list(dict.fromkeys(ids))
-        if unique:
-            values = self.store.get_online_features(
-                features=refs, entity_rows=[{key: i} for i in unique], full_feature_names=True,
-            ).to_dict()
-        else:
-            values = {f"{ref.replace(':', '__')}": [] for ref in refs}
+        values = self._values(key, unique, refs) if values is None else values
         known = np.array([v is not None for v in values["__".join(presence)]], dtype=bool)
         keep = np.flatnonzero(known)
         data = {}
@@ -137,6 +149,22 @@ class FeastFeatureSource:
         index = pd.Index([unique[i] for i in keep], name=key, dtype=object)
         frame = pd.DataFrame(data, index=index).reindex(columns=list(columns))
         return frame.reindex(ids)  # request order, duplicates kept, unknown ids -> missing rows
+
+    def user_columns(self, user_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """``frame_columns(user_features(user_ids))``, built without pandas when the store knows
+        every id (a served turn's one child): the frame and its reindex were most of the lookup."""
+        ids = [str(i) for i in user_ids]
+        unique = list(dict.fromkeys(ids))
+        values = self._values("user_id", unique, self._user_refs)
+        if not unique or any(v is None for v in values["__".join(USER_PRESENCE)]):
+            # Unknown ids take the frame path: its reindex is what defines their missing rows.
+            return frame_columns(self._lookup("user_id", ids, self._user_refs, self._user_dtypes,
+                                              USER_PRESENCE, USER_FEATURE_COLUMNS, values=values))
+        at = {uid: k for k, uid in enumerate(unique)}
+        order = [at[i] for i in ids]
+        views = {ref.split(":")[1]: ref.replace(":", "__") for ref in self._user_refs}
+        return {col: column_array([values[views[col]][k] for k in order], self._user_dtypes[col])
+                for col in USER_FEATURE_COLUMNS}
 
     def user_features(self, user_ids: Sequence[str]) -> pd.DataFrame:
         return self._lookup("user_id", user_ids, self._user_refs, self._user_dtypes, USER_PRESENCE,

@@ -55,6 +55,7 @@ def transformer(bot: NaviyamChatbot, fail: bool = False) -> rt.RankerTransformer
         return InferResponse(response_id="r", model_name="naviyam-ranker", infer_outputs=[out])
 
     t.call_predictor = predictor
+    t._next_retry = float("inf")  # serving the snapshot on purpose: no Feast reconnect attempts
     return t
 
 
@@ -132,3 +133,95 @@ def test_a_colocated_fan_out_calls_the_nodes_of_its_own_process_and_matches_in_p
     assert [h.shop_id for h in served.retrieval] == [h.shop_id for h in local.retrieval]
     assert [c.shop_id for c in served.candidates] == [c.shop_id for c in local.candidates]
     assert {"retrieval", "candidates", "fanout"} <= set(served.timings_ms)
+
+
+class LocalPredictor:
+    """The colocated predictor's blocking surface (RankerPredictor.score) on the in-process model."""
+
+    def __init__(self, ranker, fail: bool = False):
+        self.ranker, self.fail = ranker, fail
+
+    def score(self, arrays):
+        if self.fail:
+            raise RuntimeError("onnxruntime failed")
+        return self.ranker.predict(arrays), self.ranker
+
+
+class SlowStep:
+    def __init__(self, node, delay_s: float):
+        self.node, self.delay_s = node, delay_s
+
+    def run_step(self, env):
+        import time
+
+        time.sleep(self.delay_s)
+        return self.node.run_step(env)
+
+
+def colocated(bot, fail: bool = False, slow_retriever_s: float = 0.0) -> rt.RankerTransformer:
+    from components.nodes import CandidatesNode, RetrieverNode
+
+    t = transformer(bot)
+    steps = {}
+    for cls, name in ((RetrieverNode, "naviyam-retriever"), (CandidatesNode, "naviyam-candidates")):
+        node = cls(name, bot.settings, models=bot.models)
+        node.bot = bot
+        steps[name] = node
+    if slow_retriever_s:
+        steps["naviyam-retriever"] = SlowStep(steps["naviyam-retriever"], slow_retriever_s)
+    t.local_steps, t.local_predictor = steps, LocalPredictor(bot.models.ranker, fail=fail)
+    t.client = None  # any HTTP call would fail the test
+    t.call_predictor = None  # and so would the predictor hop
+    t.fanout_timeout_s = 10.0 if not slow_retriever_s else slow_retriever_s / 4
+    return t
+
+
+def understood(bot, session: str):
+    env = bot.start(UserInput(user_id="user_123", text="급식카드 되는 치킨집 추천해줘", session_id=session))
+    return bot.understand(env)
+
+
+def test_a_fully_colocated_ranker_serves_the_turn_in_one_thread_as_in_process(bot):
+    """Steps 5-6 all in the transformer's process: one worker thread runs them (no hop per step),
+    and the answer is the in-process chatbot's, as bytes KServe sends as they are."""
+    env = understood(bot, "one-thread")
+    local = bot.rank(bot.retrieve_and_generate(env.model_copy(deep=True)))
+    t = colocated(bot)
+    assert t.serves_locally
+    headers: dict[str, str] = {}
+    raw = asyncio.run(t.predict(env.model_dump(mode="json"), {}, headers))
+    assert isinstance(raw, bytes) and headers["content-type"] == "application/json"
+    served = json.loads(raw)
+    assert [r["shop_id"] for r in served["recommendations"]] == [r.shop_id for r in local.recommendations]
+    np.testing.assert_allclose([r["personalized_score"] for r in served["recommendations"]],
+                               [r.personalized_score for r in local.recommendations], rtol=1e-5)
+    assert served["model_versions"]["ranking"] == bot.models.ranker.version
+    assert served["model_versions"]["features"] == "snapshot"
+    assert not served["errors"] and not served["degraded"]
+    assert {"fanout", "retrieval", "candidates", "ranking"} <= set(served["timings_ms"])
+    # The v1 "instances" form is answered as KServe's {"predictions": [...]} dict.
+    wrapped = asyncio.run(t.predict({"instances": [env.model_dump(mode="json")]}, {}, {}))
+    assert [r["shop_id"] for r in wrapped["predictions"][0]["recommendations"]] == \
+        [r["shop_id"] for r in served["recommendations"]]
+
+
+def test_a_late_colocated_step_degrades_the_turn_as_over_http(bot):
+    env = understood(bot, "late-step")
+    t = colocated(bot, slow_retriever_s=0.8)
+    served = json.loads(asyncio.run(t.predict(env.model_dump(mode="json"), {}, {})))
+    assert served["degraded"] and "TimeoutError" in served["errors"]["retrieval"]
+    assert served["candidates"] and served["recommendations"]  # ranked from what the other side found
+
+
+def test_a_failed_colocated_predictor_ranks_from_relevance(bot):
+    env = understood(bot, "bad-predictor")
+    searched_env = bot.retrieve_and_generate(env.model_copy(deep=True))
+    local = searched_env.model_copy(deep=True)
+    bot.finish_ranking(local, bot.ranking_pool(local), None, error=RuntimeError("onnxruntime failed"))
+    t = colocated(bot, fail=True)
+    served = json.loads(asyncio.run(t.predict(env.model_dump(mode="json"), {}, {})))
+    assert served["degraded"] and served["errors"]["ranking"] == "RuntimeError: onnxruntime failed"
+    assert "ranking" not in served["model_versions"]
+    assert [r["shop_id"] for r in served["recommendations"]] == [r.shop_id for r in local.recommendations]
+    assert any("outcome=failed" in k and v == 1 for k, v in t.metrics.snapshot().items()
+               if k.startswith("naviyam_ranker_turns_total"))

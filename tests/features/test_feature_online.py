@@ -1,14 +1,16 @@
 """Online lookups equal the ranker's snapshot; the on-demand request-context view."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from naviyam.data.catalog import haversine_km
-from naviyam.features.online import FeastFeatureSource
+from naviyam.features.online import FeastFeatureSource, column_array
 from naviyam.features.store import FeaturesNotBuiltError
-from naviyam.ranking.features import FeatureSource, open_now
+from naviyam.ranking.features import FeatureSource, frame_columns, open_now
 from naviyam.schemas import TimeSlot
 
 
@@ -39,6 +41,31 @@ def test_unknown_and_repeated_ids_get_the_snapshot_defaults(source, snapshot):
     for ids in (["nobody"], []):
         pd.testing.assert_frame_equal(source.user_features(ids), snapshot.user_features(ids))
         pd.testing.assert_frame_equal(source.shop_features(ids), snapshot.shop_features(ids))
+
+
+def test_user_columns_are_the_frame_path_columns(source, snapshot):
+    """The served fast path (no pandas for known ids) equals the frame path column for column,
+    dtypes included; unknown ids take the frame path and its missing-row defaults."""
+    known = list(snapshot.users.index[:3])
+    for ids in (known[:1], known, [known[1], known[0], known[1]], ["ghost", known[2]], ["nobody"], []):
+        fast, frame = source.user_columns(ids), frame_columns(source.user_features(ids))
+        assert list(fast) == list(frame)
+        for col in frame:
+            assert fast[col].dtype == frame[col].dtype, col
+            pd.testing.assert_series_equal(pd.Series(fast[col]), pd.Series(frame[col]), obj=col)
+
+
+def test_timestamps_convert_as_pandas_does():
+    utc = timezone.utc
+    values = [datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=utc), None,
+              datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=9))), datetime(2025, 5, 5)]
+    expected = pd.to_datetime(pd.Series(values, dtype=object), utc=True).dt.tz_convert(None)
+    got = column_array(values, np.dtype("datetime64[ns]"))
+    assert got.dtype == np.dtype("datetime64[ns]")
+    np.testing.assert_array_equal(got, expected.to_numpy(dtype="datetime64[ns]"))
+    # Anything but datetimes (e.g. ISO text) still goes through pandas' parser.
+    np.testing.assert_array_equal(column_array(["2026-01-02T03:04:05+09:00"], np.dtype("datetime64[ns]")),
+                                  np.array(["2026-01-01T18:04:05"], dtype="datetime64[ns]"))
 
 
 def test_missing_store_raises_so_callers_can_fall_back(tmp_path):

@@ -21,8 +21,8 @@ Modules (each imports only the ones above it in this list):
 - ``wide``: ``raw_wide_features``, the un-normalised wide matrix (numeric, binary, crosses).
 - ``assembly``: ``RankingFeatures`` (space + normaliser + source, i.e. everything serving
   needs) and ``make_inputs``, the exact model input dict.
-- ``cache``: ``ShopCachedSource``, a serving wrapper over an online source that keeps shop rows
-  for at most ``SHOP_FEATURE_TTL_S`` seconds (the ranker transformer's Feast reads).
+- ``cache``: ``CachedFeatureSource``, a serving wrapper over an online source that keeps user and shop rows
+  for at most ``FEATURE_TTL_S`` seconds (the ranker transformer's Feast reads).
 
 Every public name is re-exported here, so ``from naviyam.ranking.features import X`` works as
 it did when this was one module. Saved features (``RankingFeatures.save``) are JSON and

@@ -1,11 +1,11 @@
-"""``ShopCachedSource``: a ``FeatureSource`` whose shop features are kept in memory for a bounded time.
+"""``CachedFeatureSource``: a ``FeatureSource`` whose rows are kept in memory for a bounded time.
 
-Serving ranks ~25-100 candidate shops per turn; reading their features from an online store
-(Feast's SQLite or Redis) on every turn cost more CPU than the rest of step 6. Shop features
-change only when a batch materialisation writes the store (profile data and popularity counts),
-so a shop's row read less than ``SHOP_FEATURE_TTL_S`` seconds ago is served from memory: a
-served shop feature is at most ``SHOP_FEATURE_TTL_S`` seconds older than the store. User
-features are never cached (one row per turn, and the child's own history is what personalises).
+Serving ranks ~25-100 candidate shops per turn for one child; reading those rows from an online
+store (Feast's SQLite or Redis) on every turn cost more CPU than the rest of step 6. Both kinds of
+row change only when a batch materialisation writes the store (profile data, popularity counts, a
+child's engagement history), so a row read less than ``FEATURE_TTL_S`` seconds ago is served from
+memory: a served feature, shop or user, is at most ``FEATURE_TTL_S`` seconds older than the store.
+A child's turns come seconds apart, so a conversation reads its user row about once a minute.
 
 Rows are refreshed per shop: a turn reads from the store only the shops it has not seen within
 the bound, in one batch, and the columns come back with positional takes (no pandas per turn).
@@ -26,11 +26,13 @@ from naviyam.ranking.features.columns import frame_columns
 from naviyam.ranking.features.layout import SHOP_FEATURE_COLUMNS
 from naviyam.ranking.features.sources import FeatureSource
 
-# Staleness bound of a served shop feature (seconds). Materialisation runs in batch (hours apart),
-# so a minute is invisible to the ranker, and it keeps a promoted feature refresh live within it.
-SHOP_FEATURE_TTL_S = 60.0
+# Staleness bound of a served feature (seconds). Materialisation runs in batch (hours apart), so a
+# minute is invisible to the ranker, and it keeps a promoted feature refresh live within it.
+FEATURE_TTL_S = 60.0
 # More distinct shops than any catalogue holds means ids that are not shops: start afresh.
 MAX_CACHED_SHOPS = 100_000
+# Children active within one bound, with room (a row is ~33 one-element arrays, ~5 KB).
+MAX_CACHED_USERS = 50_000
 # Shops read at load by ``prefill`` (~3.5 s from SQLite); a bigger catalogue fills the rest by use.
 PREFILL_MAX_SHOPS = 10_000
 
@@ -41,19 +43,24 @@ def _column(values: np.ndarray) -> np.ndarray:
     return values.astype(np.float64) if values.dtype.kind in "iub" else values
 
 
-class ShopCachedSource:
-    """Wraps ``source``: user lookups pass through; shop rows are served from memory while younger
-    than ``ttl_s`` and read again, in one batch per turn, when older or never seen."""
+class CachedFeatureSource:
+    """Wraps ``source``: user and shop rows are served from memory while younger than ``ttl_s``
+    and read again, in one batch per turn, when older or never seen."""
 
-    def __init__(self, source: FeatureSource, ttl_s: float = SHOP_FEATURE_TTL_S,
-                 clock: Callable[[], float] = time.monotonic, max_shops: int = MAX_CACHED_SHOPS) -> None:
+    def __init__(self, source: FeatureSource, ttl_s: float = FEATURE_TTL_S,
+                 clock: Callable[[], float] = time.monotonic, max_shops: int = MAX_CACHED_SHOPS,
+                 max_users: int = MAX_CACHED_USERS) -> None:
         self.source = source
         self.ttl_s = ttl_s
         self._clock = clock
         self._max = max_shops
+        self._max_users = max_users
         self._lock = threading.Lock()  # build_inputs runs in worker threads, a few turns at once
         self._reset()
+        # user id -> (read at, its one-row read-only columns)
+        self._users: dict[str, tuple[float, dict[str, np.ndarray]]] = {}
         self.store_reads = 0  # shop batches read from the store (tests and benchmarks read it)
+        self.user_reads = 0  # user batches read from the store
 
     def _reset(self) -> None:
         self._pos: dict[str, int] = {}
@@ -62,7 +69,9 @@ class ShopCachedSource:
 
     # -- FeatureSource -------------------------------------------------------------------
     def user_features(self, user_ids: Sequence[str]) -> pd.DataFrame:
-        return self.source.user_features(user_ids)
+        cols = self.user_columns(user_ids)
+        return pd.DataFrame(cols, index=pd.Index([str(i) for i in user_ids], name="user_id"),
+                            columns=list(cols))
 
     def shop_features(self, shop_ids: Sequence[str]) -> pd.DataFrame:
         cols = self.shop_columns(shop_ids)
@@ -71,8 +80,33 @@ class ShopCachedSource:
 
     # -- the fast paths RankingFeatures uses ---------------------------------------------------
     def user_columns(self, user_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        ids = [str(i) for i in user_ids]
+        with self._lock:
+            now = self._clock()
+            stale = list(dict.fromkeys(i for i in ids if now - self._users.get(i, (-np.inf,))[0] >= self.ttl_s))
+            if stale:
+                self._read_users(stale, now)
+            rows = [self._users[i][1] for i in ids]
+        if len(rows) == 1:
+            return rows[0]  # read-only arrays: a caller cannot change what the next turn is served
+        if not rows:
+            return self._read_columns([])
+        return {col: np.concatenate([row[col] for row in rows]) for col in rows[0]}
+
+    def _read_columns(self, ids: list[str]) -> dict[str, np.ndarray]:
         fast = getattr(self.source, "user_columns", None)
-        return fast(user_ids) if fast is not None else frame_columns(self.source.user_features(user_ids))
+        return fast(ids) if fast is not None else frame_columns(self.source.user_features(ids))
+
+    def _read_users(self, ids: list[str], now: float) -> None:
+        cols = self._read_columns(ids)
+        self.user_reads += 1
+        if len(self._users) + len(ids) > self._max_users:
+            self._users = {}
+        for k, uid in enumerate(ids):
+            row = {col: values[k:k + 1].copy() for col, values in cols.items()}
+            for values in row.values():
+                values.setflags(write=False)
+            self._users[uid] = (now, row)
 
     def shop_columns(self, shop_ids: Sequence[str]) -> dict[str, np.ndarray]:
         ids = [str(i) for i in shop_ids]
