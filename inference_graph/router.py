@@ -128,8 +128,16 @@ def create_app(graph_path: str | Path, service_urls: Mapping[str, str | Sequence
             body["ready"] = all(services.values())
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
-    # Last, so the paths above win for their GETs; everything else is the graph's.
+    async def graph_asgi(scope, receive, send) -> None:
+        response = await infer(Request(scope, receive))
+        await response(scope, receive, send)
+
+    # Last, so the paths above win for their GETs; everything else is the graph's. RouterApp
+    # sends the graph's requests to graph_asgi before FastAPI; the route is the same ``infer``.
     app.add_api_route("/{path:path}", infer, methods=_GRAPH_METHODS, include_in_schema=False)
+    app.graph_handler = graph_asgi
+    app.graph_methods = frozenset(_GRAPH_METHODS)
+    app.own_paths = frozenset(("/healthz", "/readyz", "/metrics"))
     return app
 
 

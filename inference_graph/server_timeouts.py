@@ -36,10 +36,25 @@ class RouterApp(FastAPI):
 
     server_read_s: float | None = None
     server_write_s: float | None = None
+    # The graph's own requests (``graph_methods`` on any path but a GET of ``own_paths``) go to
+    # ``graph_handler``, a plain ASGI callable: FastAPI's middleware, routing and endpoint layers
+    # cost the router more CPU per chat turn than routing the graph itself. The rest (health,
+    # readiness, metrics, lifespan, odd methods) is the FastAPI app's, as before.
+    graph_handler = None
+    graph_methods: frozenset[str] = frozenset()
+    own_paths: frozenset[str] = frozenset()
+
+    def _app_for(self, scope):
+        if (self.graph_handler is not None and scope["type"] == "http" and scope["method"] in self.graph_methods
+                and scope["path"].startswith("/")
+                and not (scope["method"] == "GET" and scope["path"] in self.own_paths)):
+            return self.graph_handler
+        return super().__call__
 
     async def __call__(self, scope, receive, send) -> None:
+        app = self._app_for(scope)
         if scope["type"] != "http" or (self.server_read_s is None and self.server_write_s is None):
-            await super().__call__(scope, receive, send)
+            await app(scope, receive, send)
             return
         started = time.monotonic()
         read_s, write_s = self.server_read_s, self.server_write_s
@@ -78,4 +93,4 @@ class RouterApp(FastAPI):
                 return
             await send(message)
 
-        await super().__call__(scope, timed_receive, timed_send)
+        await app(scope, timed_receive, timed_send)

@@ -71,6 +71,17 @@ def test_every_method_and_path_routes_the_graph(fake, kit, graph_file, method, p
     assert resp.status_code == 200 and resp.json() == {"seen": True} and len(fake.calls) == 1
 
 
+def test_graph_requests_skip_fastapi_and_the_rest_keep_it(fake, kit, graph_file):
+    """The hot path (the graph's methods on any path but our own three) is a plain ASGI handler;
+    health, readiness, metrics, HEAD and lifespan stay the FastAPI app's."""
+    app = create_app(graph_file, fake.urls("a"))
+    for method, path in (("POST", "/"), ("GET", "/v1/models/x:predict"), ("POST", "/healthz"), ("OPTIONS", "/x")):
+        assert app._app_for({"type": "http", "method": method, "path": path}) is app.graph_handler
+    for method, path in (("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("HEAD", "/")):
+        assert app._app_for({"type": "http", "method": method, "path": path}) is not app.graph_handler
+    assert app._app_for({"type": "lifespan"}) is not app.graph_handler
+
+
 def test_an_oversized_body_is_413_whether_its_length_is_declared_or_not(fake, kit, graph_file):
     """The opt-in limit (ours; KServe's router has none, so it is off unless asked for)."""
     fake.set("a", kit.Reply({}))
