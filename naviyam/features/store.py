@@ -15,7 +15,8 @@ difference, for a key that was never materialised, is the status (SQLite: NOT_FO
 Redis store: an empty row marked PRESENT); the values (null) are the same, and nothing here reads
 statuses.
 
-``import feast`` costs seconds (it imports torch), so it happens inside these functions only.
+``import feast`` costs seconds (it imports torch), so it happens inside these functions only, and
+through ``feast_import.import_feast`` (which skips typeguard's import-time recompiling).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from naviyam.config import Settings
+from naviyam.features.feast_import import import_feast
 
 if TYPE_CHECKING:  # pragma: no cover
     from feast import FeatureStore
@@ -59,6 +61,7 @@ def feature_repo_dir(repo_dir: str | Path | None = None) -> Path:
 
 def repo_config(settings: Settings, *, profile: str | None = None, repo_dir: str | Path | None = None):
     """The ``RepoConfig`` of a profile ("local" | "cluster"), paths anchored at ``settings.home``."""
+    import_feast()
     from feast.repo_config import load_repo_config
 
     profile = profile or os.environ.get(PROFILE_ENV, "local")
@@ -70,6 +73,7 @@ def repo_config(settings: Settings, *, profile: str | None = None, repo_dir: str
 
 def feature_store(settings: Settings, *, profile: str | None = None,
                   repo_dir: str | Path | None = None) -> "FeatureStore":
+    import_feast()
     from feast import FeatureStore
 
     Path(settings.state_dir).mkdir(parents=True, exist_ok=True)
@@ -101,6 +105,7 @@ def load_definitions(repo_dir: str | Path | None = None) -> ModuleType:
     cached = sys.modules.get(_DEFINITIONS_MODULE)
     if cached is not None and Path(getattr(cached, "__file__", "")).resolve() == path.resolve():
         return cached
+    import_feast()  # the definitions import Feast at their top
     spec = importlib.util.spec_from_file_location(_DEFINITIONS_MODULE, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -111,6 +116,7 @@ def load_definitions(repo_dir: str | Path | None = None) -> ModuleType:
 
 def repo_objects(repo_dir: str | Path | None = None) -> list[Any]:
     """Every Feast object the definitions module declares (what ``feast apply`` would collect)."""
+    import_feast()
     from feast import Entity, FeatureService, FeatureView, OnDemandFeatureView
     from feast.data_source import DataSource
 
