@@ -59,8 +59,6 @@ class CachedFeatureSource:
         self._reset()
         # user id -> (read at, its one-row read-only columns)
         self._users: dict[str, tuple[float, dict[str, np.ndarray]]] = {}
-        self.store_reads = 0  # shop batches read from the store (tests and benchmarks read it)
-        self.user_reads = 0  # user batches read from the store
 
     def _reset(self) -> None:
         self._pos: dict[str, int] = {}
@@ -99,7 +97,6 @@ class CachedFeatureSource:
 
     def _read_users(self, ids: list[str], now: float) -> None:
         cols = self._read_columns(ids)
-        self.user_reads += 1
         if len(self._users) + len(ids) > self._max_users:
             self._users = {}
         for k, uid in enumerate(ids):
@@ -136,7 +133,6 @@ class CachedFeatureSource:
     def _refresh(self, ids: list[str], now: float) -> None:
         """Reads ``ids`` from the store: known rows are overwritten in place, new ones appended."""
         frame = self.source.shop_features(ids).reindex(columns=list(SHOP_FEATURE_COLUMNS))
-        self.store_reads += 1
         read = {col: _column(frame[col].to_numpy()) for col in SHOP_FEATURE_COLUMNS}
         if len(self._pos) + len(ids) > self._max:
             self._reset()
