@@ -2,6 +2,10 @@
 end; its CPU per turn on the same turns the graph bench sends; the one-shot `naviyam chat` cold start.
 
 Targets live here, not in timed tests: the numbers are printed with the target next to them.
+
+The chatbot's modules are imported inside the functions that build one, deliberately: the load
+generators (``components.load``, ``components.soak``) import this module for its request streams
+and must not load pandas, faiss and onnxruntime for it; the ranker comparison alone pays for torch.
 """
 from __future__ import annotations
 

@@ -19,6 +19,9 @@ hours, and none of them is what a turn's cost depends on):
   100x, over 20 minutes and ~10 GB to simulate on 2 cores); at 100x the shops have a tenth of
   today's children each, which makes the CF funnel's part of a turn (its cost follows the users
   of the child's own shops) cheaper than a full country's would be. Printed with the table.
+
+Each function imports what it runs, deliberately: the ``--measure`` child reports its resident
+memory, which must be a chat process's, not one that also loaded the data generator and builders.
 """
 from __future__ import annotations
 

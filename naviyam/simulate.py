@@ -34,6 +34,14 @@ import pandas as pd
 from naviyam.clock import Clock
 from naviyam.config import Settings
 from naviyam.data.catalog import Catalog, haversine_km
+from naviyam.data.events import position_bias
+from naviyam.data.generate import load_events, load_truth
+from naviyam.events import EventStore
+from naviyam.monitoring.live import read_serving_log
+from naviyam.ranking.features import RankingFeatures
+from naviyam.ranking.scorer import OnnxRanker
+from naviyam.registry import ModelRegistry, NoVersionError
+from naviyam.schemas import time_slot_of
 from naviyam.storage import events_target
 
 log = logging.getLogger(__name__)
@@ -139,7 +147,6 @@ def make_requests(catalog: Catalog, events: pd.DataFrame, n: int, start: pd.Time
         "intent": intents, "category": _requested_categories(catalog, truth_users, share, rng, forced),
         "truth_school": truth_school,
     }).iloc[order].reset_index(drop=True)
-    from naviyam.schemas import time_slot_of
 
     frame["time_slot"] = [time_slot_of(t.to_pydatetime()).value for t in frame["timestamp"]]
     profiles = catalog.users.reindex(list(frame["truth_user"]))
@@ -234,9 +241,6 @@ class BrokenShopSource:
 
 
 def load_ranker(model_dir: Path, broken: bool = False):
-    from naviyam.ranking.features import RankingFeatures
-    from naviyam.ranking.scorer import OnnxRanker
-
     ranker = OnnxRanker.load(Path(model_dir))
     if broken:
         f = ranker.features
@@ -313,7 +317,6 @@ def truth_utility(truth, requests: pd.DataFrame, shown: pd.DataFrame, catalog: C
 
 # ------------------------------------------------------------------------------------ writing
 def _insert(db_path: Path, interactions: list[tuple], feedback: list[tuple]) -> None:
-    from naviyam.events import EventStore
 
     store = EventStore(db_path)
     try:
@@ -345,7 +348,6 @@ def _question(intent: str, category: str | None) -> str:
 # ------------------------------------------------------------------------------------ traffic
 def deployed_arms(settings: Settings) -> list[Arm]:
     """Production (and the canary with its percent) as the registry deploys them now."""
-    from naviyam.registry import ModelRegistry, NoVersionError
 
     reg = ModelRegistry.from_settings(settings)
     try:
@@ -362,7 +364,6 @@ def deployed_arms(settings: Settings) -> list[Arm]:
 
 
 def last_event_time(settings: Settings, events: pd.DataFrame) -> pd.Timestamp:
-    from naviyam.monitoring.live import read_serving_log
 
     latest = events["timestamp"].max()
     log_ = read_serving_log(events_target(settings))
@@ -374,7 +375,6 @@ def last_event_time(settings: Settings, events: pd.DataFrame) -> pd.Timestamp:
 def simulate_traffic(settings: Settings, n_requests: int, kind: str = "none", *, arms: list[Arm] | None = None,
                      start: Any = None, days: float = 1.0, seed: int = 0, db_path: Path | None = None) -> dict:
     """Plays ``n_requests`` chat turns through the deployed rankers into the event store."""
-    from naviyam.data.generate import load_events, load_truth
 
     if n_requests < 1:
         raise ValueError("n_requests must be >= 1")
@@ -412,8 +412,6 @@ def simulate_traffic(settings: Settings, n_requests: int, kind: str = "none", *,
     shown = pd.concat(shown_parts, ignore_index=True) if shown_parts else rank_requests(None, catalog, requests, cands.iloc[:0])
     shown = shown.sort_values(["req", "rank"], kind="stable").reset_index(drop=True)
     imps = impression_frame(catalog, requests, shown, broken)
-
-    from naviyam.data.events import position_bias
 
     util = truth_utility(truth, requests, shown, catalog, kind, events)
     clicked = rng.random(len(shown)) < _sigmoid(util + position_bias(shown["rank"].to_numpy() - 1))

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from naviyam.data.catalog import Catalog, haversine_km
+from naviyam.simulate import candidate_pool, impression_frame, load_ranker, rank_requests, replay_requests
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,6 @@ def monitoring_frame(catalog: Catalog, impressions: pd.DataFrame) -> pd.DataFram
 def reference_impressions(catalog: Catalog, events: pd.DataFrame, model_dir: Path, *,
                           max_requests: int = 1500, seed: int = 7) -> pd.DataFrame:
     """The production model's training window replayed through the production ranker."""
-    from naviyam.simulate import candidate_pool, impression_frame, load_ranker, rank_requests, replay_requests
-
     meta_path = Path(model_dir) / "meta.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
     window = meta.get("train_window") or {}

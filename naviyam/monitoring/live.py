@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from naviyam.events import traffic_of
+from naviyam.events import EventStore, traffic_of
 from naviyam.good_conversation import GOOD, GoodConversationRule
 from naviyam.storage import store_exists
 from naviyam.schemas import time_slot_of
@@ -133,8 +133,6 @@ def cut_mask(frame: pd.DataFrame, since: Any, until: Any) -> np.ndarray:
 def read_serving_log(source: Path | str, since: Any = None, until: Any = None) -> ServingLog:
     """Interactions, impressions and feedback of the event store at ``source`` (a SQLite file or
     a PostgreSQL DSN, naviyam.storage); empty frames when there is no store yet."""
-    from naviyam.events import EventStore
-
     inter_rows: list[tuple[str, dict]] = []
     fb_rows: list[tuple] = []
     if store_exists(source):
