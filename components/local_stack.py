@@ -32,8 +32,11 @@ from pathlib import Path
 import httpx
 import yaml
 
+from inference_graph.canary import write_canary_graph
+
 from naviyam.bounds import TRAFFIC_HEADER
 from naviyam.config import PREDICTOR, SHARED_PROCESS, Settings
+from naviyam.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,8 +192,6 @@ class LocalStack:
 
     def canary_version(self) -> str | None:
         """The ranker version in canary, if the learning loop started one (registry pointer)."""
-        from naviyam.registry import ModelRegistry
-
         return ModelRegistry.from_settings(self.settings).current_version("ranker", "canary")
 
     def service_endpoints(self, service: str) -> str | list[str]:
@@ -206,8 +207,6 @@ class LocalStack:
         graph = GRAPH
         if self.canary_version():
             # KServe's canaryTrafficPercent, locally: the graph's Splitter sends 10% to the canary pair.
-            from inference_graph.canary import write_canary_graph
-
             graph = write_canary_graph(Path(tempfile.mkdtemp(prefix="naviyam-graph-")) / "naviyam-canary.yaml")
             services["naviyam-ranker-canary"] = (
                 f"{s.url('naviyam-ranker-canary')}/v1/models/naviyam-ranker:predict")

@@ -39,8 +39,9 @@ from inference_graph.client import ServiceClient
 from naviyam.chatbot import NaviyamChatbot, record_failure, timed_step
 from naviyam.metrics import ChatMetrics, FeatureStoreMetrics
 from naviyam.models import RANKER_CHECK_S, ModelBundle
-from naviyam.ranking.features import INPUT_NAMES, OUTPUT_NAME
+from naviyam.ranking.features import INPUT_NAMES, OUTPUT_NAME, RankingFeatures
 from naviyam.ranking.features.cache import CachedFeatureSource
+from naviyam.registry import HotModel, ModelRegistry
 from naviyam.schemas import Envelope
 
 log = logging.getLogger(__name__)
@@ -89,13 +90,10 @@ class RankerTransformer(EnvelopeModel):
         self._retrying: asyncio.Future | None = None
 
     def load_parts(self) -> None:
-        from naviyam.ranking.features import RankingFeatures
-
         models = self.shared_models or ModelBundle(self.settings)
         models.warm_up(("catalog",))
         self.bot = NaviyamChatbot(models, metrics=self.metrics)
         self._source = self.connect_feature_store()
-        from naviyam.registry import HotModel, ModelRegistry
 
         def load_features(model_dir):
             meta = json.loads((model_dir / "meta.json").read_text())

@@ -21,6 +21,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from naviyam.bounds import TRAFFIC_HEADER
+from naviyam.clock import Clock
+from naviyam.schemas import UserInput
+
 DEFAULT_TS = "2026-12-02T15:40:00"   # a Wednesday after school: corpus turns pin their clock
 CORPUS_DIR = Path(__file__).parent / "dialogues"
 CHECKS = ("cat", "card", "good", "item_max", "allergen_free", "walk_max", "open_at", "menu_has", "near", "sorted_walk",
@@ -186,9 +190,6 @@ def in_process_turn(bot) -> TurnFn:
     Each turn is replayed at its recorded time: the bot's server clock is pinned to the turn's
     timestamp, so a conversation written for "Wednesday 15:40" is judged at 15:40 whenever the
     evaluation runs (the device clock alone is only believed near the server's)."""
-    from naviyam.clock import Clock
-    from naviyam.schemas import UserInput
-
     def run(body: dict):
         user_input = UserInput.model_validate(body)
         bot.clock = Clock(user_input.timestamp)
@@ -201,8 +202,6 @@ def in_process_turn(bot) -> TurnFn:
 def served_turn(url: str, timeout_s: float = 60.0) -> TurnFn:
     """A ``TurnFn`` through the served graph (POST the chat request to the router)."""
     import httpx
-
-    from naviyam.bounds import TRAFFIC_HEADER
 
     def run(body: dict):
         resp = httpx.post(url, json=body, timeout=timeout_s, headers={TRAFFIC_HEADER: "eval"})

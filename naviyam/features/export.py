@@ -29,6 +29,7 @@ import pandas as pd
 
 from naviyam.config import Settings
 from naviyam.data.catalog import Catalog
+from naviyam.data.generate import load_events
 from naviyam.ranking.features import SHOP_FEATURE_COLUMNS, FeatureHistory
 
 FEATURES_SUBDIR = "features"
@@ -149,8 +150,6 @@ def _write(frame: pd.DataFrame, path: Path, created: pd.Timestamp) -> None:
 def export_sources(settings: Settings, catalog: Catalog | None = None,
                    events: pd.DataFrame | None = None) -> dict:
     """Writes the sources; returns rows per table, the data window and seconds."""
-    from naviyam.data.generate import load_events
-
     started = time.perf_counter()
     catalog = catalog if catalog is not None else Catalog.load(settings.data_dir)
     events = events if events is not None else load_events(settings.data_dir)

@@ -52,7 +52,6 @@ PAIR_FLAGS = ("engaged_shop_before", "ordered_shop_before")
 def _store(settings: Settings, store: "FeatureStore | None") -> "FeatureStore":
     if store is not None:
         return store
-    from naviyam.features.store import feature_store, require_built
 
     require_built(settings)
     return feature_store(settings)

@@ -20,6 +20,7 @@ Only ``naviyam.features.build_features`` materialises, and it writes the mirror 
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from naviyam.features.export import SHOP_POPULARITY_COLUMNS, SHOP_PROFILE_COLUMNS, features_dir
+from naviyam.features.store import PROFILE_ENV, feature_store, require_built
 from naviyam.ranking.features import SHOP_FEATURE_COLUMNS, USER_FEATURE_COLUMNS, TableFeatureSource, frame_columns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,10 +103,6 @@ class FeastFeatureSource:
         Raises ``FeaturesNotBuiltError`` when the local registry or online store is missing, so a
         caller can fall back to the model's snapshot instead of serving "no history" for all.
         """
-        import os
-
-        from naviyam.features.store import PROFILE_ENV, feature_store, require_built
-
         profile = profile or os.environ.get(PROFILE_ENV, "local")
         if profile == "local":
             require_built(settings, online=True)

@@ -19,6 +19,7 @@ import pandas as pd
 from naviyam.config import Settings
 from naviyam.data.catalog import Catalog
 from naviyam.features.export import export_sources
+from naviyam.features.store import apply_definitions, feature_store
 
 if TYPE_CHECKING:  # pragma: no cover
     from feast import FeatureStore
@@ -31,9 +32,6 @@ def training_store(settings: Settings, catalog: Catalog, events: pd.DataFrame,
     The profile is always the laptop one: only the registry and the offline files are used, and
     a cluster's Redis must not receive a training job's scratch registry.
     """
-    # feast is imported by the training task only (it costs seconds).
-    from naviyam.features.store import apply_definitions, feature_store
-
     scratch = settings.model_copy(update={"home": Path(home)})
     export_sources(scratch, catalog, events)
     store = feature_store(scratch, profile="local")

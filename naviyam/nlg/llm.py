@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable
 
 from naviyam.llm.prompts import facts_block, nlg_prompt
+from naviyam.llm.settings import LLMSettings
 from naviyam.nlg.grounding import check_grounding
 from naviyam.nlg.normalizer import normalise_for_children
 from naviyam.nlg.templates import AnswerInput, allowed_amounts, compose_answer
@@ -59,8 +60,6 @@ def extra_violations(text: str, recommendations: list[Recommendation]) -> list[s
 
 class LLMAnswerer:
     def __init__(self, llm, all_shop_names: Iterable[str], settings=None):
-        from naviyam.llm.settings import LLMSettings
-
         self.llm = llm
         self.all_shop_names = all_shop_names if isinstance(all_shop_names, ShopNames) else ShopNames(all_shop_names)
         self.settings = settings or LLMSettings()

@@ -30,6 +30,9 @@ import torch.nn.functional as F
 
 from naviyam.config import Settings
 from naviyam.data.catalog import Catalog
+from naviyam.features.historical import training_feature_columns
+from naviyam.features.training import training_store
+from naviyam.ranking.evaluate import evaluate_ranker
 from naviyam.ranking.export import export_onnx
 from naviyam.ranking.features import (
     WIDE_DIM, WIDE_FEATURES, FeatureHistory, FeatureSpace, Normaliser, RankingFeatures,
@@ -92,9 +95,6 @@ def sample_frames(settings: Settings, catalog: Catalog, samples: pd.DataFrame,
     The user/shop features and the "tried this shop before" flags come from Feast's
     point-in-time join over ``store`` (``naviyam.features.historical``), the one join there is.
     """
-    # feast (seconds to import) is needed by the training task only.
-    from naviyam.features.historical import training_feature_columns
-
     users = samples["user_id"].tolist()
     schools = catalog.schools.reindex(catalog.users["school_id"].reindex(users).tolist())
     context = {
@@ -231,7 +231,6 @@ def train_ranker(settings: Settings, catalog: Catalog, events: pd.DataFrame, out
                              num_threads=num_threads, progress=progress, evaluate=evaluate,
                              unshown_per_session=unshown_per_session, store=feature_store,
                              store_kind="given")
-    from naviyam.features.training import training_store
 
     train_events, _, _ = _training_window(events, holdout_days)
     if train_events.empty:
@@ -321,8 +320,6 @@ def _train_ranker(settings: Settings, catalog: Catalog, events: pd.DataFrame, ou
     }
     _write_meta(out_dir, meta)
     if evaluate and not test_events.empty:
-        from naviyam.ranking.evaluate import evaluate_ranker  # evaluation needs no torch
-
         meta["metrics"] = evaluate_ranker(settings, catalog, events, out_dir, holdout_days=holdout_days)
         _write_meta(out_dir, meta)
     log.info("ranker %s trained in %.1fs: %s", version, meta["train_seconds"], meta["metrics"])
