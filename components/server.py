@@ -35,6 +35,8 @@ MODEL_NAMES = {"naviyam-ranker-transformer": "naviyam-ranker"}
 
 def build_model(component: str, model_name: str, settings: Settings, args: argparse.Namespace,
                 metrics: ChatMetrics | None = None, models: ModelBundle | None = None):
+    # Each branch imports only its own component's module, deliberately: a predictor process
+    # loads onnxruntime and the ranker, never the chatbot the nodes and the transformer wrap.
     if component == "naviyam-ranker-transformer":
         from components.ranker_transformer import RankerTransformer
 
