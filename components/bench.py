@@ -12,10 +12,11 @@ served CPU per turn <= 1.5x in-process; the stack's resident memory <= 2 GiB; co
 the 8-client throughput is reported beside what the CPU per turn allows on this machine's cores.
 
 The CPU ratio is measured in paired rounds: in each, the same turns (users, texts, fresh sessions)
-go first through an in-process chatbot in this process, then one client at a time through the
-graph, back to back, and the goal reads the median of the rounds' ratios. A shared 2-core VM
-changes speed by tens of percent over a minute; comparing a baseline taken before the stack
-started with a graph run taken later measured that drift as much as the graph's overhead.
+go through an in-process chatbot in this process and, one at a time, through the graph, the two
+sides alternating every ``PAIRED_BLOCK`` turns; the goal reads the median of the rounds' ratios.
+A shared 2-core VM changes speed by tens of percent over a minute; comparing a baseline taken
+before the stack started with a graph run taken later measured that drift as much as the graph's
+overhead, and so did two halves of a round run one after the other.
 """
 from __future__ import annotations
 
@@ -28,15 +29,21 @@ import statistics
 import time
 import uuid
 
+import httpx
+
 from components.load import cpu_seconds, load, resident_mib
 from components.local_stack import LocalStack
 from components.soak import format_soak, soak
-from naviyam.bench import BENCH_TIME, COLD_START_TARGET_S, InProcessBot, bench_texts, cold_start, cpu_per_turn
+from naviyam.bench import (BENCH_TIME, COLD_START_TARGET_S, InProcessBot, bench_texts, cold_start, cpu_per_turn,
+                           turn_stream)
+from naviyam.bounds import TRAFFIC_HEADER
 from naviyam.config import Settings
 
 SERVED_CPU_RATIO_TARGET = 1.5
 STACK_MEMORY_TARGET_MIB = 2048
 LOAD_GENERATOR = "load generator"
+# Turns per side before the paired measurement switches sides (paired_rounds).
+PAIRED_BLOCK = 25
 
 
 def measure(url: str, pids: dict[str, int], clients: int, seconds: float, texts: list[str], run: str = "") -> dict:
@@ -52,21 +59,35 @@ def measure(url: str, pids: dict[str, int], clients: int, seconds: float, texts:
 
 
 def paired_rounds(bot: InProcessBot, url: str, pids: dict[str, int], texts: list[str], rounds: int,
-                  turns: int, run: str) -> dict:
-    """CPU per turn in-process and served on the same ``turns`` turns, ``rounds`` times back to back."""
+                  turns: int, run: str, block: int = PAIRED_BLOCK) -> dict:
+    """CPU per turn in-process and served on the same ``turns`` turns, ``rounds`` times.
+
+    Within a round the two sides take turns ``block`` turns at a time (the next ``block`` of the
+    in-process stream, then the same ones of the graph's stream), so both halves of a ratio are
+    measured within the same second or so. Run back to back as two 150-turn halves, the rounds of
+    one run ranged from 1.40x to 1.85x as this VM's speed moved between them.
+    """
     out = []
-    for r in range(rounds):
-        inproc = statistics.fmean(bot.cpu_ms(texts, turns, run=f"{run}in{r}-"))
-        before = cpu_seconds(pids)
-        served = asyncio.run(load(url, 1, 3600.0, texts, run=f"{run}graph{r}-", turns=turns))
-        after = cpu_seconds(pids)
-        if served["error_rate"] or served["requests"] != turns:
-            raise RuntimeError(f"paired round {r}: {served['requests']} of {turns} graph requests sent, "
-                               f"error rate {served['error_rate']:.2%}")
-        stack_ms = 1000 * sum(after[k] - before[k] for k in after if k in before) / turns
-        out.append({"inprocess_ms": round(inproc, 2), "served_ms": round(stack_ms, 2),
-                    "ratio": round(stack_ms / inproc, 3)})
-    return {"rounds": out, "turns": turns, "ratio": round(statistics.median(r["ratio"] for r in out), 2),
+    with httpx.Client(timeout=30) as client:
+        for r in range(rounds):
+            inproc_stream = turn_stream(0, texts, f"{run}in{r}-")
+            graph_stream = turn_stream(0, texts, f"{run}graph{r}-")
+            inproc = served = 0.0
+            for start in range(0, turns, block):
+                n = min(block, turns - start)
+                inproc += sum(bot.turn_cpu_ms(next(inproc_stream)) for _ in range(n))
+                before = cpu_seconds(pids)
+                for i in range(n):
+                    resp = client.post(url, json=next(graph_stream), headers={TRAFFIC_HEADER: "bench"})
+                    if resp.status_code != 200:
+                        raise RuntimeError(f"paired round {r}, graph turn {start + i}: HTTP {resp.status_code} "
+                                           f"{resp.text[:200]}")
+                after = cpu_seconds(pids)
+                served += 1000 * sum(after[k] - before[k] for k in after if k in before)
+            out.append({"inprocess_ms": round(inproc / turns, 2), "served_ms": round(served / turns, 2),
+                        "ratio": round(served / inproc, 3)})
+    return {"rounds": out, "turns": turns, "block": block,
+            "ratio": round(statistics.median(r["ratio"] for r in out), 2),
             "inprocess_ms": round(statistics.median(r["inprocess_ms"] for r in out), 2),
             "served_ms": round(statistics.median(r["served_ms"] for r in out), 2)}
 
@@ -179,7 +200,8 @@ def format_report(report: dict) -> list[str]:
                      + f"  (+ load generator {cpu.get(LOAD_GENERATOR)})")
     if report.get("paired"):
         p = report["paired"]
-        lines.append(f"paired rounds, {p['turns']} turns each side (in-process ms -> served ms = ratio): " + "  ".join(
+        lines.append(f"paired rounds, {p['turns']} turns each side, alternating every {p.get('block', p['turns'])} "
+                     "(in-process ms -> served ms = ratio): " + "  ".join(
             f"{r['inprocess_ms']} -> {r['served_ms']} = {r['ratio']}x" for r in p["rounds"]))
     if report.get("memory"):
         lines.append("resident memory after the load (MiB, RSS / PSS): " + "  ".join(

@@ -116,16 +116,16 @@ class InProcessBot:
     def cpu_ms(self, texts: list[str], turns: int, seed: int = 0, run: str = "") -> list[float]:
         """CPU (user+system, every thread of this process) of each of the first ``turns`` turns
         of bench client ``seed``'s stream."""
+        stream = turn_stream(seed, texts, run)
+        return [self.turn_cpu_ms(next(stream)) for _ in range(turns)]
+
+    def turn_cpu_ms(self, body: dict) -> float:
+        """CPU (user+system, every thread of this process) of one turn."""
         from naviyam.schemas import UserInput
 
-        stream = turn_stream(seed, texts, run)
-        out = []
-        for _ in range(turns):
-            body = next(stream)
-            start = time.process_time()
-            self.bot.process(UserInput(**body), traffic="bench")
-            out.append((time.process_time() - start) * 1000)
-        return out
+        start = time.process_time()
+        self.bot.process(UserInput(**body), traffic="bench")
+        return (time.process_time() - start) * 1000
 
     def close(self) -> None:
         self.bot.close()
