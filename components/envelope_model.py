@@ -143,13 +143,15 @@ def _require_object(body: Any) -> dict:
     return body
 
 
-def encode_answer(answer: BaseModel, form: str, model_name: str, response_headers: dict[str, str] | None) -> Any:
-    """A node's answer in the request's wire form. A plain v1 body is pydantic's own JSON bytes
-    (one pass, in the caller's thread) instead of a dict that KServe's event loop serialises again."""
+def encode_answer(answer: BaseModel, form: str, model_name: str, response_headers: dict[str, str] | None,
+                  exclude: frozenset[str] | None = None) -> Any:
+    """A node's answer in the request's wire form, without the fields in ``exclude``. A plain v1
+    body is pydantic's own JSON bytes (one pass, in the caller's thread) instead of a dict that
+    KServe's event loop serialises again."""
     if form == "v1" and response_headers is not None:
         response_headers["content-type"] = "application/json"
-        return answer.model_dump_json().encode("utf-8")
-    return encode(answer.model_dump(mode="json"), form, model_name)
+        return answer.model_dump_json(exclude=exclude).encode("utf-8")
+    return encode(answer.model_dump(mode="json", exclude=exclude), form, model_name)
 
 
 def encode(body: dict, form: str, model_name: str) -> Any:
@@ -234,9 +236,20 @@ class EnvelopeModel(kserve.Model):
     def _answer(self, body: dict, headers: dict[str, str], form: str, response_headers: dict[str, str] | None) -> Any:
         return encode_answer(self.handle_request(body, headers), form, self.name, response_headers)
 
+    @property
+    def runs_inline(self) -> bool:
+        """Whether a request's work runs on the event loop (as KServe runs a sync ``predict``).
+
+        True for work that is a few milliseconds of CPU holding the GIL, the fast path: a worker
+        thread could not run it beside other requests anyway, and handing each request to one and
+        back cost the served graph about 7% of its CPU per turn (make bench, paired rounds).
+        A node whose work can take seconds (an LLM backend) returns False and keeps the loop
+        free for health checks and other requests."""
+        return True
+
     async def predict(self, payload: Any, headers: dict[str, str] | None = None,
                       response_headers: dict[str, str] | None = None) -> Any:
         body, form = decode(payload)
-        # Model work (and its serialisation) is CPU-bound; keep the event loop free for health
-        # checks and other requests.
+        if self.runs_inline:
+            return self._answer(body, headers or {}, form, response_headers)
         return await asyncio.to_thread(self._answer, body, headers or {}, form, response_headers)

@@ -45,6 +45,10 @@ class NLUNode(ChatNode):
         if self.settings.nlu.backend != "fast":
             self.bot.models.warm_up(("llm",))
 
+    @property
+    def runs_inline(self) -> bool:
+        return self.settings.nlu.backend == "fast"  # an LLM parse takes seconds: a worker thread
+
     def handle(self, body: dict) -> Envelope:
         return self.handle_request(body, {})
 
@@ -98,6 +102,10 @@ class NLGNode(ChatNode):
         super().load_parts()
         if self.settings.llm.nlg_enabled:
             self.bot.models.warm_up(("catalog", "llm", "answerer"))
+
+    @property
+    def runs_inline(self) -> bool:
+        return not self.settings.llm.nlg_enabled  # LLM generation takes seconds: a worker thread
 
     def handle(self, body: dict) -> ChatbotResponse:
         self.bot.models.refresh_adapter()

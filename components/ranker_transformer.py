@@ -17,6 +17,9 @@ User and shop features read from Feast are kept in memory for at most ``FEATURE_
 ``naviyam.ranking.features.cache``): a served feature is never older than that behind the
 store. Step 6 itself is
 ``NaviyamChatbot.ranking_pool`` / ``finish_ranking``, the rule the in-process ``rank`` uses too.
+
+The answer is the ranked envelope without step 5's pools (``STEP5_POOLS``): step 6 consumed them
+and nlg reads none of them.
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ from naviyam.models import RANKER_CHECK_S, ModelBundle
 from naviyam.ranking.features import INPUT_NAMES, OUTPUT_NAME, RankingFeatures
 from naviyam.ranking.features.cache import CachedFeatureSource
 from naviyam.registry import HotModel, ModelRegistry
-from naviyam.schemas import Envelope
+from naviyam.schemas import STEP5_POOLS, Envelope
 
 log = logging.getLogger(__name__)
 V2_TYPES = {"wide": "FP32", "user_idx": "INT64", "shop_idx": "INT64", "category_idx": "INT64"}
@@ -277,40 +280,44 @@ class RankerTransformer(EnvelopeModel):
         body, form = decode(payload)
         if self.serves_locally:
             self._maybe_retry_feature_store()
-            # One worker thread for the whole request instead of one hand-off per step (parse,
-            # two steps, pool, features, predictor, finish, answer): each hand-off wakes the
-            # event loop and a worker, and the loop's share was a third of the process's CPU.
-            return await asyncio.to_thread(self._serve_here, body, form, response_headers)
+            return await self._serve_here(body, form, response_headers)
         env = parse_envelope(body)
         if env.needs_search:
             await self.fan_out(env, headers)
             await self.rank(env, headers)
             env.model_versions["features"] = self.features_backend
-        return encode_answer(env, form, self.name, response_headers)
+        return encode_answer(env, form, self.name, response_headers, exclude=STEP5_POOLS)
 
     @property
     def serves_locally(self) -> bool:
         """Both fan-out steps and the predictor live in this process (serving.colocate)."""
         return self.local_predictor is not None and all(name in self.local_steps for name in FANOUT)
 
-    def _serve_here(self, body: dict, form: str, response_headers: dict[str, str] | None) -> Any:
-        """``predict`` with every step in this process, blocking: the same steps, timeouts,
-        degradation and metrics as the HTTP path, in one worker thread."""
+    async def _serve_here(self, body: dict, form: str, response_headers: dict[str, str] | None) -> Any:
+        """``predict`` with every step in this process: the same steps, timeouts, degradation and
+        metrics as the HTTP path. The request's own work (parse, ranking, the answer: a few ms of
+        CPU) runs on the loop, as a fast-path node's does (``EnvelopeModel.runs_inline``); the two
+        step-5 sides run in worker threads the loop awaits, and a model reload in another."""
         env = parse_envelope(body)
         if env.needs_search:
-            self._fan_out_here(env)
+            await self._fan_out_here(env)
+            if self.hot.check_due:
+                await asyncio.to_thread(self.hot.maybe_reload)
             self._rank_here(env)
             env.model_versions["features"] = self.features_backend
-        return encode_answer(env, form, self.name, response_headers)
+        return encode_answer(env, form, self.name, response_headers, exclude=STEP5_POOLS)
 
-    def _fan_out_here(self, env: Envelope) -> None:
+    async def _fan_out_here(self, env: Envelope) -> None:
         with timed_step(env, "fanout"):
             # Side by side on copies, one deadline for both (the HTTP path's per-call timeout;
             # a late step is not stopped, its answer is dropped as there).
-            futures = [self._steps_pool.submit(self.local_steps[name].run_step, env.model_copy(deep=True))
+            futures = [asyncio.wrap_future(self._steps_pool.submit(self.local_steps[name].run_step,
+                                                                   env.model_copy(deep=True)))
                        for name in FANOUT]
-            concurrent.futures.wait(futures, timeout=self.fanout_timeout_s)
-            results = [(f.exception() or f.result()) if f.done() else TimeoutError() for f in futures]
+            done, late = await asyncio.wait(futures, timeout=self.fanout_timeout_s)
+            for fut in late:  # its outcome, when it comes, is dropped (and not reported as unread)
+                fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+            results = [(f.exception() or f.result()) if f in done else TimeoutError() for f in futures]
         self._merge(env, results)
 
     def _rank_here(self, env: Envelope) -> None:
@@ -319,8 +326,6 @@ class RankerTransformer(EnvelopeModel):
             scores = version = error = None
             if pool:
                 try:
-                    if self.hot.check_due:
-                        self.hot.maybe_reload()
                     inputs, version = self._inputs(env, pool)
                     scores = np.asarray(self.local_predictor.score(inputs)[0], dtype=np.float32)
                 except Exception as exc:  # noqa: BLE001 - rank from relevance instead

@@ -12,8 +12,10 @@ histograms and this process's ``naviyam_*`` metrics (naviyam.metrics, components
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 
+import uvloop
 from kserve import model_server
 from prometheus_client import REGISTRY
 
@@ -21,6 +23,8 @@ from components.envelope_model import guard_app
 from naviyam.config import Settings
 from naviyam.metrics import ChatMetrics
 from naviyam.models import ModelBundle
+
+log = logging.getLogger(__name__)
 
 # What this server can run; any of them may also share one process (--components). The predictor
 # is also named naviyam-ranker: beside the transformer it is not served, the transformer scores
@@ -67,6 +71,22 @@ def attach_local_steps(models: list) -> list:
     return [m for m in models if not isinstance(m, RankerPredictor)]
 
 
+def install_event_loop(choice: str) -> str:
+    """Make KServe's ``--event-loop`` flag hold for this process; returns the loop it runs on.
+
+    kserve 0.21's single-worker ModelServer serves with its own ``asyncio.run()``, so the loop
+    uvicorn would pick for ``--event-loop`` ("auto": uvloop when installed) is never set up and
+    every request ran on the pure-Python selector loop. A policy set here is what that
+    ``asyncio.run()`` uses. The ModelServer also asks for the current loop before it starts
+    (``setup_event_loop``), which uvloop's policy refuses unless one is set, hence the loop set here.
+    """
+    if choice == "asyncio":
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    return "uvloop"
+
+
 def component_list(value: str) -> list[str]:
     names = [c.strip() for c in value.split(",") if c.strip()]
     wrong = [c for c in names if c not in COMPONENTS]
@@ -104,8 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     for model in models:
         model.load()
     models = attach_local_steps(models)
+    loop = install_event_loop(args.event_loop)
+    log.info("serving %s on the %s event loop", ", ".join(m.name for m in models), loop)
     server = model_server.ModelServer(http_port=args.http_port, workers=1, enable_grpc=False,
-                                      enable_latency_logging=False)
+                                      enable_latency_logging=False, event_loop=args.event_loop)
     guard_app(model_server.app)  # body limit and non-echoing 422 on KServe's app, before it serves
     server.start(models)
     return 0

@@ -388,6 +388,12 @@ def time_slot_of(moment: datetime) -> TimeSlot:
 ENVELOPE_VERSION = "1"
 
 
+# Step 5's output and step 6's only input: no later step reads them. The served ranker's answer
+# leaves them out (components/ranker_transformer.py): with ~150 candidates they were most of the
+# bytes every later hop wrote, sent, parsed and validated.
+STEP5_POOLS = frozenset({"retrieval", "candidates"})
+
+
 class Envelope(Bounded):
     """The state of one chat turn as it moves through the steps (and, served, the graph nodes).
 

@@ -15,7 +15,7 @@ from kserve.protocol.infer_type import InferOutput, InferResponse
 from pydantic import ValidationError
 
 import components.ranker_transformer as rt
-from components.envelope_model import parse_step_result
+from components.envelope_model import parse_envelope, parse_step_result
 from naviyam.chatbot import NaviyamChatbot
 from naviyam.config import Settings
 from naviyam.events import EventStore
@@ -23,7 +23,7 @@ from naviyam.memory import ConversationMemory
 from naviyam.metrics import ChatMetrics
 from naviyam.models import ModelBundle
 from naviyam.ranking.features import OUTPUT_NAME
-from naviyam.schemas import UserInput
+from naviyam.schemas import STEP5_POOLS, UserInput
 
 
 @pytest.fixture(scope="module")
@@ -181,9 +181,10 @@ def understood(bot, session: str):
     return bot.understand(env)
 
 
-def test_a_fully_colocated_ranker_serves_the_turn_in_one_thread_as_in_process(bot):
-    """Steps 5-6 all in the transformer's process: one worker thread runs them (no hop per step),
-    and the answer is the in-process chatbot's, as bytes KServe sends as they are."""
+def test_a_fully_colocated_ranker_serves_the_turn_without_a_hop_per_step_as_in_process(bot):
+    """Steps 5-6 all in the transformer's process: no HTTP hop and no thread hand-off per step
+    (only the two step-5 sides run in threads), and the answer is the in-process chatbot's, as
+    bytes KServe sends as they are."""
     env = understood(bot, "one-thread")
     local = bot.rank(bot.retrieve_and_generate(env.model_copy(deep=True)))
     t = colocated(bot)
@@ -210,7 +211,27 @@ def test_a_late_colocated_step_degrades_the_turn_as_over_http(bot):
     t = colocated(bot, slow_retriever_s=0.8)
     served = json.loads(asyncio.run(t.predict(env.model_dump(mode="json"), {}, {})))
     assert served["degraded"] and "TimeoutError" in served["errors"]["retrieval"]
-    assert served["candidates"] and served["recommendations"]  # ranked from what the other side found
+    # Ranked from what the other side found.
+    assert served["recommendations"] and served["recommendation_method"].endswith("4-funnel")
+    assert "rag" not in served["recommendation_method"]
+
+
+def test_the_ranked_answer_leaves_out_step_5s_pools_and_nlg_answers_from_it_as_in_process(bot):
+    """Nothing after step 6 reads retrieval hits or candidates: the ranker's answer (what the graph
+    hands nlg) carries neither, and the answer and response built from it are the in-process ones."""
+    env = understood(bot, "pools")
+    local = bot.rank(bot.retrieve_and_generate(env.model_copy(deep=True)))
+    assert local.retrieval and local.candidates  # there were pools to leave out
+    t = colocated(bot)
+    for wire in (asyncio.run(t.predict(env.model_dump(mode="json"), {}, {})),
+                 asyncio.run(t.predict({"instances": [env.model_dump(mode="json")]}, {}, {}))["predictions"][0]):
+        served = json.loads(wire) if isinstance(wire, bytes) else wire
+        assert not STEP5_POOLS & served.keys()
+        answered = bot.answer(parse_envelope(served))
+        expected = bot.answer(local.model_copy(deep=True))
+        assert answered.answer == expected.answer
+        assert answered.recommendations == expected.recommendations
+        assert answered.recommendation_method == expected.recommendation_method
 
 
 def test_a_failed_colocated_predictor_ranks_from_relevance(bot):
