@@ -344,7 +344,9 @@ class RankerTransformer(EnvelopeModel):
         """Step 6 as ``NaviyamChatbot.rank`` does it (``ranking_pool`` -> score -> ``finish_ranking``),
         scored through the predictor."""
         with timed_step(env, "ranking"):
-            pool = await asyncio.to_thread(self.bot.ranking_pool, env)
+            # Pool and final order are a few ms of CPU: on the loop (EnvelopeModel.runs_inline);
+            # the feature read, which may go over the network to the online store, is not.
+            pool = self.bot.ranking_pool(env)
             scores = version = error = None
             if pool:
                 try:
@@ -352,4 +354,4 @@ class RankerTransformer(EnvelopeModel):
                 except Exception as exc:  # noqa: BLE001 - rank from relevance instead
                     error = exc
                 self._count_turn(error)
-            await asyncio.to_thread(self.bot.finish_ranking, env, pool, scores, version=version, error=error)
+            self.bot.finish_ranking(env, pool, scores, version=version, error=error)
