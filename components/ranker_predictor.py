@@ -104,6 +104,12 @@ class RankerPredictor(kserve.Model):
         _check(arrays, ranker.wide_dim, _vocab(ranker))
         return ranker.predict(arrays), ranker
 
+    async def reload_if_due(self) -> None:
+        """Follow the registry pointer when its check is due; a reload loads a model, so it runs
+        in a worker thread and the loop keeps serving (``score`` then finds nothing due)."""
+        if self.hot.check_due:
+            await asyncio.to_thread(self.hot.maybe_reload)
+
     async def predict(self, payload: Any, headers: dict[str, str] | None = None,
                       response_headers: dict[str, str] | None = None) -> Any:
         if isinstance(payload, InferRequest):
@@ -121,8 +127,7 @@ class RankerPredictor(kserve.Model):
                 raise InvalidInput(f"bad ranker input: {str(exc)[:200]}") from None
         else:
             raise InvalidInput("request body must be a JSON object")
-        if self.hot.check_due:  # a reload loads a model: in a worker thread, the loop keeps serving
-            await asyncio.to_thread(self.hot.maybe_reload)
+        await self.reload_if_due()
         # Scoring ~100 rows is well under a millisecond: on the loop, as a fast-path node's work
         # (EnvelopeModel.runs_inline), not handed to a thread and back.
         scores, ranker = self.score(arrays)

@@ -24,7 +24,6 @@ and nlg reads none of them.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import json
 import logging
@@ -83,8 +82,6 @@ class RankerTransformer(EnvelopeModel):
         # beside it (components/server.py, serving.colocate).
         self.local_steps: dict[str, Any] = {}
         self.local_predictor: Any = None
-        # Runs the local fan-out steps side by side (serves_locally); a few turns at once.
-        self._steps_pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="fanout")
         self.channel = channel
         self.metrics = metrics or ChatMetrics()
         self.feature_metrics = FeatureStoreMetrics(self.metrics.registry)
@@ -175,7 +172,6 @@ class RankerTransformer(EnvelopeModel):
         # ModelServer unloads models on SIGTERM from inside its event loop: close the pooled
         # connections there rather than leaving them to the garbage collector at exit.
         super().stop()
-        self._steps_pool.shutdown(wait=False)
         client = getattr(self, "client", None)
         if client is not None:
             with contextlib.suppress(RuntimeError):  # no running loop: nothing left to close on
@@ -229,6 +225,12 @@ class RankerTransformer(EnvelopeModel):
             await asyncio.to_thread(self.hot.maybe_reload)
         self._maybe_retry_feature_store()
         inputs, version = await asyncio.to_thread(self._inputs, env, pool)
+        if self.local_predictor is not None:
+            # The predictor of this process (serving.colocate): its checks and model, on the
+            # arrays as they are, without the HTTP hop and the tensor round trip.
+            await self.local_predictor.reload_if_due()
+            scores, _ = self.local_predictor.score(inputs)
+            return np.asarray(scores, dtype=np.float32), version
         request = InferRequest(model_name=self.name, request_id=uuid.uuid4().hex,
                                infer_inputs=[_binary_input(n, inputs[n]) for n in INPUT_NAMES])
         response = await self.call_predictor(request, headers)
@@ -256,9 +258,6 @@ class RankerTransformer(EnvelopeModel):
         application/json`` to predictor calls, so the predictor cannot parse a binary-extension
         body; the URL, protocol and timeout still come from KServe's predictor flags.
         """
-        if self.local_predictor is not None:
-            # The predictor of this process: the same checks and model, without the HTTP hop.
-            return await self.local_predictor.predict(request, headers)
         config = self.predictor_config
         if config is None or not config.predictor_host:
             raise RuntimeError("no --predictor_host configured")
@@ -278,61 +277,12 @@ class RankerTransformer(EnvelopeModel):
     async def predict(self, payload: Any, headers: dict[str, str] | None = None,
                       response_headers: dict[str, str] | None = None) -> Any:
         body, form = decode(payload)
-        if self.serves_locally:
-            self._maybe_retry_feature_store()
-            return await self._serve_here(body, form, response_headers)
         env = parse_envelope(body)
         if env.needs_search:
             await self.fan_out(env, headers)
             await self.rank(env, headers)
             env.model_versions["features"] = self.features_backend
         return encode_answer(env, form, self.name, response_headers, exclude=STEP5_POOLS)
-
-    @property
-    def serves_locally(self) -> bool:
-        """Both fan-out steps and the predictor live in this process (serving.colocate)."""
-        return self.local_predictor is not None and all(name in self.local_steps for name in FANOUT)
-
-    async def _serve_here(self, body: dict, form: str, response_headers: dict[str, str] | None) -> Any:
-        """``predict`` with every step in this process: the same steps, timeouts, degradation and
-        metrics as the HTTP path. The request's own work (parse, ranking, the answer: a few ms of
-        CPU) runs on the loop, as a fast-path node's does (``EnvelopeModel.runs_inline``); the two
-        step-5 sides run in worker threads the loop awaits, and a model reload in another."""
-        env = parse_envelope(body)
-        if env.needs_search:
-            await self._fan_out_here(env)
-            if self.hot.check_due:
-                await asyncio.to_thread(self.hot.maybe_reload)
-            self._rank_here(env)
-            env.model_versions["features"] = self.features_backend
-        return encode_answer(env, form, self.name, response_headers, exclude=STEP5_POOLS)
-
-    async def _fan_out_here(self, env: Envelope) -> None:
-        with timed_step(env, "fanout"):
-            # Side by side on copies, one deadline for both (the HTTP path's per-call timeout;
-            # a late step is not stopped, its answer is dropped as there).
-            futures = [asyncio.wrap_future(self._steps_pool.submit(self.local_steps[name].run_step,
-                                                                   env.model_copy(deep=True)))
-                       for name in FANOUT]
-            done, late = await asyncio.wait(futures, timeout=self.fanout_timeout_s)
-            for fut in late:  # its outcome, when it comes, is dropped (and not reported as unread)
-                fut.add_done_callback(lambda f: f.cancelled() or f.exception())
-            results = [(f.exception() or f.result()) if f in done else TimeoutError() for f in futures]
-        self._merge(env, results)
-
-    def _rank_here(self, env: Envelope) -> None:
-        with timed_step(env, "ranking"):
-            pool = self.bot.ranking_pool(env)
-            scores = version = error = None
-            if pool:
-                try:
-                    inputs, version = self._inputs(env, pool)
-                    scores = np.asarray(self.local_predictor.score(inputs)[0], dtype=np.float32)
-                except Exception as exc:  # noqa: BLE001 - rank from relevance instead
-                    scores = version = None
-                    error = exc
-                self._count_turn(error)
-            self.bot.finish_ranking(env, pool, scores, version=version, error=error)
 
     def _count_turn(self, error: BaseException | None) -> None:
         # The canary arm of the turn: which channel and version ranked it, and whether it could.

@@ -136,10 +136,13 @@ def test_a_colocated_fan_out_calls_the_nodes_of_its_own_process_and_matches_in_p
 
 
 class LocalPredictor:
-    """The colocated predictor's blocking surface (RankerPredictor.score) on the in-process model."""
+    """The colocated predictor's surface (RankerPredictor.reload_if_due and score) on the in-process model."""
 
     def __init__(self, ranker, fail: bool = False):
         self.ranker, self.fail = ranker, fail
+
+    async def reload_if_due(self):
+        return None
 
     def score(self, arrays):
         if self.fail:
@@ -188,7 +191,6 @@ def test_a_fully_colocated_ranker_serves_the_turn_without_a_hop_per_step_as_in_p
     env = understood(bot, "one-thread")
     local = bot.rank(bot.retrieve_and_generate(env.model_copy(deep=True)))
     t = colocated(bot)
-    assert t.serves_locally
     headers: dict[str, str] = {}
     raw = asyncio.run(t.predict(env.model_dump(mode="json"), {}, headers))
     assert isinstance(raw, bytes) and headers["content-type"] == "application/json"
