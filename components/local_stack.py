@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,9 +53,27 @@ SERVICE_COMPONENT = {"naviyam-ranker": "naviyam-ranker-transformer"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = "127.0.0.1", taken: Iterable[int] = ()) -> list[int]:
+    """``count`` distinct ports free on ``host`` now, none of them in ``taken``.
+
+    The sockets stay bound until all are picked: ports picked one at a time, each socket closed
+    before the next bind, can repeat, and two servers told the same port make the second one fail
+    while the first answers for both (a health check on the router's port then reached feedback).
+    """
+    taken = set(taken)
+    with contextlib.ExitStack() as held:
+        ports: list[int] = []
+        while len(ports) < count:
+            sock = held.enter_context(socket.socket())
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+            if port not in taken:
+                ports.append(port)
+                taken.add(port)
+        return ports
 
 
 def replica_of(component: str) -> tuple[str, int]:
@@ -119,7 +137,9 @@ class LocalStack:
         if base == SHARED_PROCESS or index == 0:
             return self.settings.serving.port_of(base)
         if component not in self.replica_ports:  # picked once: a restarted replica comes back on it
-            self.replica_ports[component] = free_port(self.settings.serving.host)
+            serving = self.settings.serving
+            taken = [serving.router_port, *serving.ports.values(), *self.replica_ports.values()]
+            self.replica_ports[component] = free_ports(1, serving.host, taken)[0]
         return self.replica_ports[component]
 
     def url(self, component: str) -> str:

@@ -164,3 +164,21 @@ def test_a_replicated_service_leaves_the_shared_process(tmp_path):
     assert {"naviyam-models", "naviyam-nlu", "naviyam-nlu@1"} <= set(stack.components())
     endpoints = stack.service_endpoints("naviyam-nlu")
     assert endpoints[0].endswith(f":{settings.serving.ports['naviyam-nlu']}/v1/models/naviyam-nlu:predict")
+
+
+def test_free_ports_are_distinct_and_avoid_the_taken_ones():
+    from components.local_stack import free_ports
+
+    taken = free_ports(3)
+    picked = free_ports(40, taken=taken)
+    assert len(set(picked)) == 40 and not set(picked) & set(taken)
+
+
+def test_a_replica_port_is_none_of_the_configured_ports(tmp_path):
+    settings = Settings(home=tmp_path)
+    settings = settings.model_copy(update={"serving": settings.serving.model_copy(update={"replicas": {"naviyam-nlu": 3}})})
+    stack = LocalStack(settings)
+    configured = {settings.serving.router_port, *settings.serving.ports.values()}
+    replicas = [stack.port("naviyam-nlu@1"), stack.port("naviyam-nlu@2")]
+    assert len(set(replicas)) == 2 and not set(replicas) & configured
+    assert stack.port("naviyam-nlu@1") == replicas[0]  # picked once

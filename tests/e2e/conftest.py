@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from components.local_stack import free_port
+from components.local_stack import free_ports
 from naviyam.build import build_all
 from naviyam.chatbot import NaviyamChatbot
 from naviyam.config import Settings
@@ -32,8 +32,11 @@ def on_free_ports() -> Callable[..., Settings]:
     """``on_free_ports(settings, **serving_overrides)``: the same settings with every server of the
     local stack on a free loopback port, so a developer's own `make serve` can keep running."""
     def make(base: Settings, **serving) -> Settings:
-        ports = {name: free_port() for name in base.serving.ports}
-        updated = base.serving.model_copy(update={"ports": ports, "router_port": free_port(), **serving})
+        # Distinct: two servers on one port would leave the second unstarted and the first
+        # answering for both.
+        *picked, router_port = free_ports(len(base.serving.ports) + 1)
+        ports = dict(zip(base.serving.ports, picked))
+        updated = base.serving.model_copy(update={"ports": ports, "router_port": router_port, **serving})
         return base.model_copy(update={"serving": updated})
     return make
 
