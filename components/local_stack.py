@@ -52,10 +52,6 @@ ADMIN_TOKEN_FILE = "admin_token"
 SERVICE_COMPONENT = {"naviyam-ranker": "naviyam-ranker-transformer"}
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    return free_ports(1, host)[0]
-
-
 def free_ports(count: int, host: str = "127.0.0.1", taken: Iterable[int] = ()) -> list[int]:
     """``count`` distinct ports free on ``host`` now, none of them in ``taken``.
 
