@@ -151,6 +151,10 @@ class LocalPredictor:
 
 
 class SlowStep:
+    """A colocated step that may take long (its node does not run inline): a worker thread, with the fan-out timeout."""
+
+    runs_inline = False
+
     def __init__(self, node, delay_s: float):
         self.node, self.delay_s = node, delay_s
 
@@ -186,8 +190,8 @@ def understood(bot, session: str):
 
 def test_a_fully_colocated_ranker_serves_the_turn_without_a_hop_per_step_as_in_process(bot):
     """Steps 5-6 all in the transformer's process: no HTTP hop and no thread hand-off per step
-    (only the two step-5 sides run in threads), and the answer is the in-process chatbot's, as
-    bytes KServe sends as they are."""
+    (the step-5 sides run on the loop, the feature read in a thread), and the answer is the
+    in-process chatbot's, as bytes KServe sends as they are."""
     env = understood(bot, "one-thread")
     local = bot.rank(bot.retrieve_and_generate(env.model_copy(deep=True)))
     t = colocated(bot)
@@ -206,6 +210,48 @@ def test_a_fully_colocated_ranker_serves_the_turn_without_a_hop_per_step_as_in_p
     wrapped = asyncio.run(t.predict({"instances": [env.model_dump(mode="json")]}, {}, {}))
     assert [r["shop_id"] for r in wrapped["predictions"][0]["recommendations"]] == \
         [r["shop_id"] for r in served["recommendations"]]
+
+
+class ThreadProbe:
+    """A fast-path colocated node that records where, and on which envelope, its step ran."""
+
+    def __init__(self, node):
+        self.node, self.calls = node, []
+
+    @property
+    def runs_inline(self):
+        return self.node.runs_inline
+
+    def run_step(self, env):
+        import threading
+
+        self.calls.append((threading.get_ident(), env))
+        return self.node.run_step(env)
+
+
+def test_colocated_fast_path_sides_run_on_the_loop_on_the_turns_envelope(bot):
+    """As their own predict would run them (EnvelopeModel.runs_inline): no worker thread and no
+    copy of the envelope per side; each side writes only its own fields, as in-process."""
+    import threading
+
+    env = understood(bot, "inline-sides")
+    t = colocated(bot)
+    probes = {name: ThreadProbe(node) for name, node in t.local_steps.items()}
+    assert all(p.runs_inline for p in probes.values())
+    t.local_steps = probes
+
+    async def go():
+        served = env.model_copy(deep=True)
+        await t.fan_out(served, {})
+        return served, threading.get_ident()
+
+    served, loop_thread = asyncio.run(go())
+    for probe in probes.values():
+        assert [(tid, e is served) for tid, e in probe.calls] == [(loop_thread, True)]
+    local = bot.retrieve_and_generate(env.model_copy(deep=True))
+    assert [h.shop_id for h in served.retrieval] == [h.shop_id for h in local.retrieval]
+    assert [c.shop_id for c in served.candidates] == [c.shop_id for c in local.candidates]
+    assert not served.errors and not served.degraded
 
 
 def test_a_late_colocated_step_degrades_the_turn_as_over_http(bot):
