@@ -181,6 +181,7 @@ class SearchFilters(Bounded):
     cheaper_than: int | None = Field(default=None, ge=0, le=MAX_BUDGET_WON)  # "더 싼 데": min_price below
     # Soft preferences the final order applies (hard limits above, these only order and widen):
     prefer_walk_min: int | None = Field(default=None, ge=1, le=120)   # a child's walk unless they said
+    widen_walk_min: int | None = Field(default=None, ge=1, le=120)    # widest ring then (None: select's)
     prefer_open_at: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # "now": open first
     sort: Literal["relevance", "nearest", "cheapest"] = "relevance"
 
@@ -224,6 +225,8 @@ class SearchFilters(Bounded):
             out.append(f"cheaper_than:{self.cheaper_than}")
         if self.prefer_walk_min is not None:
             out.append(f"prefer_walk_min:{self.prefer_walk_min}")
+        if self.widen_walk_min is not None:
+            out.append(f"widen_walk_min:{self.widen_walk_min}")
         if self.sort != "relevance":
             out.append(f"sort:{self.sort}")
         return out

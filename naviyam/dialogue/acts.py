@@ -75,7 +75,7 @@ class PartyOp(Strict):
 
 
 class FlagOp(Strict):
-    slot: Literal["meal_card", "good_shop", "not_spicy"]
+    slot: Literal["meal_card", "good_shop", "not_spicy", "near"]
     op: Literal["set", "clear"]
 
 

@@ -16,6 +16,9 @@ from naviyam.dialogue.state import DialogueState
 from naviyam.schemas import Intent, RequestContext, SearchFilters, UserInput, UserProfile, time_slot_of
 
 CHILD_WALK_MIN = 15     # the default pick is within a short walk; widened only when too few qualify
+# "여기 근처 치킨": the child put nearness first, so the pick widens to this walk at most, not to
+# select.WIDER_WALK_MIN (fewer shops rather than a 25-minute walk; ~1.3 km at a child's pace).
+NEAR_WALK_MIN = 20
 _LIST_SLOTS = {"menu_items", "allergens", "avoid_foods"}
 _DEFAULTS = DialogueState()
 
@@ -62,7 +65,7 @@ def apply(state: DialogueState, update: FrameUpdate) -> DialogueState:
             elif kind == "remove":
                 items = [v for v in items if v not in (value or [])]
             data[slot] = items
-        elif slot in ("meal_card", "good_shop", "not_spicy"):
+        elif slot in ("meal_card", "good_shop", "not_spicy", "near"):
             data[slot] = kind == "set"
         else:
             data[slot] = value.model_dump() if hasattr(value, "model_dump") else value
@@ -104,6 +107,8 @@ def search(state: DialogueState, update: FrameUpdate, profile: UserProfile, user
     else:
         filters.max_distance_km = max_distance_km
         filters.prefer_walk_min = CHILD_WALK_MIN
+        if state.near:
+            filters.widen_walk_min = NEAR_WALK_MIN
     if update.exclude_shown:
         filters.exclude_shop_ids = list(state.seen)
     shown = [sid for sid in state.shown if sid in catalog.shops.index]

@@ -4,8 +4,9 @@ Applied where the final list is made (``NaviyamChatbot.order``), which the in-pr
 the served ranker both call, so every path picks alike:
 - open at the time asked: a stated time is a hard filter upstream; otherwise open shops come first
   and a closed one is shown (with its opening time) only when no open shop qualifies;
-- a short walk: without a stated limit, shops within ``prefer_walk_min`` minutes; the next ring is
-  added only when fewer than ``MIN_NEAR`` qualify, and that is said in the answer;
+- a short walk: without a stated limit, shops within ``prefer_walk_min`` minutes; the next ring
+  (to ``widen_walk_min``, ``WIDER_WALK_MIN`` unless the child asked for shops close by) is added
+  only when fewer than ``MIN_NEAR`` qualify, and that is said in the answer;
 - "가까운 순" / "제일 싼 데": the order the child asked for, after the hard rules.
 """
 from __future__ import annotations
@@ -49,6 +50,11 @@ def is_open_at(catalog: Catalog, shop_id: str, at: str | None) -> bool:
     return bool(open_flags(catalog, [shop_id], at)[0])
 
 
+def widest_walk(filters: SearchFilters) -> int:
+    """Minutes of the widest ring a default pick reaches before it shows whatever qualifies."""
+    return filters.widen_walk_min if filters.widen_walk_min is not None else WIDER_WALK_MIN
+
+
 def pick(catalog: Catalog, scores: dict[str, float], filters: SearchFilters, context: RequestContext,
          top_k: int) -> Picked:
     if not scores:
@@ -69,7 +75,7 @@ def pick(catalog: Catalog, scores: dict[str, float], filters: SearchFilters, con
     if filters.prefer_walk_min is not None:
         near = [s for s in ids if walk[s] <= filters.prefer_walk_min]
         if len(near) < MIN_NEAR:
-            ring = [s for s in ids if filters.prefer_walk_min < walk[s] <= WIDER_WALK_MIN]
+            ring = [s for s in ids if filters.prefer_walk_min < walk[s] <= widest_walk(filters)]
             widened = bool(ring)
             near = near + ring
             if not near:
@@ -92,9 +98,10 @@ def near_qualifying(catalog: Catalog, mask: np.ndarray, context: RequestContext,
     surely holds every answer, then the walk in whole minutes and the order exactly as over all
     qualifying shops (ties by catalog row)."""
     if filters.prefer_walk_min is not None:
-        rows, minutes = _qualifying_within(catalog, mask, context, _km_of_minutes(WIDER_WALK_MIN))
-        rows = rows[minutes <= WIDER_WALK_MIN]
-        minutes = minutes[minutes <= WIDER_WALK_MIN]
+        widest = widest_walk(filters)
+        rows, minutes = _qualifying_within(catalog, mask, context, _km_of_minutes(widest))
+        rows = rows[minutes <= widest]
+        minutes = minutes[minutes <= widest]
     else:
         rows, minutes = _nearest_qualifying(catalog, mask, context)
     keep = rows[np.argsort(minutes, kind="stable")][:NEAR_FILL_MAX]

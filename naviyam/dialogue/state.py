@@ -47,6 +47,7 @@ class DialogueState(Bounded):
     # time: None = now (open shops first); "now" = only shops open now; "HH:MM" = open then
     time: str | None = Field(default=None, pattern=r"^(now|([01]\d|2[0-3]):[0-5]\d)$")
     walk_max_min: int | None = Field(default=None, ge=1, le=MAX_WALK_MIN)
+    near: bool = False      # "근처", "가까운 데": the pick widens less far (policy.NEAR_WALK_MIN)
     sort: Sort = "relevance"
     # what the conversation has shown: the last answer's list (references point into it), the
     # shop the child last asked about ("그 집"), and every shop shown so far ("다른 데").

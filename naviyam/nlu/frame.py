@@ -49,6 +49,8 @@ def frame_update(intent: Intent, entities: Entities, followup: FollowUp, text: s
         ops.append({"slot": "good_shop", "op": "set"})
     if slots.not_spicy:
         ops.append({"slot": "not_spicy", "op": "set"})
+    if slots.near:
+        ops.append({"slot": "near", "op": "set"})
     if slots.allergens:
         ops.append({"slot": "allergens", "op": "add", "value": list(slots.allergens)})
     if slots.avoid_foods:

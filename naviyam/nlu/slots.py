@@ -45,6 +45,8 @@ _WALK = re.compile(
 _DISTANCE = re.compile(r"(?P<n>\d+(?:\.\d+)?)(?P<unit>km|킬로|키로|m|미터)(?:안|이내|내|거리|이하|까지)")
 _NEAREST = re.compile(r"(?:제일|가장|젤|젤루|최대한|젤로)가까|가까운(?:거|것|곳|데|집|가게|애)?(?:부터|먼저|순|순서|위주|로|으로|걸로|거로|데가)"
                       r"|거리순|가까운순|짧은순")
+# "여기 근처", "가까운 데", "주변에": the child asks for shops close by (not "근처 말고").
+_NEAR = re.compile(r"(?:근처|주변|근방|부근|인근|가까운|가까이|가깝)(?!말고|아니)")
 _CHEAPEST = re.compile(r"(?:제일|가장|젤|최대한)(?:싼|싸|저렴)|(?:싼|저렴한|가격)(?:순|순서)|가격낮은순")
 _NOT_SPICY = re.compile(r"안매운|안맵|맵지않|덜매운|맵찔|매운(?:거|것|건|걸|음식|거는|건|거를|것은)?"
                         r"(?:진짜|정말|잘|아예|좀|너무|전혀|하나도)?(?:못|싫|안|별로|빼|무리|노노|ㄴㄴ)")
@@ -91,6 +93,7 @@ class SlotReadings:
     party: int | None = None
     walk_max_min: int | None = None
     sort: str | None = None            # "nearest" | "cheapest"
+    near: bool = False                 # "근처", "가까운 데": close by, not a longer walk
     not_spicy: bool = False
     good_shop: bool = False
     card_ok: bool = False
@@ -110,7 +113,7 @@ def read_slots(text: str, has_shop_name: bool = False) -> SlotReadings:
     questions = _questions(sq)
     allergens, foods = stated_avoidance(text)
     return SlotReadings(
-        time=_time(sq), party=_party(sq), walk_max_min=_walk(sq), sort=_sort(sq),
+        time=_time(sq), party=_party(sq), walk_max_min=_walk(sq), sort=_sort(sq), near=bool(_NEAR.search(sq)),
         not_spicy=bool(_NOT_SPICY.search(sq)), good_shop=bool(_GOOD_SHOP.search(sq)), card_ok=bool(_CARD_OK.search(sq)),
         allergens=allergens, avoid_foods=foods, reference=reference, questions=questions,
         chitchat=_chitchat(sq), asks_for_shops=bool(_REQUEST.search(sq)), adds_menu=bool(_ADD_MENU.search(sq)),

@@ -1,12 +1,17 @@
 """Applying a turn's act to the conversation's frame: what refines, what replaces, what lasts."""
 from __future__ import annotations
 
+from datetime import datetime
+from types import SimpleNamespace
+
+import pandas as pd
 import pytest
 from pydantic import ValidationError
 
 from naviyam.dialogue import policy
 from naviyam.dialogue.acts import Act, FrameUpdate
 from naviyam.dialogue.state import DialogueState
+from naviyam.schemas import UserInput, UserProfile
 
 
 def update(act: str, *ops: dict, **kw) -> FrameUpdate:
@@ -70,3 +75,23 @@ def test_the_contract_is_strict():
 def test_party_divides_the_budget():
     state = DialogueState(budget=10000, party_size=2)
     assert state.per_person_budget == 5000 and state.goal()["budget_per_person"] == 5000
+
+
+def test_near_lasts_through_refinements_and_narrows_the_widest_walk():
+    """"여기 근처 치킨": the pick widens to NEAR_WALK_MIN at most; "급식카드 되는 데" keeps that."""
+    catalog = SimpleNamespace(shops=pd.DataFrame(index=pd.Index([], name="shop_id")))  # nothing on screen
+    user = UserInput(user_id="user_1", text="여기 근처 치킨", lat=37.5133, lon=127.1001)
+    profile = UserProfile(user_id="user_1", age=11, school_id="sch_01")
+    local = datetime(2026, 12, 2, 12, 45)
+    state = policy.apply(DialogueState(), update("new_search", {"slot": "category", "op": "set", "value": "치킨"},
+                                                 {"slot": "near", "op": "set"}))
+    state = policy.apply(state, update("refine", {"slot": "meal_card", "op": "set"}))
+    assert state.near and "near" not in state.goal()  # not a slot of the evaluation's vocabulary
+    near = policy.search(state, update("refine"), profile, user, catalog, 3.0, local).filters
+    plain = policy.search(state.model_copy(update={"near": False}), update("refine"), profile, user, catalog, 3.0,
+                          local).filters
+    assert (near.prefer_walk_min, near.widen_walk_min) == (policy.CHILD_WALK_MIN, policy.NEAR_WALK_MIN)
+    assert plain.widen_walk_min is None and "widen_walk_min:20" in near.describe()
+    limited = policy.search(state.model_copy(update={"walk_max_min": 10}), update("refine"), profile, user, catalog,
+                            3.0, local).filters
+    assert limited.prefer_walk_min is None and limited.widen_walk_min is None  # a stated limit is the hard one

@@ -100,6 +100,28 @@ def test_default_picks_are_a_childs_walk_unless_too_few(bot):
     assert all(r.walk_minutes <= 15 for r in resp.recommendations) or "조금 더 먼 곳" in resp.response
 
 
+NEAR_ASKS = ["이 근처 {food}", "여기 근처에 {food} 있어?", "가까운 {food}집 ㅊㅊ", "주변에 {food} 파는 데", "학교 근처 {food}"]
+
+
+@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ask=st.sampled_from(NEAR_ASKS), food=st.sampled_from(["치킨", "떡볶이", "피자", "햄버거", "김밥", "짜장면"]),
+       hour=st.sampled_from(["07:10", "12:30", "15:40", "19:50", "22:40"]),
+       user=st.sampled_from(["user_5", "user_44", "user_77", "user_103"]),
+       after=st.lists(st.sampled_from(["급식카드 되는 데만", "다른 데도 보여줘", "그럼 칠천원까지"]), max_size=2))
+def test_a_child_asking_for_shops_close_by_is_not_sent_on_a_long_walk(bot, ask, food, hour, user, after):
+    """"근처", "가까운", "주변": the list widens to NEAR_WALK_MIN at most, through the refinements
+    that follow; farther only when nothing qualifies within it (no near shop beside far ones),
+    and then the answer says so."""
+    from naviyam.dialogue.policy import NEAR_WALK_MIN
+
+    session = f"near-{abs(hash((ask, food, hour, user, tuple(after)))) % 10**9}"
+    for text in [ask.format(food=food), *after]:
+        resp = _turn(bot, text, session, when=f"2026-12-02T{hour}:00", user=user)
+        walks = [r.walk_minutes for r in resp.recommendations]
+        if walks and max(walks) > NEAR_WALK_MIN:  # only when nothing within the walk qualified at all
+            assert min(walks) > NEAR_WALK_MIN and "조금 더 먼 곳" in resp.response, (text, walks)
+
+
 def test_references_answer_from_the_shops_facts(bot):
     shown = _turn(bot, "김밥 먹을래", "ref").recommendations
     assert len(shown) >= 3

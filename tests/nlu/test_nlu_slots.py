@@ -35,6 +35,15 @@ def test_walk(text, want):
 
 
 @pytest.mark.parametrize("text, want", [
+    ("여기 근처 치킨", True), ("이근처 떡볶이집 ㅊㅊ", True), ("학교 주변에 있는 분식", True), ("가까운 피자집 있어?", True),
+    ("집에서 가까이 있는 데", True), ("홍대입구역 근처 분식집", True), ("근처 말고 좀 멀어도 돼", False),
+    ("치킨 먹고 싶어", False), ("걸어서 10분 안에", False),
+])
+def test_near(text, want):
+    assert read_slots(text).near is want
+
+
+@pytest.mark.parametrize("text, want", [
     ("가까운 데로", "nearest"), ("제일 가까운 순서로", "nearest"), ("젤 가까운데", "nearest"), ("제일 싼 데", "cheapest"),
     ("가격 낮은 순", "cheapest"), ("더 싼 데", None), ("가까운 편의점 있어?", None),
 ])
