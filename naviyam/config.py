@@ -110,7 +110,7 @@ class ServingSettings(BaseModel):
     step_timeout_s: float = 5.0      # one graph hop (an overloaded 2-core laptop queues for seconds)
     graph_timeout_s: float = 10.0    # the whole request
     predictor_timeout_s: float = 1.0  # ranker transformer -> ONNX predictor
-    fanout_timeout_s: float = 0.6    # ranker transformer -> retriever / candidates, each
+    fanout_timeout_s: float = 0.6    # ranker transformer -> retriever / candidates, each call not run on its loop
     # Predict URLs by service name; empty means this machine's ports. On a cluster these are the
     # InferenceServices' in-cluster URLs (set in the ConfigMap of manifests/).
     service_urls: dict[str, str] = Field(default_factory=dict)
