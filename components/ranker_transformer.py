@@ -185,8 +185,8 @@ class RankerTransformer(EnvelopeModel):
             # Served by this very process (serving.colocate) on the fast path: the node's step on
             # the envelope itself, on the loop, as its own predict runs it and as the in-process
             # chatbot runs both sides on one envelope (each writes only its own fields). A worker
-            # thread per side bought nothing here: both sides are GIL-bound Python in one
-            # process, and the two hand-offs and their contention cost the served graph ~5% of
+            # thread per side bought nothing here: both sides are mostly GIL-bound Python in
+            # one process, and the two hand-offs and their contention cost the served graph ~5% of
             # its CPU per turn (make bench, paired rounds: 1.47-1.54x -> 1.38-1.45x). Nor could
             # the timeout stop a side: it only stopped waiting while the thread went on
             # spending the CPU, so on a busy core it turned load into degraded answers.
